@@ -1,0 +1,1 @@
+"""Ingestion: from a corpus on disk to a searchable collection."""

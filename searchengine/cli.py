@@ -1,0 +1,42 @@
+"""The `clsp-search` command: one entry point, one sub-command per job.
+
+Each feature keeps its own commands next to its code (`searchengine/corpus/cli.py`,
+`searchengine/model/cli.py`, ...); this module only wires them together, so that starting the CLI stays
+fast (heavy imports such as torch happen inside the commands that need them).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from searchengine.corpus.cli import app as corpus_app
+
+app = typer.Typer(
+    name="clsp-search",
+    help="Speech-text vector search: find voices by describing them or by example.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(corpus_app, name="corpus")
+
+
+def _register_model_commands() -> None:
+    """Add `train` and `eval` when the model package provides them."""
+    try:
+        from searchengine.model import cli as model_cli
+    except ImportError:  # pragma: no cover - the model package is part of every install
+        return
+    app.command("train")(model_cli.train)
+    app.command("eval")(model_cli.evaluate)
+
+
+_register_model_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
