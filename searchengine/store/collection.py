@@ -1,0 +1,601 @@
+"""A collection on disk: three FAISS indexes, one DuckDB file, one collection.json.
+
+Layout of a collection directory::
+
+    collection.json   schema version, model id, dim, metric, index descriptions, counts, generation
+    meta.duckdb       clips, captions, errors, runs, state (generation and id counters)
+    speech.faiss      one vector per clip (segment), ids = clips.id
+    global.faiss      one vector per global caption, ids = captions.id (captions.clip_id -> clips.id)
+    fine.faiss        one vector per fine caption, ids = captions.id
+
+Crash safety is a small two-phase commit with DuckDB as the arbiter. A write (`Transaction.commit`)
+1. writes every changed index to `<kind>.faiss.g<N>.pending` and fsyncs it,
+2. commits the DuckDB transaction that also sets `state.generation = N`,
+3. renames the pending files over `<kind>.faiss`, and
+4. rewrites collection.json (tmp file + rename) with `generation = N`.
+A crash before 2 leaves pending files of a generation DuckDB never reached: opening deletes them.
+A crash after 2 leaves DuckDB one generation ahead of collection.json: opening finishes steps 3-4
+(roll forward). Either way the FAISS files always agree with the DuckDB rows after `open`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from searchengine.store import faiss_index as fi
+from searchengine.store.schema import (
+    CORE_CLIP_COLUMNS,
+    SCHEMA_VERSION,
+    create_tables,
+    ensure_columns,
+    get_state,
+    quote_ident,
+    set_state,
+    table_columns,
+)
+
+KINDS = ("speech", "global", "fine")
+CAPTION_KINDS = ("global", "fine")
+INFO_FILE = "collection.json"
+DB_FILE = "meta.duckdb"
+_PENDING = re.compile(r"^(speech|global|fine)\.faiss\.g(\d+)\.pending$")
+
+
+class CollectionError(RuntimeError):
+    """Anything wrong with a collection directory or a write to it."""
+
+
+class ModelMismatchError(CollectionError):
+    """The collection's vectors come from another model than the one offered; mixing them is meaningless."""
+
+    def __init__(self, path: Path, needed: str, offered: str) -> None:
+        self.needed, self.offered = needed, offered
+        super().__init__(
+            f"collection {path} was built with model '{needed}', not '{offered}': "
+            f"use --model {needed.split('@')[0]} (the same weights) or index into a new collection"
+        )
+
+
+@dataclass(frozen=True)
+class Caption:
+    """A caption to store: `clip` indexes the clips passed in the same `add` call."""
+
+    clip: int
+    kind: str
+    text: str
+    generated: bool = False
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _arrow_column(values: list[Any], dtype: str | None) -> pa.Array:
+    """An Arrow column DuckDB can cast into `dtype`; JSON values are serialised, mixed types become text."""
+    if dtype == "JSON" or any(isinstance(v, dict) for v in values):
+        return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _normalise(vectors: np.ndarray | None, dim: int, n: int, what: str) -> np.ndarray:
+    if vectors is None or len(vectors) == 0:
+        vectors = np.zeros((0, dim), np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors.reshape(1, -1)
+    if vectors.shape != (n, dim):
+        raise ValueError(f"{what}: expected shape ({n}, {dim}), got {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1)
+    if n and not np.allclose(norms, 1.0, atol=1e-3):
+        raise ValueError(f"{what}: vectors must be L2-normalised (norms {norms.min():.3f}..{norms.max():.3f})")
+    return vectors
+
+
+class Collection:
+    """An open collection. Create with `Collection.create`, open with `Collection.open`."""
+
+    def __init__(
+        self, path: Path, con: duckdb.DuckDBPyConnection, info: dict, indexes: dict[str, faiss.Index], read_only: bool
+    ) -> None:
+        self.path = path
+        self.con = con
+        self.info = info
+        self.indexes = indexes
+        self.read_only = read_only
+        self._tx: Transaction | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+    @staticmethod
+    def exists(path: str | os.PathLike) -> bool:
+        """True when `path` holds a collection (collection.json is the last file `create` writes)."""
+        return (Path(path) / INFO_FILE).is_file()
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike, model_id: str, dim: int, index_factory: str = "auto"
+    ) -> Collection:
+        """Make an empty collection at `path` (the directory may exist but must not hold a collection)."""
+        root = Path(path)
+        if cls.exists(root):
+            raise CollectionError(f"{root} already holds a collection; open it instead")
+        root.mkdir(parents=True, exist_ok=True)
+        # Leftovers of a create that crashed before collection.json was written.
+        for name in os.listdir(root):
+            if name.startswith(DB_FILE) or ".faiss" in name:
+                os.remove(root / name)
+        con = duckdb.connect(str(root / DB_FILE))
+        con.begin()
+        create_tables(con)
+        con.commit()
+        indexes = {kind: fi.new_index("Flat", dim) for kind in KINDS}
+        for kind, index in indexes.items():
+            fi.write(index, root / f"{kind}.faiss")
+        info = {
+            "schema_version": SCHEMA_VERSION,
+            "model_id": model_id,
+            "dim": int(dim),
+            "metric": "ip",
+            "normalized": True,
+            "index_factory": index_factory,
+            "generation": 0,
+            "indexes": {kind: fi.describe(idx, "IDMap2,Flat") for kind, idx in indexes.items()},
+            "counts": {},
+            "created": _now().isoformat(timespec="seconds"),
+        }
+        coll = cls(root, con, info, indexes, read_only=False)
+        info["counts"] = coll._counts()
+        _write_json_atomic(root / INFO_FILE, info)
+        return coll
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike, model_id: str | None = None, read_only: bool = False, mmap: bool = False
+    ) -> Collection:
+        """Open an existing collection, finishing or undoing an interrupted write first.
+
+        `model_id`, when given, must equal the one the collection was built with. `read_only=True`
+        (the server) changes nothing on disk; it reads a committed-but-unrenamed index if a writer
+        died mid-commit. `mmap=True` maps IVF inverted lists instead of loading them.
+        """
+        root = Path(path)
+        if not cls.exists(root):
+            raise CollectionError(f"{root} is not a collection (no {INFO_FILE}); create it with `clsp-search index`")
+        info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
+        if info.get("schema_version") != SCHEMA_VERSION:
+            raise CollectionError(
+                f"{root} has schema version {info.get('schema_version')}, this version reads {SCHEMA_VERSION}"
+            )
+        if model_id is not None and info["model_id"] != model_id:
+            raise ModelMismatchError(root, info["model_id"], model_id)
+        try:
+            con = duckdb.connect(str(root / DB_FILE), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise CollectionError(f"cannot open {root / DB_FILE}: {exc}") from exc
+        db_gen = get_state(con)["generation"]
+        sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
+        indexes = {kind: fi.read(sources[kind], mmap=mmap) for kind in KINDS}
+        coll = cls(root, con, info, indexes, read_only)
+        if db_gen != info["generation"] and not read_only:
+            coll._write_info(db_gen)
+        return coll
+
+    @staticmethod
+    def _recover(root: Path, json_gen: int, db_gen: int, read_only: bool) -> dict[str, Path]:
+        """Apply the commit protocol's recovery rules; return the file to load for each index."""
+        sources = {kind: root / f"{kind}.faiss" for kind in KINDS}
+        for name in sorted(os.listdir(root)):
+            m = _PENDING.match(name)
+            if not m:
+                continue
+            kind, gen = m.group(1), int(m.group(2))
+            pending = root / name
+            if gen == db_gen and gen > json_gen:  # committed in DuckDB, not yet renamed: roll forward
+                if read_only:
+                    sources[kind] = pending
+                else:
+                    os.replace(pending, sources[kind])
+            elif not read_only:  # never committed (gen > db_gen) or a stale leftover: discard
+                os.remove(pending)
+        if not read_only:
+            _fsync_dir(root)
+        return sources
+
+    def close(self) -> None:
+        """Release the DuckDB file (a pending transaction is rolled back)."""
+        if self._tx is not None:
+            self._tx.rollback()
+        self.con.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def model_id(self) -> str:
+        return self.info["model_id"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.info["dim"])
+
+    @property
+    def generation(self) -> int:
+        return int(self.info["generation"])
+
+    def index(self, kind: str) -> faiss.Index:
+        """The FAISS index of `kind` ('speech', 'global' or 'fine')."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        return self.indexes[kind]
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run parameterised SQL on the metadata (for reading; writes go through `transaction`)."""
+        return self.con.execute(query, params or [])
+
+    # ----------------------------------------------------------------------------- reading
+    def search(self, kind: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` inner products of L2-normalised `queries` [Q, dim] against index `kind`: (scores, ids)."""
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        index = self.index(kind)
+        if index.ntotal == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        return index.search(q, min(k, index.ntotal))
+
+    def vectors(self, kind: str, ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors by id (exact for Flat indexes, decoded for quantised ones)."""
+        index = self.index(kind)
+        return np.vstack([index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), np.float32)
+
+    def caption_clip_ids(self, caption_ids: Sequence[int]) -> dict[int, int]:
+        """captions.id -> clips.id, to turn a caption-index hit into a clip."""
+        if not len(caption_ids):
+            return {}
+        rows = self.con.execute(
+            "SELECT id, clip_id FROM captions WHERE list_contains(?, id)", [[int(i) for i in caption_ids]]
+        ).fetchall()
+        return {int(a): int(b) for a, b in rows}
+
+    def _counts(self) -> dict[str, int]:
+        c = self.con.execute(
+            "SELECT (SELECT count(*) FROM clips), (SELECT count(DISTINCT source_key) FROM clips),"
+            " (SELECT coalesce(sum(duration), 0) FROM clips),"
+            " (SELECT count(*) FROM captions WHERE kind = 'global'),"
+            " (SELECT count(*) FROM captions WHERE kind = 'fine'), (SELECT count(*) FROM errors)"
+        ).fetchone()
+        return {
+            "clips": int(c[0]),
+            "sources": int(c[1]),
+            "audio_seconds": round(float(c[2]), 3),
+            "global_captions": int(c[3]),
+            "fine_captions": int(c[4]),
+            "errors": int(c[5]),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, index types and sizes, model and disk usage: what `info` and the API report."""
+        disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return {
+            "path": str(self.path),
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "metric": "ip",
+            "generation": self.generation,
+            "counts": self._counts(),
+            "indexes": {kind: fi.describe(self.indexes[kind], self.info["indexes"][kind]["factory"]) for kind in KINDS},
+            "disk_bytes": disk,
+        }
+
+    def _write_info(self, generation: int) -> None:
+        self.info["generation"] = int(generation)
+        self.info["counts"] = self._counts()
+        self.info["updated"] = _now().isoformat(timespec="seconds")
+        _write_json_atomic(self.path / INFO_FILE, self.info)
+
+    # ----------------------------------------------------------------------------- writing
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """All writes inside the block become visible together, or not at all."""
+        tx = self.begin()
+        try:
+            yield tx
+        except BaseException:
+            tx.rollback()
+            raise
+        tx.commit()
+
+    def begin(self) -> Transaction:
+        if self.read_only:
+            raise CollectionError(f"{self.path} is open read-only")
+        if self._tx is not None:
+            raise CollectionError("a transaction is already open on this collection")
+        self._tx = Transaction(self)
+        return self._tx
+
+    def add(
+        self,
+        clips: Sequence[Mapping[str, Any]],
+        speech: np.ndarray,
+        captions: Sequence[Caption] = (),
+        caption_vectors: np.ndarray | None = None,
+        column_types: Mapping[str, str] | None = None,
+    ) -> np.ndarray:
+        """Add clips with their speech vectors (and captions with theirs) in one commit; returns clip ids."""
+        with self.transaction() as tx:
+            return tx.add(clips, speech, captions, caption_vectors, column_types)
+
+    def delete(self, ids: Sequence[int]) -> int:
+        """Delete clips (rows, their captions and all their vectors) in one commit; returns how many existed."""
+        with self.transaction() as tx:
+            return tx.delete(ids)
+
+    def compact(self) -> None:
+        """Rebuild every index at the type its current size calls for (retraining IVF centroids) and
+        let DuckDB reclaim the space of deleted rows.
+
+        Deletions take effect at once (they are removed from the indexes); compaction is for after
+        large deletions or growth, when IVF centroids no longer fit the data.
+        """
+        with self.transaction() as tx:
+            for kind in KINDS:
+                factory = self._desired_factory(self.indexes[kind].ntotal)
+                if fi.min_train_size(factory) > self.indexes[kind].ntotal:
+                    factory = "IDMap2,Flat"
+                self.indexes[kind] = fi.rebuild(self.indexes[kind], factory, self.dim)
+                self.info["indexes"][kind]["factory"] = factory
+                tx.dirty.add(kind)
+        self.con.execute("CHECKPOINT")
+
+    def _desired_factory(self, n: int) -> str:
+        configured = self.info.get("index_factory", "auto")
+        return fi.choose_factory(n, self.dim) if configured == "auto" else configured
+
+    def _reload_indexes(self) -> None:
+        for kind in KINDS:
+            self.indexes[kind] = fi.read(self.path / f"{kind}.faiss")
+
+
+class Transaction:
+    """Staged writes to a collection; `commit` makes them durable with the protocol in the module doc."""
+
+    def __init__(self, coll: Collection) -> None:
+        self.coll = coll
+        self.con = coll.con
+        self.dirty: set[str] = set()
+        self.con.begin()
+        self.state = get_state(self.con)
+        self._factories = {k: coll.info["indexes"][k]["factory"] for k in KINDS}
+
+    def _take_ids(self, key: str, n: int) -> np.ndarray:
+        first = self.state[key]
+        self.state[key] = first + n
+        set_state(self.con, key, first + n)
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def _ensure_trained(self, kind: str, incoming: np.ndarray) -> None:
+        """Switch an index to the type its size calls for once there is enough data to train it."""
+        index = self.coll.indexes[kind]
+        total = index.ntotal + len(incoming)
+        want = self.coll._desired_factory(total)
+        have = self.coll.info["indexes"][kind]["factory"]
+        if fi.family(want) == fi.family(have) or total < fi.min_train_size(want):
+            return
+        ids, vecs = fi.ids_and_vectors(index)
+        new = fi.new_index(want, self.coll.dim)
+        fi.train(new, np.vstack([vecs, incoming]) if len(vecs) else incoming)
+        fi.add(new, vecs, ids)
+        self.coll.indexes[kind] = new
+        self.coll.info["indexes"][kind]["factory"] = want
+
+    def _add_vectors(self, kind: str, vectors: np.ndarray, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        self.dirty.add(kind)  # before any change, so that a failure below reloads the saved index
+        self._ensure_trained(kind, vectors)
+        fi.add(self.coll.indexes[kind], vectors, ids)
+
+    def add(
+        self,
+        clips: Sequence[Mapping[str, Any]],
+        speech: np.ndarray,
+        captions: Sequence[Caption] = (),
+        caption_vectors: np.ndarray | None = None,
+        column_types: Mapping[str, str] | None = None,
+        run_id: int | None = None,
+    ) -> np.ndarray:
+        """Stage clips (dicts of column -> value; unknown keys become new typed columns) and vectors."""
+        dim = self.coll.dim
+        speech = _normalise(speech, dim, len(clips), "speech vectors")
+        caption_vectors = _normalise(caption_vectors, dim, len(captions), "caption vectors")
+        if not clips:
+            return np.zeros(0, np.int64)
+        for c in clips:
+            for required in ("source_key", "source_path"):
+                if not c.get(required):
+                    raise ValueError(f"every clip needs '{required}'")
+        ids = self._take_ids("next_clip_id", len(clips))
+        now = _now()
+        rows = [
+            {**c, "id": int(i), "segment": int(c.get("segment", 0)), "run_id": c.get("run_id", run_id), "added_at": now}
+            for c, i in zip(clips, ids)
+        ]
+        ensure_columns(self.con, "clips", rows, column_types)
+        types = table_columns(self.con, "clips")
+        names = [n for n in types if any(n in r for r in rows)]
+        table = pa.table({n: _arrow_column([r.get(n) for r in rows], types[n]) for n in names})
+        self._insert("clips", table)
+        self._add_vectors("speech", speech, ids)
+
+        if captions:
+            cap_ids = self._take_ids("next_caption_id", len(captions))
+            for c in captions:
+                if c.kind not in CAPTION_KINDS:
+                    raise ValueError(f"caption kind must be one of {CAPTION_KINDS}, not {c.kind!r}")
+            cap_table = pa.table(
+                {
+                    "id": pa.array(cap_ids, pa.int64()),
+                    "clip_id": pa.array([int(ids[c.clip]) for c in captions], pa.int64()),
+                    "kind": pa.array([c.kind for c in captions], pa.string()),
+                    "text": pa.array([c.text for c in captions], pa.string()),
+                    "generated": pa.array([bool(c.generated) for c in captions], pa.bool_()),
+                }
+            )
+            self._insert("captions", cap_table)
+            kinds = np.array([c.kind for c in captions])
+            for kind in CAPTION_KINDS:
+                sel = np.flatnonzero(kinds == kind)
+                self._add_vectors(kind, caption_vectors[sel], cap_ids[sel])
+        return ids
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        self.con.register("_incoming", data)
+        try:
+            cols = ", ".join(quote_ident(n) for n in data.column_names)
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+        finally:
+            self.con.unregister("_incoming")
+
+    def delete(self, ids: Sequence[int]) -> int:
+        """Stage deletion of clips by id, with their captions and vectors; returns how many existed."""
+        id_list = sorted({int(i) for i in ids})
+        if not id_list:
+            return 0
+        present = [r[0] for r in self.con.execute("SELECT id FROM clips WHERE list_contains(?, id)", [id_list]).fetchall()]
+        caps = self.con.execute("SELECT id, kind FROM captions WHERE list_contains(?, clip_id)", [id_list]).fetchall()
+        self.con.execute("DELETE FROM captions WHERE list_contains(?, clip_id)", [id_list])
+        self.con.execute("DELETE FROM clips WHERE list_contains(?, id)", [id_list])
+        removals = {"speech": np.array(present, np.int64)}
+        for kind in CAPTION_KINDS:
+            removals[kind] = np.array([c for c, k in caps if k == kind], np.int64)
+        for kind, rm in removals.items():
+            if len(rm):
+                try:
+                    fi.remove(self.coll.indexes[kind], rm)
+                except RuntimeError as exc:
+                    raise CollectionError(
+                        f"index type {self._factories[kind]} cannot delete vectors ({exc}); use an IVF or Flat type"
+                    ) from exc
+                self.dirty.add(kind)
+        return len(present)
+
+    def record_error(
+        self,
+        source_key: str,
+        path: str,
+        stage: str,
+        reason: str,
+        message: str,
+        content_hash: str | None = None,
+        run_id: int | None = None,
+    ) -> None:
+        """Note a file that could not be indexed, and why (the run goes on)."""
+        (eid,) = self._take_ids("next_error_id", 1)
+        self.con.execute(
+            "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [int(eid), source_key, path, stage, reason, message, content_hash, run_id, _now()],
+        )
+
+    def clear_errors(self, source_keys: Sequence[str]) -> None:
+        """Forget old errors of sources that have now been indexed successfully."""
+        if source_keys:
+            self.con.execute("DELETE FROM errors WHERE list_contains(?, source_key)", [list(source_keys)])
+
+    def start_run(self, source: str, model_id: str, args: Mapping[str, Any]) -> int:
+        """Open a row in `runs`; runs left 'running' by a killed process are marked 'interrupted'."""
+        self.con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        (rid,) = self._take_ids("next_run_id", 1)
+        self.con.execute(
+            "INSERT INTO runs (id, started, source, model_id, status, args) VALUES (?, ?, ?, ?, 'running', ?)",
+            [int(rid), _now(), source, model_id, json.dumps(dict(args), default=str)],
+        )
+        return int(rid)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Set columns of a `runs` row (names checked against the table, values bound)."""
+        allowed = set(table_columns(self.con, "runs")) - {"id"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown runs columns: {sorted(unknown)}")
+        if fields:
+            sets = ", ".join(f"{quote_ident(k)} = ?" for k in fields)
+            self.con.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*fields.values(), int(run_id)])
+
+    def commit(self) -> None:
+        """Durably apply everything staged (see the module doc for the order of writes)."""
+        coll = self.coll
+        root = coll.path
+        gen = self.state["generation"] + 1
+        try:
+            pending = {kind: root / f"{kind}.faiss.g{gen}.pending" for kind in sorted(self.dirty)}
+            for kind, path in pending.items():
+                fi.write(coll.indexes[kind], path)
+            set_state(self.con, "generation", gen)
+            self.con.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        coll._tx = None
+        for kind, path in pending.items():
+            os.replace(path, root / f"{kind}.faiss")
+        _fsync_dir(root)
+        for kind in KINDS:
+            coll.info["indexes"][kind] = fi.describe(coll.indexes[kind], coll.info["indexes"][kind]["factory"])
+        coll._write_info(gen)
+
+    def rollback(self) -> None:
+        """Drop staged writes: DuckDB rolls back, in-memory indexes are reloaded from their files."""
+        coll = self.coll
+        try:
+            self.con.rollback()
+        except duckdb.Error:
+            pass
+        for kind in KINDS:
+            coll.info["indexes"][kind]["factory"] = self._factories[kind]
+        if self.dirty:
+            coll._reload_indexes()
+        for name in os.listdir(coll.path):
+            if _PENDING.match(name) and int(_PENDING.match(name).group(2)) > coll.generation:
+                os.remove(coll.path / name)
+        coll._tx = None
+
+
+def core_columns() -> list[str]:
+    """Names of the fixed `clips` columns (everything else in the table came from manifests)."""
+    return list(CORE_CLIP_COLUMNS)

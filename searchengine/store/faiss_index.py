@@ -1,0 +1,177 @@
+"""FAISS indexes for a collection: choosing a type by size, building, persisting atomically.
+
+Plain functions over arrays in the spirit of faiss.contrib: the Collection owns the indexes, these
+functions only make, grow, convert and save them. Every index is inner product over L2-normalised
+vectors and answers with the collection's own int64 ids (clips.id / captions.id), so a search hit
+can go straight to DuckDB.
+
+Two families are used:
+- exact `IDMap2,Flat` (ids held by the IDMap2 wrapper; removal renumbers the flat array, which is
+  exactly what IndexIDMap2.remove_ids expects);
+- `IVF..._HNSW32,SQ8|PQ..` for large collections. IVF keeps ids itself, and a hashtable direct map
+  gives `reconstruct(id)` and `remove_ids`; wrapping it in IndexIDMap2 would break on removal,
+  because IVF does not renumber the way the wrapper assumes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+FLAT_MAX = 1_000_000
+"""Up to this many vectors an exact scan is fast enough (a few ms per query per core-GB) and exact."""
+
+SQ8_MAX = 10_000_000
+"""Up to this many vectors, 8-bit scalar quantisation (4x smaller, recall close to exact) fits in RAM."""
+
+TRAIN_POINTS_PER_LIST = 40
+"""k-means wants at least ~39 points per centroid; with fewer, an IVF index is not built yet."""
+
+
+def nlist_for(n: int) -> int:
+    """IVF list count: about 4*sqrt(n), as a power of two, the usual FAISS starting point."""
+    return max(64, 1 << int(round(math.log2(max(4.0 * math.sqrt(max(n, 1)), 1.0)))))
+
+
+def choose_factory(n: int, dim: int) -> str:
+    """The index type for `n` vectors: exact up to `FLAT_MAX`, then IVF with an HNSW coarse quantizer."""
+    if n <= FLAT_MAX:
+        return "IDMap2,Flat"
+    nlist = nlist_for(n)
+    if n <= SQ8_MAX:
+        return f"IVF{nlist}_HNSW32,SQ8"
+    m = max(8, dim // 8)
+    while dim % m:
+        m -= 1
+    return f"IVF{nlist}_HNSW32,PQ{m}x8"
+
+
+def family(factory: str) -> str:
+    """Coarse type of a factory string: 'flat', or the IVF variant with its list count stripped."""
+    if "IVF" not in factory:
+        return "flat"
+    tail = factory.split(",", 1)[1] if "," in factory else ""
+    return "ivf:" + tail
+
+
+def new_index(factory: str, dim: int) -> faiss.Index:
+    """An empty inner-product index from a factory string (an `IDMap2,` prefix is added to non-IVF types)."""
+    if "IVF" not in factory and not factory.startswith("IDMap"):
+        factory = "IDMap2," + factory
+    return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+
+def min_train_size(factory: str) -> int:
+    """How many vectors `factory` needs before it can be trained (0 for exact indexes)."""
+    if "IVF" not in factory:
+        return 0
+    head = factory.split(",", 1)[0]
+    digits = "".join(ch for ch in head[3:] if ch.isdigit() or ch == "_").split("_")[0]
+    return TRAIN_POINTS_PER_LIST * int(digits or 1)
+
+
+def ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF layer of an index, or None for exact ones."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def num_gpus() -> int:
+    """GPUs faiss can use here (0 with faiss-cpu)."""
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get else 0
+
+
+def train(index: faiss.Index, vectors: np.ndarray, default_nprobe: int = 32) -> None:
+    """Train an IVF index (k-means on the GPU when faiss sees one; the index itself stays on CPU)."""
+    ivf = ivf_of(index)
+    if ivf is None or index.is_trained:
+        return
+    if num_gpus() > 0:  # pragma: no cover - needs faiss-gpu
+        ivf.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(index.d))
+    index.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    ivf.nprobe = default_nprobe
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+
+
+def add(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> None:
+    """Add vectors under the given ids (the index must be trained)."""
+    if len(ids) == 0:
+        return
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+
+
+def remove(index: faiss.Index, ids: np.ndarray) -> int:
+    """Remove ids; returns how many were present."""
+    if len(ids) == 0 or index.ntotal == 0:
+        return 0
+    return int(index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+
+
+def ids_and_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Every (id, vector) in the index. Exact for Flat; the decoded approximation for SQ/PQ."""
+    n = index.ntotal
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
+    ivf = ivf_of(index)
+    if ivf is None:
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        return ids, index.index.reconstruct_n(0, n)
+    invlists = ivf.invlists
+    parts = [
+        faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+        for i in range(ivf.nlist)
+        if invlists.list_size(i)
+    ]
+    ids = np.concatenate(parts).astype(np.int64)
+    return ids, np.vstack([ivf.reconstruct(int(i)) for i in ids]).astype(np.float32)
+
+
+def rebuild(index: faiss.Index, factory: str, dim: int) -> faiss.Index:
+    """A new index of type `factory` holding the same (id, vector) pairs (training on them if needed)."""
+    ids, vectors = ids_and_vectors(index)
+    out = new_index(factory, dim)
+    train(out, vectors)
+    add(out, vectors, ids)
+    return out
+
+
+def describe(index: faiss.Index, factory: str) -> dict:
+    """What collection.json says about an index: type, size, search parameters."""
+    ivf = ivf_of(index)
+    info: dict = {"factory": factory, "ntotal": int(index.ntotal), "class": type(index).__name__}
+    if ivf is not None:
+        info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
+    return info
+
+
+def to_cpu(index: faiss.Index) -> faiss.Index:
+    """A CPU copy when the index lives on a GPU, so saved files load on any machine."""
+    if num_gpus() > 0 and hasattr(faiss, "index_gpu_to_cpu"):  # pragma: no cover - needs faiss-gpu
+        try:
+            return faiss.index_gpu_to_cpu(index)
+        except RuntimeError:
+            return index
+    return index
+
+
+def write(index: faiss.Index, path: str | os.PathLike) -> None:
+    """Serialise to `path` and fsync it: the bytes are on disk before anyone renames the file."""
+    faiss.write_index(to_cpu(index), str(path))
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path: str | os.PathLike, mmap: bool = False) -> faiss.Index:
+    """Load an index; `mmap=True` maps IVF lists from disk instead of reading them into RAM."""
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    return faiss.read_index(str(Path(path)), flags)
