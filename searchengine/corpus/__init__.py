@@ -1,0 +1,1 @@
+"""The style-corpus generator: synthetic English speech with controlled, measured style factors."""
