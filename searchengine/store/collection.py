@@ -525,7 +525,8 @@ class Transaction:
         content_hash: str | None = None,
         run_id: int | None = None,
     ) -> None:
-        """Note a file that could not be indexed, and why (the run goes on)."""
+        """Note why a file could not be indexed (the run goes on); replaces older errors of the same source."""
+        self.con.execute("DELETE FROM errors WHERE source_key = ?", [source_key])
         (eid,) = self._take_ids("next_error_id", 1)
         self.con.execute(
             "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -31,6 +31,7 @@ CORE_CLIP_COLUMNS: dict[str, str] = {
     "content_hash": "VARCHAR",
     "file_size": "BIGINT",
     "file_mtime_ns": "BIGINT",
+    "manifest_hash": "VARCHAR",  # of the item's manifest fields: edited captions re-embed unchanged audio
     "run_id": "BIGINT",
     "added_at": "TIMESTAMP",
 }

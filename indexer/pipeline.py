@@ -1,0 +1,357 @@
+"""An indexing run: plan what changed, decode in workers, embed in length-bucketed batches, commit often.
+
+Data flows one way: `plan` (what is new, changed, gone) -> `decoded_items` (worker processes) ->
+`embed_chunks` (the model, in the main process) -> `run_index`'s write loop (one collection
+transaction every `commit_every` files). The Ray backend replaces the middle two steps and feeds
+the same write loop, so both paths store identical rows.
+
+Resumability comes from the store: a commit is atomic, and the plan skips every key already stored
+with the same file size+mtime (or, when those changed, the same content hash). A run killed at any
+moment therefore redoes at most the files since its last commit, and never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchengine.audio import SAMPLE_RATE, file_hash
+from searchengine.store import Caption, Collection
+
+from indexer.decode import Decoded, Failed, process
+from indexer.manifest import Source, SourceItem, read_source
+
+DEFAULT_COMMIT_EVERY = 2000
+"""Files per commit: few enough that a crash loses minutes, not hours; many enough that rewriting the
+index files (O(collection size) per commit) stays a small share of the run."""
+
+
+@dataclass
+class Plan:
+    """What a run has to do, decided before any audio is decoded."""
+
+    todo: list[SourceItem]
+    replaced: dict[str, list[int]]  # key -> clip ids of the previous version, deleted when the new one lands
+    unchanged: int
+    known_bad: int
+    missing_keys: list[str]
+    missing_ids: list[int]
+
+
+@dataclass
+class Chunk:
+    """Embedded files, ready for one `Transaction.add`."""
+
+    decoded: list[Decoded]
+    failed: list[Failed]
+    speech: np.ndarray  # one row per segment, in decoded order
+    captions: list[tuple[int, str, str]]  # (decoded index, kind, text), one per row of caption_vectors
+    caption_vectors: np.ndarray
+
+
+@dataclass
+class Summary:
+    """What a run did; printed at the end and stored in `runs`."""
+
+    source: str
+    collection: str
+    model_id: str
+    files_total: int = 0
+    files_added: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    files_known_bad: int = 0
+    clips_added: int = 0
+    clips_deleted: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+    def lines(self) -> list[str]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.failures.items())) or "none"
+        return [
+            f"Indexed {self.source} into {self.collection} with {self.model_id}",
+            f"  files: {self.files_total} in source, {self.files_added} added, {self.files_unchanged} unchanged, "
+            f"{self.files_failed} failed, {self.files_known_bad} skipped as known bad",
+            f"  clips: +{self.clips_added} -{self.clips_deleted}; audio {self.audio_seconds / 3600:.2f} h in "
+            f"{self.wall_seconds:.1f} s ({self.realtime_factor:.1f}x real time)",
+            f"  failures by reason: {reasons}",
+        ]
+
+
+def item_hash(item: SourceItem) -> str:
+    """Hash of the manifest fields of an item: a caption edit re-embeds even when the audio is the same."""
+    data = {k: v for k, v in asdict(item).items() if k != "path"}
+    return hashlib.blake2b(json.dumps(data, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+def plan(source: Source, coll: Collection) -> Plan:
+    """Compare the source with the collection: new and changed items to do, unchanged and gone ones."""
+    stored: dict[str, tuple[str, int, int, str, list[int]]] = {}
+    for key, digest, size, mtime, mhash, ids in coll.sql(
+        "SELECT source_key, any_value(content_hash), any_value(file_size), any_value(file_mtime_ns),"
+        " any_value(manifest_hash), list(id) FROM clips GROUP BY source_key"
+    ).fetchall():
+        stored[key] = (digest, size, mtime, mhash, ids)
+    bad = dict(
+        coll.sql(
+            "SELECT source_key, arg_max(content_hash, id) FROM errors WHERE stage <> 'manifest' GROUP BY source_key"
+        ).fetchall()
+    )
+    todo: list[SourceItem] = []
+    replaced: dict[str, list[int]] = {}
+    unchanged = known_bad = 0
+    for item in source.items:
+        try:
+            st = os.stat(item.path)
+        except OSError:
+            todo.append(item)  # the worker records why it cannot be read
+            continue
+        if item.key in stored:
+            digest, size, mtime, mhash, ids = stored[item.key]
+            same_meta = mhash == item_hash(item)
+            if same_meta and size == st.st_size and mtime == st.st_mtime_ns:
+                unchanged += 1
+                continue
+            if same_meta and digest == file_hash(item.path):
+                unchanged += 1
+                continue
+            replaced[item.key] = list(ids)
+            todo.append(item)
+        elif bad.get(item.key) is not None and bad[item.key] == file_hash(item.path):
+            known_bad += 1
+        else:
+            todo.append(item)
+    keys = {i.key for i in source.items}
+    missing = [k for k in stored if k not in keys]
+    missing_ids = [i for k in missing for i in stored[k][4]]
+    return Plan(todo, replaced, unchanged, known_bad, missing, missing_ids)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class _ProcessingList:
+    """A map-style dataset whose items are decoded inside the DataLoader workers."""
+
+    def __init__(self, items: list[SourceItem]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Decoded | Failed:
+        return process(self.items[i])
+
+
+def decoded_in_workers(items: list[SourceItem], workers: int, prefetch: int = 8) -> Iterator[Decoded | Failed]:
+    """Decode in `workers` DataLoader processes so decoding overlaps with embedding in this process."""
+    if workers <= 0:
+        yield from (process(i) for i in items)
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        _ProcessingList(items),
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_identity,
+        prefetch_factor=prefetch,
+        pin_memory=False,
+    )
+    yield from loader
+
+
+def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:
+    """(decoded index, kind, text) for every caption, attached to the item's first segment."""
+    out: list[tuple[int, str, str]] = []
+    for i, d in enumerate(decoded):
+        if d.item.global_caption:
+            out.append((i, "global", d.item.global_caption))
+        out.extend((i, "fine", t) for t in d.item.fine_captions)
+    return out
+
+
+def embed(encoder: Any, decoded: list[Decoded], failed: list[Failed], batch_seconds: float) -> Chunk:
+    """Speech vectors for every segment and text vectors for every caption of `decoded`."""
+    waves = [w for d in decoded for w in d.waveforms]
+    speech = encoder.encode_speech(waves, SAMPLE_RATE, max_batch_seconds=batch_seconds) if waves else np.zeros((0, encoder.dim), np.float32)
+    caps = caption_texts(decoded)
+    vectors = encoder.encode_text([t for _, _, t in caps]) if caps else np.zeros((0, encoder.dim), np.float32)
+    return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32))
+
+
+def embed_chunks(
+    results: Iterable[Decoded | Failed], encoder: Any, batch_seconds: float, chunk_files: int
+) -> Iterator[Chunk]:
+    """Group decoded files into chunks of `chunk_files` (the encoder buckets them by length) and embed."""
+    decoded: list[Decoded] = []
+    failed: list[Failed] = []
+    for r in results:
+        (decoded if isinstance(r, Decoded) else failed).append(r)
+        if len(decoded) + len(failed) >= chunk_files:
+            yield embed(encoder, decoded, failed, batch_seconds)
+            decoded, failed = [], []
+    if decoded or failed:
+        yield embed(encoder, decoded, failed, batch_seconds)
+
+
+def clip_rows(d: Decoded) -> list[dict[str, Any]]:
+    """One `clips` row per segment of a decoded file."""
+    item = d.item
+    mhash = item_hash(item)
+    return [
+        {
+            **item.metadata,
+            "source_key": item.key,
+            "source_path": item.path,
+            "segment": n,
+            "start": round(s, 4),
+            "end": round(e, 4),
+            "duration": round(e - s, 4),
+            "sample_rate": d.sample_rate,
+            "channels": d.channels,
+            "speaker": item.speaker,
+            "language": item.language,
+            "global_caption": item.global_caption,
+            "fine_captions": list(item.fine_captions),
+            "content_hash": d.content_hash,
+            "file_size": d.file_size,
+            "file_mtime_ns": d.file_mtime_ns,
+            "manifest_hash": mhash,
+        }
+        for n, (s, e) in enumerate(zip(d.starts, d.ends))
+    ]
+
+
+def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, summary: Summary) -> None:
+    """Stage one chunk in a transaction: replace old versions, add clips+captions, record failures."""
+    old = [i for d in chunk.decoded for i in p.replaced.get(d.item.key, [])]
+    old += [i for f in chunk.failed for i in p.replaced.pop(f.item.key, [])]  # a changed file now broken: drop it
+    summary.clips_deleted += tx.delete(old)
+    rows: list[dict[str, Any]] = []
+    first_row: list[int] = []
+    for d in chunk.decoded:
+        first_row.append(len(rows))
+        rows.extend(clip_rows(d))
+    captions = [Caption(first_row[i], kind, text) for i, kind, text in chunk.captions]
+    tx.add(rows, chunk.speech, captions, chunk.caption_vectors, source.column_types, run_id=run_id)
+    tx.clear_errors([d.item.key for d in chunk.decoded])
+    for f in chunk.failed:
+        tx.record_error(f.item.key, f.item.path, f.stage, f.reason, f.message, f.content_hash, run_id)
+        summary.failures[f.reason] = summary.failures.get(f.reason, 0) + 1
+    summary.files_added += len(chunk.decoded)
+    summary.files_failed += len(chunk.failed)
+    summary.clips_added += len(rows)
+    summary.audio_seconds += sum(d.seconds for d in chunk.decoded)
+
+
+def open_collection(path: str | Path, model_id: str, dim: int, index_factory: str | None) -> Collection:
+    """Open the collection for `model_id`, creating it on first use."""
+    if Collection.exists(path):
+        coll = Collection.open(path, model_id=model_id)
+        if index_factory and coll.info.get("index_factory") != index_factory:
+            coll.info["index_factory"] = index_factory  # stored with the next commit
+        return coll
+    return Collection.create(path, model_id=model_id, dim=dim, index_factory=index_factory or "auto")
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="file", desc="indexing", file=sys.stderr, dynamic_ncols=True)
+
+
+def run_index(
+    source: str | Path,
+    collection: str | Path,
+    encoder: Any,
+    workers: int = 1,
+    batch_seconds: float = 240.0,
+    index_factory: str | None = None,
+    delete_missing: bool = False,
+    commit_every: int = DEFAULT_COMMIT_EVERY,
+    chunk_files: int = 64,
+    progress: bool = True,
+    backend: str = "local",
+    ray_actors: int | None = None,
+    args: dict[str, Any] | None = None,
+) -> Summary:
+    """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment."""
+    started = time.perf_counter()
+    src = read_source(source)
+    coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
+    summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items))
+    try:
+        p = plan(src, coll)
+        summary.files_unchanged, summary.files_known_bad = p.unchanged, p.known_bad
+        with coll.transaction() as tx:
+            run_id = tx.start_run(str(source), encoder.model_id, args or {})
+            for dup in src.duplicates:
+                tx.record_error(dup.key, dup.path, "manifest", "duplicate_id", f"id {dup.key!r} appears more than once; first row kept", None, run_id)
+            if delete_missing and p.missing_ids:
+                summary.clips_deleted += tx.delete(p.missing_ids)
+        if backend == "ray":
+            from indexer.ray_backend import ray_chunks
+
+            chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors)
+        else:
+            chunks = embed_chunks(decoded_in_workers(p.todo, workers), encoder, batch_seconds, chunk_files)
+        bar = _progress(len(p.todo), progress)
+        tx = None
+        since_commit = 0
+        for chunk in chunks:
+            if tx is None:
+                tx = coll.begin()
+            write_chunk(tx, chunk, src, p, run_id, summary)
+            since_commit += len(chunk.decoded) + len(chunk.failed)
+            if since_commit >= commit_every:
+                tx.update_run(run_id, **_run_fields(summary, started, "running"))
+                tx.commit()
+                tx, since_commit = None, 0
+            if bar is not None:
+                elapsed = time.perf_counter() - started
+                bar.update(len(chunk.decoded) + len(chunk.failed))
+                bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
+        if bar is not None:
+            bar.close()
+        summary.wall_seconds = time.perf_counter() - started
+        if tx is None:
+            tx = coll.begin()
+        tx.update_run(run_id, **_run_fields(summary, started, "done"))
+        tx.commit()
+    finally:
+        coll.close()
+    return summary
+
+
+def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:
+    import datetime as dt
+
+    return {
+        "status": status,
+        "finished": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) if status == "done" else None,
+        "clips_added": s.clips_added,
+        "clips_deleted": s.clips_deleted,
+        "files_added": s.files_added,
+        "files_unchanged": s.files_unchanged,
+        "files_failed": s.files_failed,
+        "audio_seconds": s.audio_seconds,
+        "wall_seconds": time.perf_counter() - started,
+    }
