@@ -98,7 +98,7 @@ class Factors:
             speaking_rate=label(RATE_BINS, self.rate_factor),
             loudness=label(LOUDNESS_BINS, self.loudness_dbfs),
             noise="clean" if self.snr_db is None else label(NOISE_BINS, self.snr_db),
-            reverb=label(REVERB_BINS, self.reverberance),
+            reverb="close" if self.reverberance <= 0 else label(REVERB_BINS[1:], self.reverberance),
             channel="telephone" if self.telephone else "studio",
         )
         return out
