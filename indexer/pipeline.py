@@ -291,6 +291,7 @@ def run_index(
     progress: bool = True,
     backend: str = "local",
     ray_actors: int | None = None,
+    model_spec: str | None = None,
     args: dict[str, Any] | None = None,
 ) -> Summary:
     """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment."""
@@ -310,7 +311,7 @@ def run_index(
         if backend == "ray":
             from indexer.ray_backend import ray_chunks
 
-            chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors)
+            chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors, model=model_spec)
         else:
             chunks = embed_chunks(decoded_in_workers(p.todo, workers), encoder, batch_seconds, chunk_files)
         bar = _progress(len(p.todo), progress)

@@ -111,7 +111,9 @@ def remove(index: faiss.Index, ids: np.ndarray) -> int:
     """Remove ids; returns how many were present."""
     if len(ids) == 0 or index.ntotal == 0:
         return 0
-    return int(index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    # IDSelectorArray, not IDSelectorBatch: IVF's hashtable direct map only accepts the array form.
+    return int(index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
 
 
 def ids_and_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:

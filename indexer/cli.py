@@ -1,0 +1,86 @@
+"""`clsp-search index`: build or update a collection from a manifest or a folder of audio.
+
+Heavy imports (torch, faiss, duckdb) happen inside the command so `clsp-search --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def default_workers() -> int:
+    """Decoding processes: leave one core to the model, use at most 8 (decoding is cheap next to it)."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def index(
+    source: Annotated[Path, typer.Argument(help="Manifest (.jsonl, .csv, .parquet) or a folder of audio files.")],
+    collection: Annotated[Path, typer.Option("--collection", "-c", help="Collection directory (created if new).")],
+    model: Annotated[str, typer.Option(help="Model name (clsp-mini) or checkpoint directory.")] = "clsp-mini",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores - 1, at most 8).")] = None,
+    batch_seconds: Annotated[float, typer.Option(help="Audio seconds per model batch (bounds memory).")] = 240.0,
+    index_factory: Annotated[
+        str | None, typer.Option(help="FAISS factory string, e.g. 'IVF4096_HNSW32,SQ8' (default: chosen by size).")
+    ] = None,
+    delete_missing: Annotated[bool, typer.Option("--delete-missing", help="Remove clips whose source is gone.")] = False,
+    ray: Annotated[bool, typer.Option("--ray", help="Embed with Ray Data actors (needs `pip install ray`).")] = False,
+    ray_actors: Annotated[int | None, typer.Option(help="Ray embedding actors (default: one per GPU, else 2).")] = None,
+    commit_every: Annotated[int, typer.Option(help="Files per durable commit (resume granularity).")] = 2000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Embed speech and captions from SOURCE into the collection; safe to stop and re-run."""
+    from searchengine.store import CollectionError
+
+    from indexer.manifest import ManifestError, read_source
+
+    if ray:
+        from indexer.ray_backend import require_ray
+
+        try:
+            require_ray()
+        except RuntimeError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    try:
+        read_source(source)  # a bad manifest stops here, before the model is loaded
+    except ManifestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    from searchengine.model import CheckpointError, load_model
+
+    from indexer.pipeline import run_index
+
+    try:
+        encoder = load_model(model, device=device)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    args = {"model": model, "device": device, "workers": workers, "batch_seconds": batch_seconds,
+            "index_factory": index_factory, "delete_missing": delete_missing, "ray": ray}
+    try:
+        summary = run_index(
+            source,
+            collection,
+            encoder,
+            workers=default_workers() if workers is None else workers,
+            batch_seconds=batch_seconds,
+            index_factory=index_factory,
+            delete_missing=delete_missing,
+            commit_every=commit_every,
+            progress=not quiet,
+            backend="ray" if ray else "local",
+            ray_actors=ray_actors,
+            model_spec=model,
+            args=args,
+        )
+    except (ManifestError, CollectionError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for line in summary.lines():
+        typer.echo(line)

@@ -1,0 +1,179 @@
+"""Collections on disk with real FAISS and DuckDB files: round trips, deletes, crashes, model checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchengine.store import Caption, Collection, CollectionError, ModelMismatchError
+
+DIM = 512
+MODEL = "test-model@0123456789ab"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def unit(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clips(n: int, offset: int = 0) -> list[dict]:
+    return [
+        {
+            "source_key": f"k{offset + i}",
+            "source_path": f"/audio/{offset + i}.wav",
+            "duration": 1.0 + i,
+            "pitch_hz": 100.0 + i,
+            "gender": "female" if i % 2 else "male",
+            "timbre": ["breathy", "warm"],
+            "fine_captions": [f"fine {i}"],
+        }
+        for i in range(n)
+    ]
+
+
+def filled(path: Path, n: int = 20) -> tuple[Collection, np.ndarray, np.ndarray]:
+    coll = Collection.create(path, MODEL, DIM)
+    speech = unit(n, 1)
+    caps = [Caption(i, "global", f"global {i}") for i in range(n)] + [Caption(i, "fine", f"fine {i}") for i in range(n)]
+    ids = coll.add(clips(n), speech, caps, unit(2 * n, 2))
+    return coll, ids, speech
+
+
+def test_round_trip_add_search_reopen(tmp_path):
+    coll, ids, speech = filled(tmp_path / "c")
+    assert list(ids) == list(range(1, 21))
+    scores, hits = coll.search("speech", speech[:5], k=3)
+    assert list(hits[:, 0]) == list(ids[:5]) and np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    coll.close()
+
+    info = json.loads((tmp_path / "c" / "collection.json").read_text())
+    assert info["model_id"] == MODEL and info["dim"] == DIM and info["metric"] == "ip"
+    assert info["counts"]["clips"] == 20 and info["counts"]["fine_captions"] == 20
+    assert {p.name for p in (tmp_path / "c").iterdir()} == {
+        "collection.json", "meta.duckdb", "speech.faiss", "global.faiss", "fine.faiss"
+    }
+
+    coll = Collection.open(tmp_path / "c", model_id=MODEL, read_only=True)
+    assert coll.index("speech").ntotal == 20 and coll.index("global").ntotal == 20
+    assert np.allclose(coll.vectors("speech", [3]), speech[2])
+    types = dict(coll.sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'clips'").fetchall())
+    assert types["pitch_hz"] == "DOUBLE" and types["gender"] == "VARCHAR" and types["timbre"] == "VARCHAR[]"
+    n, = coll.sql("SELECT count(*) FROM clips WHERE pitch_hz > ? AND gender = ?", [110.0, "female"]).fetchone()
+    assert n == 5
+    # a caption hit maps back to its clip
+    _, cap_hits = coll.search("global", unit(40, 2)[:1], k=1)
+    assert coll.caption_clip_ids(cap_hits[0]) == {int(cap_hits[0][0]): 1}
+    with pytest.raises(CollectionError):
+        coll.add(clips(1, 99), unit(1))
+    coll.close()
+
+
+def test_delete_and_compact(tmp_path):
+    coll, ids, speech = filled(tmp_path / "c")
+    assert coll.delete([2, 3, 1000]) == 2
+    _, hits = coll.search("speech", speech[1:3], k=20)
+    assert 2 not in hits and 3 not in hits
+    assert coll.index("global").ntotal == 18 and coll.index("fine").ntotal == 18
+    coll.compact()
+    coll.close()
+    coll = Collection.open(tmp_path / "c", model_id=MODEL)
+    assert coll.stats()["counts"]["clips"] == 18
+    assert coll.index("speech").ntotal == 18
+    assert coll.sql("SELECT count(*) FROM captions WHERE clip_id IN (2, 3)").fetchone()[0] == 0
+    _, hits = coll.search("speech", speech[4:5], k=1)
+    assert hits[0, 0] == 5
+    more = coll.add(clips(2, 50), unit(2, 9))
+    assert list(more) == [21, 22]  # ids are never reused after deletes
+    coll.close()
+
+
+def test_model_mismatch_names_the_needed_model(tmp_path):
+    filled(tmp_path / "c")[0].close()
+    with pytest.raises(ModelMismatchError, match="test-model@0123456789ab"):
+        Collection.open(tmp_path / "c", model_id="clsp-mini@ffffffffffff")
+
+
+def test_unnormalised_or_misshaped_vectors_are_refused(tmp_path):
+    coll = Collection.create(tmp_path / "c", MODEL, DIM)
+    with pytest.raises(ValueError, match="normalised"):
+        coll.add(clips(2), unit(2) * 3)
+    with pytest.raises(ValueError, match="shape"):
+        coll.add(clips(2), unit(3))
+    assert coll.stats()["counts"]["clips"] == 0 and coll.index("speech").ntotal == 0
+    coll.close()
+
+
+def test_ivf_factory_is_used_once_trainable_and_supports_delete(tmp_path):
+    coll = Collection.create(tmp_path / "c", MODEL, DIM, index_factory="IVF16,Flat")
+    coll.add(clips(100), unit(100, 3))
+    assert coll.info["indexes"]["speech"]["factory"] == "IDMap2,Flat"  # too few points to train 16 lists
+    data = unit(900, 4)
+    coll.add(clips(900, 100), data)
+    assert coll.info["indexes"]["speech"]["factory"] == "IVF16,Flat"
+    _, hits = coll.search("speech", data[:50], k=1)
+    assert (hits[:, 0] == np.arange(101, 151)).mean() > 0.9
+    assert coll.delete([101, 102]) == 2
+    coll.close()
+    coll = Collection.open(tmp_path / "c", read_only=True)
+    _, hits = coll.search("speech", data[:2], k=5)
+    assert 101 not in hits and 102 not in hits and coll.index("speech").ntotal == 998
+    coll.close()
+
+
+CRASH = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    sys.path.insert(0, {repo!r})
+    from searchengine.store import Collection, collection, faiss_index
+    mode = {mode!r}
+    def die(*a, **k):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "before_db_commit":   # pending index written, DuckDB not committed
+        real_write = faiss_index.write
+        def write(index, path):
+            real_write(index, path)
+            die()
+        faiss_index.write = write
+    else:                             # DuckDB committed, index files not yet renamed
+        real_replace = os.replace
+        def replace(src, dst):
+            if str(dst).endswith(".faiss"):
+                die()
+            real_replace(src, dst)
+        collection.os.replace = replace
+    coll = Collection.open({path!r})
+    x = np.random.default_rng(7).standard_normal((5, 512)).astype("float32")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    coll.add([{{"source_key": f"new{{i}}", "source_path": "/n.wav"}} for i in range(5)], x)
+    """
+)
+
+
+@pytest.mark.parametrize("mode,expect_clips", [("before_db_commit", 20), ("after_db_commit", 25)])
+def test_crash_mid_commit_recovers_a_consistent_state(tmp_path, mode, expect_clips):
+    path = tmp_path / "c"
+    filled(path)[0].close()
+    script = CRASH.format(repo=str(REPO), mode=mode, path=str(path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert any(".pending" in p.name for p in path.iterdir())  # the crash really left a half-done commit
+
+    ro = Collection.open(path, read_only=True)  # a reader sees the committed state without repairing
+    assert ro.index("speech").ntotal == ro.stats()["counts"]["clips"] == expect_clips
+    ro.close()
+    coll = Collection.open(path, model_id=MODEL)
+    assert coll.stats()["counts"]["clips"] == expect_clips
+    assert coll.index("speech").ntotal == expect_clips
+    assert not any(".pending" in p.name for p in path.iterdir())
+    assert json.loads((path / "collection.json").read_text())["generation"] == coll.generation
+    coll.add(clips(1, 200), unit(1, 11))  # and it takes writes again
+    assert coll.index("speech").ntotal == expect_clips + 1
+    coll.close()
