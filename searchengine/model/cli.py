@@ -1,0 +1,59 @@
+"""`clsp-search train` and `clsp-search eval`.
+
+Only typer is imported at module level: torch and transformers load inside the commands, so that
+`clsp-search --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Corpus directory (with manifest.jsonl) or the manifest itself.")],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write (checkpoint, cache, logs).")],
+    config: Annotated[str, typer.Option(help="Architecture from searchengine/model/configs.")] = "clsp-mini",
+    seed: Annotated[int, typer.Option(help="Seed; the same seed and data give the same model.")] = 0,
+    stage1_epochs: Annotated[int, typer.Option(help="Epochs of stage 1 (InfoNCE, one fine caption).")] = 8,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs of stage 2 (multi-positive).")] = 12,
+    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 128,
+    learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
+    workers: Annotated[int, typer.Option(help="Processes for the one-off feature extraction.")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
+) -> None:
+    """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
+    from searchengine.model.train import TrainSettings
+    from searchengine.model.train import train as run_training
+
+    settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
+                             batch_size=batch_size, learning_rate=learning_rate, workers=workers)
+    directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
+    typer.echo(f"model written to {directory}")
+
+
+def evaluate(
+    model: Annotated[str, typer.Option("--model", help="clsp-mini, a checkpoint directory, released CLSP or CLAP.")] = "clsp-mini",
+    manifest: Annotated[Path, typer.Option("--manifest", help="Manifest (jsonl) or corpus directory.")] = Path("manifest.jsonl"),
+    split: Annotated[str, typer.Option(help="Which split to score ('all' for every clip).")] = "test",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    max_clips: Annotated[int, typer.Option(help="Cap on clips (0 = all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Score a model with the CLSP protocol: retrieval, zero-shot classification, style similarity."""
+    from searchengine.model.checkpoint import CheckpointError
+    from searchengine.model.evaluate import evaluate as run_evaluation
+    from searchengine.model.evaluate import format_report
+    from searchengine.model.registry import load_model
+
+    try:
+        encoder = load_model(model, device=device)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    result = run_evaluation(encoder, manifest, split=split, max_clips=max_clips or None,
+                            show_progress=not as_json, log=None if as_json else typer.echo)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))

@@ -1,0 +1,202 @@
+"""The CLSP evaluation protocol on any manifest with `global_caption` / `fine_captions`.
+
+- Retrieval: the test set holds one clip per unique combination of categorical attributes, from
+  test-split voices only (as the paper builds its test set, so that no two clips share a description).
+  Speech->text and text->speech R@1/5/10 and mAP@10, separately for the global caption and for the
+  fine-grained caption (the LAST of each clip's fine captions, as the paper). Clips whose captions
+  use held-out phrasings are scored as their own subset.
+- Zero-shot classification: for every categorical attribute the manifest has, each class becomes a
+  prompt; weighted accuracy (overall) and unweighted accuracy (mean of per-class recalls).
+- Style similarity: Spearman / Kendall (and Pearson) correlation between the cosine of two clips'
+  speech embeddings and the share of categorical attributes the two clips agree on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchengine.model.data import Clip, read_manifest
+from searchengine.model.metrics import retrieval_metrics
+
+#: Attributes that define "the same description": a clip's speaker facts and binned style factors.
+COMBINATION_ATTRIBUTES = ("gender", "age", "accent", "timbre", "pitch_level", "pitch_variation", "speaking_rate",
+                          "loudness", "whisper", "noise", "reverb", "channel")
+#: Attributes compared for style similarity (speaker identity facts plus style factors).
+SIMILARITY_ATTRIBUTES = ("gender", "age", "accent", "pitch_level", "pitch_variation", "speaking_rate",
+                         "loudness", "whisper", "noise", "reverb", "channel")
+
+
+@dataclass(frozen=True)
+class ZeroShotTask:
+    """One classification: manifest values grouped into classes, each class described by a prompt."""
+
+    attribute: str
+    template: str
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # prompt word -> manifest values
+    name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name or self.attribute
+
+
+# Prompt words follow the vocabulary captions use; values not listed in `classes` map to themselves.
+ZERO_SHOT_TASKS = (
+    ZeroShotTask("gender", "A {} speaker."),
+    ZeroShotTask("pitch_level", "A speaker with a {} voice.",
+                 {"low-pitched": ("very low", "low"), "medium-pitched": ("medium",), "high-pitched": ("high", "very high")},
+                 name="pitch_level_3way"),
+    ZeroShotTask("speaking_rate", "A speaker talking at a {} pace.",
+                 {"slow": ("very slow", "slow"), "normal": ("medium",), "fast": ("fast", "very fast")},
+                 name="speaking_rate_3way"),
+    ZeroShotTask("noise", "A voice recorded {}.",
+                 {"against a silent background": ("clean",), "with a light noise behind the voice": ("slightly noisy",),
+                  "with a noticeable noise behind the voice": ("noisy",), "with a heavy noise behind the voice": ("very noisy",)}),
+    ZeroShotTask("reverb", "A voice recorded {}.",
+                 {"close to the microphone": ("close",), "slightly distant, with a little room reverb": ("slightly distant",),
+                  "at a distance in a reverberant room": ("distant",),
+                  "far from the microphone in a large echoey hall": ("very distant",)}),
+    ZeroShotTask("accent", "A speaker with a {} accent."),
+)
+
+
+def combination_key(clip: Clip) -> tuple:
+    values = []
+    for name in COMBINATION_ATTRIBUTES:
+        value = clip.attribute(name)
+        values.append(tuple(value) if isinstance(value, list) else value)
+    return tuple(values)
+
+
+def one_per_combination(clips: list[Clip]) -> list[Clip]:
+    """First clip of each unique attribute combination, in manifest order."""
+    seen: set[tuple] = set()
+    kept = []
+    for clip in clips:
+        key = combination_key(clip)
+        if key not in seen:
+            seen.add(key)
+            kept.append(clip)
+    return kept
+
+
+def select_split(clips: list[Clip], split: str | None) -> list[Clip]:
+    if split in (None, "all") or all(c.split is None for c in clips):
+        return clips
+    return [c for c in clips if c.split == split]
+
+
+def retrieval_report(encoder, clips: list[Clip], speech: np.ndarray) -> dict[str, Any]:
+    report: dict[str, Any] = {"clips": len(clips)}
+    for kind, captions in (("global", [c.global_caption for c in clips]), ("fine", [c.fine_captions[-1] for c in clips])):
+        report[kind] = retrieval_metrics(speech, encoder.encode_text(captions))
+    return report
+
+
+def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroShotTask) -> dict[str, Any] | None:
+    values = [clip.attribute(task.attribute) for clip in clips]
+    present = sorted({v for v in values if isinstance(v, str)})
+    if len(present) < 2:
+        return None
+    classes = dict(task.classes) if task.classes else {v: (v,) for v in present}
+    value_to_class = {v: word for word, members in classes.items() for v in members}
+    keep = [i for i, v in enumerate(values) if v in value_to_class]
+    words = [w for w in classes if any(value_to_class[values[i]] == w for i in keep)]
+    if len(words) < 2:
+        return None
+    truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
+    probabilities = encoder.zero_shot(None, words, template=task.template, speech_embeddings=speech[keep])
+    predicted = probabilities.argmax(axis=1)
+    recalls = {w: float(np.mean(predicted[truth == k] == k)) for k, w in enumerate(words) if np.any(truth == k)}
+    return {
+        "clips": len(keep),
+        "prompts": [task.template.format(w) for w in words],
+        "weighted_accuracy": float(np.mean(predicted == truth)),
+        "unweighted_accuracy": float(np.mean(list(recalls.values()))),
+        "per_class_recall": recalls,
+    }
+
+
+def style_similarity_report(clips: list[Clip], speech: np.ndarray, pairs: int = 4000, seed: int = 0) -> dict[str, Any]:
+    from scipy import stats
+
+    if len(clips) < 3:
+        return {}
+    rng = random.Random(seed)
+    agreement, cosine = [], []
+    for _ in range(pairs):
+        i, j = rng.sample(range(len(clips)), 2)
+        shared = [(clips[i].attribute(a), clips[j].attribute(a)) for a in SIMILARITY_ATTRIBUTES]
+        shared = [(x, y) for x, y in shared if x is not None and y is not None]
+        if not shared:
+            continue
+        agreement.append(np.mean([x == y for x, y in shared]))
+        cosine.append(float(speech[i] @ speech[j]))
+    return {
+        "pairs": len(cosine),
+        "spearman": float(stats.spearmanr(cosine, agreement).statistic),
+        "kendall": float(stats.kendalltau(cosine, agreement).statistic),
+        "pearson": float(stats.pearsonr(cosine, agreement).statistic),
+    }
+
+
+def evaluate(encoder, manifest: str | Path, split: str | None = "test", max_clips: int | None = None,
+             show_progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the whole protocol; returns a JSON-ready dict."""
+    clips = select_split(read_manifest(manifest), split)
+    if max_clips:
+        clips = clips[:max_clips]
+    if not clips:
+        raise ValueError(f"{manifest} has no clips in split {split!r}")
+    if log:
+        log(f"embedding {len(clips)} clips of split {split!r} with {encoder.model_id}")
+    speech = encoder.encode_speech([c.load_audio() for c in clips], show_progress=show_progress)
+    index = {id(c): k for k, c in enumerate(clips)}
+
+    def subset(members: list[Clip]) -> tuple[list[Clip], np.ndarray]:
+        members = one_per_combination(members)
+        return members, speech[[index[id(c)] for c in members]]
+
+    result: dict[str, Any] = {"model": encoder.model_id, "manifest": str(manifest), "split": split, "retrieval": {}}
+    groups = {"seen_phrasing": [c for c in clips if not c.heldout_phrasing],
+              "heldout_phrasing": [c for c in clips if c.heldout_phrasing]}
+    if not groups["heldout_phrasing"]:
+        groups = {"all": clips}
+    for name, members in groups.items():
+        if len(members) >= 2:
+            subset_clips, subset_speech = subset(members)
+            result["retrieval"][name] = retrieval_report(encoder, subset_clips, subset_speech)
+    result["zero_shot"] = {}
+    for task in ZERO_SHOT_TASKS:
+        report = zero_shot_report(encoder, clips, speech, task)
+        if report is not None:
+            result["zero_shot"][task.key] = report
+    result["style_similarity"] = style_similarity_report(clips, speech)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Human-readable tables of an evaluation result."""
+    lines = [f"model {result['model']}  manifest {result['manifest']}  split {result['split']}"]
+    for subset_name, report in result["retrieval"].items():
+        lines.append(f"\nretrieval ({subset_name}, {report['clips']} clips, one per attribute combination)")
+        lines.append(f"  {'captions':8} {'direction':15} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'mAP@10':>7}")
+        for kind in ("global", "fine"):
+            for direction in ("speech_to_text", "text_to_speech"):
+                m = report[kind][direction]
+                lines.append(f"  {kind:8} {direction:15} {m['R@1']:6.3f} {m['R@5']:6.3f} {m['R@10']:6.3f} {m['mAP@10']:7.3f}")
+    lines.append("\nzero-shot classification")
+    for name, report in result["zero_shot"].items():
+        lines.append(f"  {name:20} weighted {report['weighted_accuracy']:.3f}  unweighted {report['unweighted_accuracy']:.3f}"
+                     f"  ({report['clips']} clips, {len(report['prompts'])} classes)")
+    similarity = result.get("style_similarity") or {}
+    if similarity:
+        lines.append(f"\nstyle similarity vs attribute agreement ({similarity['pairs']} pairs): spearman "
+                     f"{similarity['spearman']:.3f}  kendall {similarity['kendall']:.3f}  pearson {similarity['pearson']:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""CLSP's two training objectives.
+
+Stage 1 is CLIP's symmetric InfoNCE with one caption per clip. Stage 2 pairs every clip with two
+captions (multi-positive): speech->text uses soft targets of 0.5 on each of the clip's captions,
+text->speech stays one-hot (each caption has exactly one clip). Which two captions a step uses is a
+task mix: "global + fine" or "two fine", with the "two fine" share rising linearly from 0.05 to 0.5
+over stage 2, so the model first aligns the coarse description and then learns to separate the
+fine-grained ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def clip_loss(speech: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE for [B, D] speech and [B, D] text embeddings paired by row."""
+    logits = scale * speech @ text.T
+    targets = torch.arange(speech.shape[0], device=speech.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+def multi_positive_loss(speech: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Stage-2 loss for [B, D] speech and [2B, D] text, where texts 2i and 2i+1 belong to clip i.
+
+    speech->text: cross-entropy against soft targets (0.5, 0.5) on the clip's two captions.
+    text->speech: ordinary one-hot cross-entropy over the B clips.
+    """
+    batch = speech.shape[0]
+    if text.shape[0] != 2 * batch:
+        raise ValueError(f"expected {2 * batch} captions for {batch} clips, got {text.shape[0]}")
+    logits = scale * speech @ text.T  # [B, 2B]
+    owner = torch.arange(2 * batch, device=speech.device) // 2  # clip index of each caption
+    soft_targets = (owner[None, :] == torch.arange(batch, device=speech.device)[:, None]).to(logits.dtype) * 0.5
+    speech_to_text = -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    text_to_speech = F.cross_entropy(logits.T, owner)
+    return 0.5 * (speech_to_text + text_to_speech)
+
+
+def two_fine_share(step: int, total_steps: int, start: float = 0.05, end: float = 0.5) -> float:
+    """Probability that a stage-2 step uses "two fine" captions (else "global + fine"): linear ramp."""
+    if total_steps <= 1:
+        return end
+    progress = min(max(step / (total_steps - 1), 0.0), 1.0)
+    return start + (end - start) * progress

