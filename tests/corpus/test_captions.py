@@ -1,0 +1,219 @@
+"""Captions: within bounds, consistent with the facts, silent on unknowns, varied, with disjoint
+training and held-out phrasings."""
+
+import functools
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from searchengine.corpus import captions as cap
+
+ACCENTS = ["American", "British", "Received Pronunciation", "Scottish", "Lancastrian", "West Midlands",
+           "Caribbean", "New York", "German", "French", "Spanish", "Italian", "Polish", "Hindi", "Russian"]
+
+
+def random_facts(rng: random.Random, p_known: float = 0.8) -> dict:
+    facts: dict = {}
+    for key, values in cap.FACTOR_VALUES.items():
+        roll = rng.random()
+        if roll < p_known:
+            facts[key] = rng.choice(values)
+        elif roll < p_known + (1 - p_known) / 2:
+            facts[key] = None  # explicitly unknown; otherwise the key is missing
+    if rng.random() < p_known:
+        facts["timbre"] = rng.sample(cap.TIMBRE_TAGS, rng.randint(0, 3))
+    if rng.random() < p_known:
+        facts["accent"] = rng.choice(ACCENTS)
+    return facts
+
+
+@functools.cache
+def _pattern(phrases: frozenset) -> re.Pattern:
+    alternatives = sorted((re.escape(p.lower()) for p in phrases), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(alternatives) + r")\b")
+
+
+def mentions(text: str, phrases) -> bool:
+    return bool(phrases) and _pattern(frozenset(phrases)).search(text.lower()) is not None
+
+
+def fact_sets(n: int, seed: int, p_known: float = 0.8) -> list[dict]:
+    rng = random.Random(seed)
+    return [random_facts(rng, p_known) for _ in range(n)]
+
+
+def all_captions(facts: dict, seed: int, heldout: bool) -> list[str]:
+    rng = random.Random(seed)
+    return [cap.global_caption(facts, rng, heldout)] + cap.fine_captions(facts, rng, 4, heldout)
+
+
+@pytest.mark.parametrize("heldout", [False, True])
+def test_fine_caption_word_counts_and_distinctness(heldout):
+    for i, facts in enumerate(fact_sets(800, seed=1 + heldout, p_known=0.85)):
+        texts = cap.fine_captions(facts, random.Random(i), n=4, heldout=heldout)
+        assert len(texts) == 4 and len(set(texts)) == 4
+        for text in texts:
+            assert cap.MIN_FINE_WORDS <= len(text.split()) <= cap.MAX_FINE_WORDS, (facts, text)
+
+
+def test_fine_captions_with_all_facts_and_with_none():
+    full = {"gender": "male", "age": "elderly", "accent": "Received Pronunciation",
+            "timbre": ["creaky", "hoarse", "breathy"], "pitch_level": "very low", "pitch_variation": "expressive",
+            "speaking_rate": "very fast", "loudness": "quiet", "whisper": False, "noise": "very noisy",
+            "noise_color": "brown", "reverb": "very distant", "channel": "telephone"}
+    for facts in (full, {}, {"gender": "female"}):
+        for heldout in (False, True):
+            for seed in range(30):
+                texts = cap.fine_captions(facts, random.Random(seed), n=6, heldout=heldout)
+                assert len(set(texts)) == 6
+                assert all(cap.MIN_FINE_WORDS <= len(t.split()) <= cap.MAX_FINE_WORDS for t in texts)
+
+
+def test_global_caption_is_one_short_sentence():
+    for i, facts in enumerate(fact_sets(800, seed=3)):
+        for heldout in (False, True):
+            text = cap.global_caption(facts, random.Random(i), heldout)
+            assert text[0].isupper() and text.endswith(".")
+            assert text.count(".") == 1, text
+            assert 3 <= len(text.split()) <= 40, text
+
+
+def test_captions_are_consistent_with_facts():
+    for i, facts in enumerate(fact_sets(600, seed=4)):
+        for heldout in (False, True):
+            for text in all_captions(facts, i, heldout):
+                for factor, opposite in cap.OPPOSITES.items():
+                    value = facts.get(factor)
+                    if value is None:
+                        continue
+                    for other in opposite[value]:
+                        assert not mentions(text, cap.LEXICON[factor][other]), (factor, value, other, text)
+
+
+def test_fine_captions_name_every_known_fact():
+    for i, facts in enumerate(fact_sets(500, seed=5)):
+        for heldout in (False, True):
+            for text in cap.fine_captions(facts, random.Random(i), 4, heldout):
+                for factor in ("gender", "age", "pitch_level", "pitch_variation", "speaking_rate", "loudness",
+                               "channel", "reverb", "noise"):
+                    value = facts.get(factor)
+                    if value is not None:
+                        assert mentions(text, cap.LEXICON[factor][value]), (factor, value, text)
+                if facts.get("whisper"):
+                    assert mentions(text, cap.LEXICON["whisper"][True]), text
+                if facts.get("noise") not in (None, "clean") and facts.get("noise_color"):
+                    assert mentions(text, cap.LEXICON["noise_color"][facts["noise_color"]]), text
+                for tag in facts.get("timbre") or []:
+                    assert mentions(text, cap.LEXICON["timbre"][tag]), (tag, text)
+                if facts.get("accent"):
+                    assert facts["accent"] in text
+
+
+def test_global_caption_names_gender_pitch_rate_and_whisper():
+    for i, facts in enumerate(fact_sets(800, seed=6)):
+        for heldout in (False, True):
+            text = cap.global_caption(facts, random.Random(i), heldout)
+            for factor in ("gender", "pitch_level", "speaking_rate"):
+                if facts.get(factor) is not None:
+                    assert mentions(text, cap.LEXICON[factor][facts[factor]]), (factor, text)
+            if facts.get("whisper"):
+                assert mentions(text, cap.LEXICON["whisper"][True]), text
+
+
+def test_global_caption_prefers_marked_factors():
+    facts = {"gender": "female", "pitch_level": "high", "speaking_rate": "slow", "channel": "telephone",
+             "noise": "clean", "reverb": "close", "loudness": "normal", "pitch_variation": "moderate"}
+    for seed in range(50):
+        text = cap.global_caption(facts, random.Random(seed))
+        assert mentions(text, cap.LEXICON["channel"]["telephone"]), text
+
+
+def test_slow_clip_is_described_as_slow():
+    facts = {"gender": "male", "speaking_rate": "very slow", "pitch_level": "high"}
+    for seed in range(200):
+        for text in all_captions(facts, seed, heldout=seed % 2 == 1):
+            assert mentions(text, cap.LEXICON["speaking_rate"]["very slow"])
+            assert not mentions(text, cap.LEXICON["speaking_rate"]["fast"])
+            assert not mentions(text, cap.LEXICON["pitch_level"]["low"])
+
+
+def test_unknown_facts_are_never_mentioned():
+    for i, facts in enumerate(fact_sets(600, seed=7, p_known=0.5)):
+        for heldout in (False, True):
+            for text in all_captions(facts, i, heldout):
+                for factor, values in cap.LEXICON.items():
+                    if facts.get(factor) is None:
+                        phrases = set().union(*values.values())
+                        assert not mentions(text, phrases), (factor, text)
+                if facts.get("accent") is None:
+                    assert "accent" not in text.lower(), text
+
+
+def test_deterministic_for_an_rng_state():
+    facts = fact_sets(1, seed=8)[0]
+    assert all_captions(facts, 3, False) == all_captions(facts, 3, False)
+    assert all_captions(facts, 3, True) == all_captions(facts, 3, True)
+    assert all_captions(facts, 3, False) != all_captions(facts, 4, False)
+
+
+def test_phrasing_pools_are_disjoint_and_complete():
+    pools = cap.phrasing_pools()
+    train, held = pools["train"], pools["heldout"]
+    assert train.keys() == held.keys()
+    for slot in train:
+        assert train[slot] and held[slot], slot
+        assert not train[slot] & held[slot], (slot, train[slot] & held[slot])
+    assert not set().union(*train.values()) & set().union(*held.values())
+
+
+class _Forbidden:
+    """Stands in for a pool that must not be read."""
+
+    def __getitem__(self, key):
+        raise AssertionError(f"read {key!r} from the wrong pool")
+
+
+@pytest.mark.parametrize("heldout", [False, True])
+def test_each_mode_reads_only_its_own_pool(monkeypatch, heldout):
+    monkeypatch.setitem(cap._POOLS, "train" if heldout else "heldout", _Forbidden())
+    for i, facts in enumerate(fact_sets(300, seed=9, p_known=0.9)):
+        all_captions(facts, i, heldout)
+
+
+def test_heldout_captions_use_heldout_only_phrases():
+    pools = cap.phrasing_pools()
+    train_text = " | ".join(sorted(set().union(*pools["train"].values()))).lower()
+    held_only = [p for p in set().union(*pools["heldout"].values())
+                 if "{" not in p and p.lower() not in train_text and len(p) > 3]
+    train_frames = ["You hear", "Technical description", "Casting note", "Compared with most"]
+    held_frames = ["Profile of the talker", "Picture ", "Actor's brief", "Key traits"]
+    for i, facts in enumerate(fact_sets(300, seed=10)):
+        for text in all_captions(facts, i, heldout=True):
+            assert mentions(text, held_only), text
+            assert not any(f in text for f in train_frames), text
+        for text in all_captions(facts, i, heldout=False):
+            assert not any(f in text for f in held_frames), text
+
+
+def _four_grams(texts):
+    grams = set()
+    for text in texts:
+        words = re.findall(r"[a-z'-]+", text.lower())
+        grams.update(zip(words, words[1:], words[2:], words[3:], strict=False))
+    return grams
+
+
+def test_lexical_diversity_and_no_dominant_frame():
+    rng = random.Random(11)
+    facts = fact_sets(500, seed=11)
+    fine = [t for f in facts for t in cap.fine_captions(f, rng, 4)]
+    glob = [cap.global_caption(f, rng) for f in facts for _ in range(4)]
+    assert len(fine) == 2000
+    assert len(_four_grams(fine)) > 12000
+    assert len(_four_grams(glob)) > 3000
+    assert len(set(glob)) > 1900
+    for texts in (fine, glob):
+        openings = Counter(" ".join(t.split()[:2]) for t in texts)
+        assert openings.most_common(1)[0][1] < 0.3 * len(texts), openings.most_common(3)
