@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import typer
 
+from indexer import cli as indexer_cli
 from searchengine.corpus.cli import app as corpus_app
+from searchengine.model import cli as model_cli
 
 app = typer.Typer(
     name="clsp-search",
@@ -20,17 +22,9 @@ app = typer.Typer(
 app.add_typer(corpus_app, name="corpus")
 
 
-def _register_model_commands() -> None:
-    """Add `train` and `eval` when the model package provides them."""
-    try:
-        from searchengine.model import cli as model_cli
-    except ImportError:  # pragma: no cover - the model package is part of every install
-        return
-    app.command("train")(model_cli.train)
-    app.command("eval")(model_cli.evaluate)
-
-
-_register_model_commands()
+app.command("index")(indexer_cli.index)
+app.command("train")(model_cli.train)
+app.command("eval")(model_cli.evaluate)
 
 
 def main() -> None:
