@@ -10,8 +10,11 @@ control is None, never a guess.
 from __future__ import annotations
 
 import bisect
+import functools
 import random
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from searchengine.corpus.voices import Voice
 
@@ -55,23 +58,37 @@ NOISE_COLORS = ("white", "pink", "brown")
 CLEAN_SHARE = 0.4  # clips without added noise (one bin among four would be 0.25; clean audio is common)
 TELEPHONE_SHARE = 0.2
 
-# espeak-ng `-p` (0..99) -> F0 shift in semitones against -p 50, measured with Praat on three voices.
-ESPEAK_PITCH_TABLE = [(0, -7.2), (10, -5.9), (25, -3.8), (40, -1.65), (50, 0.0), (60, 1.7), (75, 4.36),
-                      (90, 7.17), (99, 8.9)]
-# F0 spread (semitones, p90-p10) measured for espeak-ng -p (rows) x SSML prosody range % (columns).
-# espeak-ng's range is in Hz-like units, so the same % gives a smaller spread at a higher pitch; this
-# table lets pitch level and pitch variation be set independently.
-_SPREAD_P = [0, 20, 35, 50, 65, 80, 99]
-_SPREAD_R = [0, 25, 50, 75, 100, 150, 200]
-_SPREAD = [
-    [0.51, 1.66, 2.97, 4.03, 5.03, 6.66, 8.00],
-    [0.43, 1.39, 2.60, 3.59, 4.54, 6.13, 7.27],
-    [0.37, 1.22, 2.26, 3.14, 4.04, 5.49, 6.76],
-    [0.32, 1.04, 1.96, 2.77, 3.62, 4.92, 6.03],
-    [0.27, 0.88, 1.69, 2.40, 3.10, 4.37, 5.39],
-    [0.23, 0.78, 1.47, 2.10, 2.69, 3.76, 4.76],
-    [0.18, 0.61, 1.17, 1.67, 2.18, 3.15, 3.98],
+# espeak-ng calibration, measured with Praat on four voices x three sentences. Rows: `-p` values,
+# columns: SSML prosody range %. espeak-ng's range widens upwards from its base pitch and is in Hz-like
+# units, so pitch level and F0 spread depend on both settings; the generator picks the (p, range)
+# pair that hits both targets and records what that pair gives.
+#   _MEDIAN: median F0 in semitones against the voice's default (-p 50, range 100 %)
+#   _SPREAD: F0 spread, 90th minus 10th percentile of voiced F0, semitones
+_CAL_P = [0, 10, 20, 35, 50, 65, 80, 90, 99]
+_CAL_R = [0, 25, 50, 75, 100, 150, 200]
+_MEDIAN = [
+    [-11.06, -10.08, -9.03, -8.11, -7.17, -5.42, -3.87],
+    [-9.40, -8.50, -7.57, -6.70, -5.84, -4.26, -2.78],
+    [-7.87, -7.06, -6.17, -5.38, -4.58, -3.14, -1.80],
+    [-5.19, -4.48, -3.72, -3.05, -2.35, -1.04, 0.15],
+    [-2.44, -1.83, -1.18, -0.59, 0.00, 1.15, 2.18],
+    [0.49, 1.01, 1.55, 2.05, 2.57, 3.56, 4.43],
+    [3.45, 3.89, 4.36, 4.77, 5.23, 6.06, 6.81],
+    [5.51, 5.90, 6.32, 6.70, 7.09, 7.84, 8.52],
+    [7.35, 7.71, 8.08, 8.43, 8.78, 9.47, 10.08],
 ]
+_SPREAD = [
+    [0.47, 1.46, 2.66, 3.64, 4.57, 6.14, 7.29],
+    [0.43, 1.34, 2.52, 3.41, 4.31, 5.82, 6.96],
+    [0.39, 1.22, 2.30, 3.16, 4.05, 5.52, 6.62],
+    [0.34, 1.05, 2.00, 2.79, 3.64, 4.92, 6.00],
+    [0.29, 0.89, 1.74, 2.44, 3.17, 4.42, 5.36],
+    [0.25, 0.76, 1.48, 2.10, 2.72, 3.87, 4.78],
+    [0.21, 0.66, 1.25, 1.82, 2.36, 3.33, 4.21],
+    [0.19, 0.59, 1.12, 1.61, 2.11, 3.02, 3.82],
+    [0.17, 0.52, 1.01, 1.46, 1.91, 2.75, 3.48],
+]
+DEFAULT_RANGE_PERCENT = 100
 ESPEAK_NORMAL_WPM = 175
 
 
@@ -130,9 +147,9 @@ def sample_factors(rng: random.Random, voice: Voice) -> Factors:
     telephone = rng.random() < TELEPHONE_SHARE
     if voice.whisper:  # a whisper has no F0: its level and spread are undefined
         pitch, spread = None, None
-    elif voice.controls_pitch_range:
-        pitch = clamp_pitch_for_espeak(pitch)
-        spread = round(achievable_spread(pitch, spread), 2)
+    elif voice.engine == "espeak-ng":  # record what the calibrated settings give
+        _, _, pitch, achieved = espeak_settings(pitch, spread if voice.controls_pitch_range else None)
+        spread = achieved if voice.controls_pitch_range else None
     else:
         spread = None
     return Factors(
@@ -171,41 +188,35 @@ def facts(voice: Voice, factors: Factors) -> dict:
 # --- espeak-ng calibration -------------------------------------------------------------------------
 
 
-def _interp(x: float, xs: list[float], ys: list[float]) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x) - 1
-    t = (x - xs[i]) / (xs[i + 1] - xs[i])
-    return ys[i] + t * (ys[i + 1] - ys[i])
+@functools.lru_cache(maxsize=1)
+def _calibration_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Median shift and spread for every integer -p (0..99) x range % (0..200), bilinearly
+    interpolated from the measured tables."""
+    p = np.arange(100, dtype=float)
+    r = np.arange(201, dtype=float)
+
+    def grid(table: list[list[float]]) -> np.ndarray:
+        t = np.asarray(table)
+        by_r = np.stack([np.interp(r, _CAL_R, row) for row in t])  # rows: _CAL_P
+        return np.stack([np.interp(p, _CAL_P, by_r[:, j]) for j in range(len(r))], axis=1)
+
+    return grid(_MEDIAN), grid(_SPREAD)
 
 
-def clamp_pitch_for_espeak(semitones: float) -> float:
-    lo, hi = ESPEAK_PITCH_TABLE[0][1], ESPEAK_PITCH_TABLE[-1][1]
-    return round(min(max(semitones, lo), hi), 2)
+def espeak_settings(semitones: float, spread: float | None) -> tuple[int, int, float, float]:
+    """(-p, range %, achieved semitones, achieved spread) closest to the targets.
 
-
-def espeak_pitch_arg(semitones: float) -> int:
-    """espeak-ng `-p` value giving an F0 shift of `semitones` against the default (-p 50)."""
-    ps, sts = zip(*ESPEAK_PITCH_TABLE, strict=True)
-    return int(round(_interp(semitones, list(sts), [float(p) for p in ps])))
-
-
-def _spread_row(p: float) -> list[float]:
-    return [_interp(p, [float(x) for x in _SPREAD_P], [row[j] for row in _SPREAD]) for j in range(len(_SPREAD_R))]
-
-
-def achievable_spread(semitones: float, target: float) -> float:
-    """The target F0 spread clipped to what espeak-ng can produce at this pitch."""
-    row = _spread_row(espeak_pitch_arg(semitones))
-    return min(max(target, row[0]), row[-1])
-
-
-def espeak_range_percent(semitones: float, spread: float) -> int:
-    """SSML prosody range (%) that gives an F0 spread of `spread` semitones at this pitch."""
-    row = _spread_row(espeak_pitch_arg(semitones))
-    return int(round(_interp(spread, row, [float(r) for r in _SPREAD_R])))
+    Without a spread target the range stays at espeak-ng's default. Pitch errors weigh twice as
+    much as spread errors: pitch level is the factor listeners notice first.
+    """
+    median, spreads = _calibration_grid()
+    if spread is None:
+        p = int(np.argmin(np.abs(median[:, DEFAULT_RANGE_PERCENT] - semitones)))
+        r = DEFAULT_RANGE_PERCENT
+    else:
+        cost = 4.0 * (median - semitones) ** 2 + (spreads - spread) ** 2
+        p, r = (int(i) for i in np.unravel_index(np.argmin(cost), cost.shape))
+    return p, r, round(float(median[p, r]), 2), round(float(spreads[p, r]), 2)
 
 
 def espeak_rate_arg(rate_factor: float) -> int:

@@ -25,10 +25,10 @@ import soxr
 from scipy import signal
 
 from searchengine.corpus.factors import (
+    DEFAULT_RANGE_PERCENT,
     Factors,
-    espeak_pitch_arg,
-    espeak_range_percent,
     espeak_rate_arg,
+    espeak_settings,
 )
 from searchengine.corpus.voices import Voice
 
@@ -65,13 +65,13 @@ def _read_wav(data: bytes) -> tuple[np.ndarray, int]:
 def synthesize(text: str, voice: Voice, factors: Factors) -> np.ndarray:
     """Raw synthesizer output at 16 kHz, with the controls the engine itself offers applied."""
     if voice.engine == "espeak-ng":
-        semitones = factors.pitch_semitones or 0.0
+        pitch, range_pct, _, _ = espeak_settings(factors.pitch_semitones or 0.0,
+                                                 factors.pitch_spread_semitones)
         body = escape(text)
-        if factors.pitch_spread_semitones is not None:
-            rng_pct = espeak_range_percent(semitones, factors.pitch_spread_semitones)
-            body = f'<prosody range="{rng_pct}%">{body}</prosody>'
+        if range_pct != DEFAULT_RANGE_PERCENT:
+            body = f'<prosody range="{range_pct}%">{body}</prosody>'
         cmd = ["espeak-ng", "--stdout", "-m", "-v", voice.params["voice"],
-               "-p", str(espeak_pitch_arg(semitones)), "-s", str(espeak_rate_arg(factors.rate_factor)),
+               "-p", str(pitch), "-s", str(espeak_rate_arg(factors.rate_factor)),
                f"<speak>{body}</speak>"]
         x, sr = _read_wav(_run(cmd))
     else:

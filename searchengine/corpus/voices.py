@@ -73,10 +73,11 @@ ESPEAK_VARIANTS: dict[str, tuple[str, str | None, tuple[str, ...], bool]] = {
     "Storm": ("male", "adult", ("smooth", "warm"), False),
     "klatt": ("male", "adult", ("robotic",), False),
     "klatt4": ("male", "adult", ("robotic", "thin"), False),
-    "robosoft": ("male", "adult", ("robotic", "rough"), False),
     "whisper": ("male", "adult", ("breathy",), True),
     "whisperf": ("female", "adult", ("breathy",), True),
 }
+# Variants with strong F0 flutter (jitter by design): their F0 spread is the voice's, not ours to set.
+JITTERY_VARIANTS = frozenset({"croak", "grandpa", "grandma", "aunty"})
 WHISPER_WEIGHT = 2.0  # whisper variants are 2 of 23; this makes roughly one espeak clip in ten a whisper
 
 # espeak-ng languages with Latin-script spelling rules, reading English text: a foreign accent.
@@ -177,7 +178,7 @@ def _espeak_voices() -> list[Voice]:
                     timbre=timbre,
                     whisper=whisper,
                     params={"voice": f"{voice_file}+{variant}", "family": "espeak-en"},
-                    controls_pitch_range=True,
+                    controls_pitch_range=variant not in JITTERY_VARIANTS,
                     weight=WHISPER_WEIGHT if whisper else 1.0,
                 )
             )
