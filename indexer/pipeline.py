@@ -296,6 +296,7 @@ def run_index(
 ) -> Summary:
     """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment."""
     started = time.perf_counter()
+    chunk_files = max(1, min(chunk_files, commit_every))  # a commit can only fall between chunks
     src = read_source(source)
     coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
     summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items))
