@@ -21,7 +21,7 @@ _err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -82,5 +82,5 @@ def generate(
         f"{summary['clips']} clips ({summary['rendered']} rendered, {summary['reused']} reused), "
         f"{summary['voices']} voices, {summary['audio_seconds'] / 60:.1f} min of audio{rate} -> "
         f"{summary['manifest']}",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )

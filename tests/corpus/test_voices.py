@@ -1,0 +1,58 @@
+"""Voice discovery: enough distinct, installed voices, each with its speaker facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from searchengine.corpus.voices import VoiceSelectionError, available_voices, select_voices
+
+GENDERS = {"male", "female"}
+AGES = {"young", "adult", "elderly", None}
+TIMBRES = {"creaky", "hoarse", "breathy", "nasal", "robotic", "smooth", "bright", "warm", "thin", "rough"}
+
+
+def test_at_least_forty_distinct_voices():
+    voices = available_voices()
+    assert len({v.id for v in voices}) == len(voices) >= 40
+
+
+def test_every_voice_carries_its_facts():
+    for v in available_voices():
+        assert v.gender in GENDERS, v
+        assert v.age in AGES, v
+        assert set(v.timbre) <= TIMBRES, v
+        assert v.accent and isinstance(v.accent, str)
+        assert v.weight > 0
+
+
+def test_voices_cover_accents_genders_and_whisper():
+    voices = available_voices()
+    assert {"American", "British", "Scottish"} <= {v.accent for v in voices}
+    assert len({v.accent for v in voices}) >= 10  # English accents plus foreign ones
+    assert {v.gender for v in voices} == GENDERS
+    assert any(v.whisper for v in voices)
+
+
+def test_every_listed_voice_speaks():
+    """One voice per engine renders a word: discovery offers nothing that cannot synthesize."""
+    import numpy as np
+
+    from searchengine.corpus.factors import Factors
+    from searchengine.corpus.render import synthesize
+
+    neutral = Factors(0.0, None, 1.0, -25.0, False, None, None, 0.0, False)
+    for engine in sorted({v.engine for v in available_voices()}):
+        voice = next(v for v in available_voices() if v.engine == engine)
+        x = synthesize("Hello there.", voice, neutral)
+        assert x.dtype == np.float32 and len(x) > 1600 and np.abs(x).max() > 0.01
+
+
+def test_select_by_id_prefix_and_engine():
+    assert [v.id for v in select_voices(["espeak-ng:en-us+f3"])] == ["espeak-ng:en-us+f3"]
+    assert all(v.id.startswith("espeak-ng:en-gb") for v in select_voices(["espeak-ng:en-gb"]))
+    assert all(v.engine == "espeak-ng" for v in select_voices(["espeak-ng"]))
+
+
+def test_unknown_voice_is_a_clear_error():
+    with pytest.raises(VoiceSelectionError, match="unknown voice 'espeak-ng:klingon'"):
+        select_voices(["espeak-ng:klingon"])
