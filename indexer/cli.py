@@ -34,9 +34,8 @@ def index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Embed speech and captions from SOURCE into the collection; safe to stop and re-run."""
-    from searchengine.store import CollectionError
-
     from indexer.manifest import ManifestError, read_source
+    from searchengine.store import CollectionError
 
     if ray:
         from indexer.ray_backend import require_ray
@@ -52,9 +51,8 @@ def index(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
-    from searchengine.model import CheckpointError, load_model
-
     from indexer.pipeline import run_index
+    from searchengine.model import CheckpointError, load_model
 
     try:
         encoder = load_model(model, device=device)

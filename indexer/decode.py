@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from searchengine.audio import MAX_SEGMENT_SECONDS, AudioError, file_hash, load_segments
-
 from indexer.manifest import SourceItem
+from searchengine.audio import MAX_SEGMENT_SECONDS, AudioError, file_hash, load_segments
 
 
 @dataclass
@@ -32,7 +31,7 @@ class Decoded:
 
     @property
     def seconds(self) -> float:
-        return float(sum(e - s for s, e in zip(self.starts, self.ends)))
+        return float(sum(e - s for s, e in zip(self.starts, self.ends, strict=False)))
 
 
 @dataclass

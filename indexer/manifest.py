@@ -114,7 +114,7 @@ def _flatten_attributes(table: pa.Table) -> pa.Table:
     while any(pa.types.is_struct(f.type) for f in table.schema):
         names = set(table.column_names)
         columns, fields = [], []
-        for f, col in zip(table.schema, table.columns):
+        for f, col in zip(table.schema, table.columns, strict=False):
             if not pa.types.is_struct(f.type):
                 columns.append(col)
                 fields.append(f.name)

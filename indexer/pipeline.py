@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from searchengine.audio import SAMPLE_RATE, file_hash
-from searchengine.store import Caption, Collection
-
 from indexer.decode import Decoded, Failed, process
 from indexer.manifest import Source, SourceItem, read_source
+from searchengine.audio import SAMPLE_RATE, file_hash
+from searchengine.store import Caption, Collection
 
 DEFAULT_COMMIT_EVERY = 2000
 """Files per commit: few enough that a crash loses minutes, not hours; many enough that rewriting the
@@ -234,7 +233,7 @@ def clip_rows(d: Decoded) -> list[dict[str, Any]]:
             "file_mtime_ns": d.file_mtime_ns,
             "manifest_hash": mhash,
         }
-        for n, (s, e) in enumerate(zip(d.starts, d.ends))
+        for n, (s, e) in enumerate(zip(d.starts, d.ends, strict=False))
     ]
 
 

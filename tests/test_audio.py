@@ -70,11 +70,11 @@ def test_segments_cover_input_and_cut_in_pauses():
     segs = audio.segment(x, sr, max_seconds=30.0)
     assert len(segs) == 3
     assert segs[0].start == 0.0 and segs[-1].end == pytest.approx(75.0)
-    for prev, nxt in zip(segs, segs[1:]):
+    for prev, nxt in zip(segs, segs[1:], strict=False):
         assert prev.end == nxt.start
     assert all(s.duration <= 30.0 + 1e-9 for s in segs)
     assert np.array_equal(np.concatenate([s.waveform for s in segs]), x)
-    for seg, (a, b) in zip(segs, pauses):
+    for seg, (a, b) in zip(segs, pauses, strict=False):
         assert a <= seg.end <= b  # the cut falls inside the pause, not through the tone
 
 

@@ -454,7 +454,7 @@ class Transaction:
         now = _now()
         rows = [
             {**c, "id": int(i), "segment": int(c.get("segment", 0)), "run_id": c.get("run_id", run_id), "added_at": now}
-            for c, i in zip(clips, ids)
+            for c, i in zip(clips, ids, strict=False)
         ]
         ensure_columns(self.con, "clips", rows, column_types)
         types = table_columns(self.con, "clips")

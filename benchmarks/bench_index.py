@@ -1,0 +1,148 @@
+"""Indexing throughput and FAISS search: what bounds `clsp-search index`, and what the index choice buys.
+
+1. Indexing a generated corpus with the model (default clsp-mini) on this machine: decoding alone,
+   speech embedding alone, caption embedding alone, and the whole pipeline, in audio seconds per
+   wall second.
+2. Search over random unit 512-d vectors: our exact Flat index against a numpy brute-force scan
+   (100k vectors), and Flat against the approximate index `choose_factory` picks past a million
+   vectors (1M vectors): queries per second, recall@10 against exact, memory per million vectors.
+Random vectors have no cluster structure, the worst case for IVF recall; real embeddings do better.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+DIM = 512
+CORPUS_CLIPS = int(os.environ.get("BENCH_INDEX_CLIPS", "48"))
+MODEL = os.environ.get("CLSP_SEARCH_BENCH_MODEL", "clsp-mini")
+FLAT_N = int(os.environ.get("BENCH_FLAT_N", "100000"))
+ANN_N = int(os.environ.get("BENCH_ANN_N", "1000000"))
+QUERIES = 1000
+
+
+def unit(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, DIM), np.float32)
+    for a in range(0, n, 200_000):  # in blocks: keeps peak memory at the output array
+        x = rng.standard_normal((min(n, a + 200_000) - a, DIM), dtype=np.float32)
+        out[a : a + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def bench_indexing() -> list[str]:
+    from indexer.decode import process
+    from indexer.manifest import read_source
+    from indexer.pipeline import caption_texts, run_index
+    from searchengine.model import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus"
+        subprocess.run([sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n",
+                        str(CORPUS_CLIPS), "--seed", "11", "--split-by-voice"], check=True, capture_output=True)
+        items = read_source(corpus / "manifest.jsonl").items
+        decoded, t_decode = timed(lambda: [process(i) for i in items])
+        audio_s = sum(d.seconds for d in decoded)
+        encoder = load_model(MODEL, device="cpu")
+        waves = [w for d in decoded for w in d.waveforms]
+        _, t_speech = timed(encoder.encode_speech, waves, 16000)
+        texts = [t for _, _, t in caption_texts(decoded)]
+        _, t_text = timed(encoder.encode_text, texts)
+        summary = run_index(corpus / "manifest.jsonl", Path(tmp) / "coll", encoder, workers=1, progress=False)
+    rows = [
+        f"Indexing {len(items)} generated clips, {audio_s:.0f} s of audio, {len(texts)} captions, model {encoder.model_id}, "
+        f"{os.cpu_count()} CPU cores, torch threads {__import__('torch').get_num_threads()}",
+        "",
+        "| stage | wall s | audio s / wall s |",
+        "|---|---|---|",
+        f"| decode + resample + segment (1 process) | {t_decode:.2f} | {audio_s / t_decode:.0f} |",
+        f"| speech embedding alone | {t_speech:.2f} | {audio_s / t_speech:.1f} |",
+        f"| caption embedding alone ({len(texts) / t_text:.0f} captions/s) | {t_text:.2f} | {audio_s / t_text:.1f} |",
+        f"| whole pipeline (`run_index`, 1 decode worker) | {summary.wall_seconds:.2f} | {summary.realtime_factor:.1f} |",
+    ]
+    return rows
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth, strict=False)]))
+
+
+def bench_flat_vs_numpy() -> list[str]:
+    from searchengine.store.faiss_index import add, new_index
+
+    base = unit(FLAT_N, 1)
+    q = unit(QUERIES, 2)
+    index = new_index("Flat", DIM)
+    add(index, base, np.arange(FLAT_N, dtype=np.int64))
+    (_, ids), t_faiss = timed(index.search, q, 10)
+
+    def brute():
+        scores = q @ base.T
+        top = np.argpartition(-scores, 10, axis=1)[:, :10]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
+        return np.take_along_axis(top, order, 1)
+
+    truth, t_np = timed(brute)
+    return [
+        f"Exact search, {FLAT_N:,} vectors x {QUERIES} queries, top-10: FAISS IDMap2,Flat {t_faiss * 1e3 / QUERIES:.2f} ms/query, "
+        f"numpy matmul+argpartition {t_np * 1e3 / QUERIES:.2f} ms/query (ratio numpy/FAISS {t_np / t_faiss:.2f}x), "
+        f"same results: {recall_at(ids, truth):.3f}",
+    ]
+
+
+def bench_ann() -> list[str]:
+    from searchengine.store.faiss_index import add, choose_factory, new_index, train
+
+    base = unit(ANN_N, 3)
+    q = unit(QUERIES, 4)
+    ids = np.arange(ANN_N, dtype=np.int64)
+    flat = new_index("Flat", DIM)
+    add(flat, base, ids)
+    (_, truth), t_flat = timed(flat.search, q, 10)
+    factory = choose_factory(ANN_N + 1, DIM)
+    ann = new_index(factory, DIM)
+    _, t_train = timed(train, ann, base[: 64 * faiss.extract_index_ivf(ann).nlist])
+    _, t_add = timed(add, ann, base, ids)
+    ivf = faiss.extract_index_ivf(ann)
+    rows = [
+        f"{ANN_N:,} random unit vectors, {QUERIES} queries, top-10, {os.cpu_count()} cores. "
+        f"Approximate index `{factory}` trained in {t_train:.0f} s, filled in {t_add:.0f} s.",
+        "",
+        "| index | nprobe | queries/s | recall@10 vs exact | bytes/vector | GB per million |",
+        "|---|---|---|---|---|---|",
+        f"| IDMap2,Flat (exact) | - | {QUERIES / t_flat:.0f} | 1.000 | {DIM * 4 + 8} | {(DIM * 4 + 8) / 1e3:.2f} |",
+    ]
+    per_vec = ivf.code_size + 8  # codes + stored id (plus the small HNSW quantizer)
+    for nprobe in (16, 64, 256):
+        ivf.nprobe = nprobe
+        (_, found), t = timed(ann.search, q, 10)
+        rows.append(f"| {factory} | {nprobe} | {QUERIES / t:.0f} | {recall_at(found, truth):.3f} | {per_vec} | {per_vec / 1e3:.2f} |")
+    return rows
+
+
+def main() -> None:
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    for section in (bench_indexing, bench_flat_vs_numpy, bench_ann):
+        try:
+            lines = section()
+        except Exception as exc:  # noqa: BLE001 - report the section and go on
+            lines = [f"{section.__name__} failed: {exc!r}"]
+        print("\n".join(lines) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
