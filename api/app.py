@@ -1,0 +1,74 @@
+"""`create_app(collection_dir)`: the FastAPI application over one collection, opened read-only.
+
+    uvicorn --factory 'api.app:app_from_env'        # CLSP_SEARCH_COLLECTION=data/mycorpus
+    clsp-search serve data/mycorpus                 # the same, bound to 127.0.0.1:8000
+
+The collection and its model are loaded once, when the app is created, so the first request is as
+fast as the others and a broken collection fails at startup rather than on a user's query.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.limits import BodySizeLimit
+from api.routers import clips, collection, export, inference, search
+from api.settings import Limits, Settings
+from searchengine.search import Searcher
+
+REPO_WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(
+    collection_dir: str | os.PathLike,
+    settings: Settings | None = None,
+    searcher: Searcher | None = None,
+) -> FastAPI:
+    """The app for one collection. Pass `searcher` to share an already open one (tests, benchmarks)."""
+    settings = settings or Settings()
+    searcher = searcher or Searcher.open(collection_dir, model=settings.model, device=settings.device)
+    app = FastAPI(
+        title="clsp-search",
+        version="0.1.0",
+        description="Find voices by describing them or by example: CLSP embeddings, FAISS, DuckDB.",
+    )
+    app.state.searcher = searcher
+    app.state.settings = settings
+    app.state.audio_roots = settings.audio_roots or default_audio_roots(searcher)
+    errors.install(app)
+    # Multipart overhead on top of the audio itself is small; allow 1 MB of it.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + 1024 * 1024)
+    for module in (search, clips, inference, export, collection):
+        app.include_router(module.router)
+    web = settings.web_dir or REPO_WEB
+    if (Path(web) / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=str(web), html=True), name="web")
+    return app
+
+
+def default_audio_roots(searcher: Searcher) -> tuple[Path, ...]:
+    """Where clip audio may be read from when the operator does not say: the deepest directory that
+    holds every indexed file. The API only serves clips by id, never a client-given path, and the
+    check against these roots (symlinks resolved) keeps a manifest entry such as `../../etc/passwd`
+    or a symlink out of reach of the audio endpoint."""
+    rows = searcher.cursor().execute("SELECT DISTINCT source_path FROM clips").fetchall()
+    parents = {os.path.dirname(os.path.abspath(p)) for (p,) in rows if p}
+    if not parents:
+        return ()
+    return (Path(os.path.commonpath(sorted(parents))),)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory`: the collection from CLSP_SEARCH_COLLECTION."""
+    path = os.environ.get("CLSP_SEARCH_COLLECTION")
+    if not path:
+        raise RuntimeError("set CLSP_SEARCH_COLLECTION to a collection directory")
+    return create_app(path, Settings(model=os.environ.get("CLSP_SEARCH_MODEL") or None))
+
+
+__all__ = ["Limits", "Settings", "create_app", "default_audio_roots"]

@@ -1,0 +1,55 @@
+"""What routers get injected: the searcher of the app and a DuckDB cursor of the request's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from api.settings import Settings
+from searchengine.search import Searcher
+
+
+def searcher(request: Request) -> Searcher:
+    return request.app.state.searcher
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def cursor(request: Request) -> Iterator[Any]:
+    """One DuckDB cursor per request, closed when the response is done (connections are not shared
+    between threads, and requests run in a thread pool)."""
+    con = request.app.state.searcher.cursor()
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def validate(model: type[BaseModel], data: Any, where: str = "body") -> Any:
+    """Validate data that did not come through FastAPI's own body parsing (multipart forms, a JSON
+    body read by hand) with the same 422 answer."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": (where, *e.get("loc", ()))} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+def form_json(value: Any, field: str) -> Any:
+    """A form field that carries JSON (the filter of a multipart search)."""
+    if value is None or value == "":
+        return None
+    try:
+        return json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        raise RequestValidationError(
+            [{"loc": ("body", field), "msg": "must be JSON", "type": "json_invalid"}]
+        ) from None

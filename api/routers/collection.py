@@ -1,0 +1,34 @@
+"""GET /collection (what is in it and what can be filtered) and GET /health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from api import deps
+from api.settings import Settings
+from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher
+
+router = APIRouter(tags=["collection"])
+
+
+@router.get("/collection", summary="Stats, model, limits and facets of the filterable columns")
+async def collection(searcher: Searcher = Depends(deps.searcher), settings: Settings = Depends(deps.settings),
+                     con: Any = Depends(deps.cursor)) -> dict:
+    stats = await run_in_threadpool(searcher.stats)
+    facets = await run_in_threadpool(searcher.facets, con)
+    stats.pop("path", None)  # where it lives on the server is not the client's business
+    return {
+        **stats,
+        "defaults": {"indexes": list(DEFAULT_INDEXES), "fusion": DEFAULT_FUSION},
+        "limits": vars(settings.limits),
+        "facets": facets,
+    }
+
+
+@router.get("/health", summary="Liveness: the collection is open and answers")
+async def health(searcher: Searcher = Depends(deps.searcher), con: Any = Depends(deps.cursor)) -> dict:
+    (clips,) = con.execute("SELECT count(*) FROM clips").fetchone()
+    return {"status": "ok", "clips": int(clips), "model_id": searcher.collection.model_id}

@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP API, with the limits that keep one request cheap.
+
+Limits are pydantic constraints (so they appear in the OpenAPI schema and a violation is a 422 naming
+the field); the few that an operator may change (top_k, upload size, audio length) come from
+`api.settings.Limits` and are checked in the routers against the running configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Index = Literal["speech", "global", "fine"]
+Fusion = Literal["rrf", "weighted"]
+Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ClipId = Annotated[int, Field(ge=0, le=2**62)]
+
+
+class Condition(BaseModel):
+    """One test on a metadata column: `{"field": "duration", "op": ">", "value": 3}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    op: Literal["=", "==", "!=", "<", "<=", ">", ">=", "in", "between", "contains"]
+    value: Any = None
+
+
+class Group(BaseModel):
+    """All (`and`) or any (`or`) of a list of conditions or groups."""
+
+    model_config = ConfigDict(extra="forbid")
+    and_: list[Condition | Group] | None = Field(default=None, alias="and", min_length=1, max_length=64)
+    or_: list[Condition | Group] | None = Field(default=None, alias="or", min_length=1, max_length=64)
+
+
+Filter = Condition | Group | list[Condition | Group]
+
+
+def filter_tree(value: Filter | None) -> Any:
+    """The plain dict/list tree `searchengine.filters` compiles (aliases restored, unset keys dropped)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [filter_tree(v) for v in value]
+    return value.model_dump(by_alias=True, exclude_none=True) if isinstance(value, Group) else value.model_dump()
+
+
+class SearchParams(BaseModel):
+    """Paging, filtering and fusion options shared by every search."""
+
+    model_config = ConfigDict(extra="forbid")
+    top_k: int = Field(10, ge=1, le=1000, description="Results per page (the server may set a lower maximum).")
+    offset: int = Field(0, ge=0, le=100_000, description="Results to skip: page n starts at (n - 1) * top_k.")
+    filter: Filter | None = Field(None, description="Metadata conditions; see GET /collection for the fields.")
+
+
+class TextSearchRequest(SearchParams):
+    query: Query = Field(..., description="A description of the voice, e.g. 'a breathy young woman whispering'.")
+    indexes: list[Index] | None = Field(None, min_length=1, max_length=3, description="Default: speech + captions.")
+    fusion: Fusion | None = Field(None, description="How index rankings are combined (default: rrf).")
+
+
+class ClipSearchRequest(SearchParams):
+    clip_ids: list[ClipId] = Field(..., min_length=1, max_length=100, description="Clips to sound like (mean vector).")
+
+
+class CaptionOut(BaseModel):
+    id: int
+    kind: str
+    text: str
+
+
+class HitOut(BaseModel):
+    id: int
+    rank: int
+    score: float
+    matched: str = Field(..., description="The index whose evidence counted most: speech, global or fine.")
+    scores: dict[str, float]
+    caption: CaptionOut | None
+    clip: dict[str, Any]
+    captions: dict[str, Any]
+    audio_url: str
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    top_k: int
+    offset: int
+    candidates: int
+    indexes: list[str]
+    fusion: str | None
+    strategy: str
+    took_ms: float
+    excluded: list[int]
+    model_id: str
+
+
+class ClipOut(BaseModel):
+    id: int
+    clip: dict[str, Any]
+    captions: dict[str, Any]
+    audio_url: str
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    clip_ids: list[ClipId] = Field(..., min_length=1, max_length=100)
+    labels: list[Label] = Field(..., min_length=1, max_length=100)
+    template: Annotated[str, StringConstraints(min_length=2, max_length=500)] = "A speaker in a {} tone."
+
+
+class ClassifyResult(BaseModel):
+    clip_id: int | None
+    probabilities: dict[str, float]
+    label: str
+
+
+class ClassifyResponse(BaseModel):
+    results: list[ClassifyResult]
+    template: str
+
+
+class SimilarityRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    a: ClipId
+    b: ClipId
+
+
+class SimilarityResponse(BaseModel):
+    similarity: float = Field(..., description="Style similarity in 0..1: (cosine + 1) / 2 of the speech vectors.")
+    cosine: float
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: Query
+    n: int = Field(100, ge=1, le=10_000, description="How many clips to export.")
+    filter: Filter | None = None
+    format: Literal["jsonl", "csv"] = "jsonl"
+    indexes: list[Index] | None = Field(None, min_length=1, max_length=3)
+    fusion: Fusion | None = None
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(..., description="A short stable code, e.g. bad_filter, not_found, too_large.")
+    message: str
+    status: int
+    detail: Any = None

@@ -1,0 +1,27 @@
+"""Server configuration: limits and where audio may be read from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; generous for people, small enough that no request hogs the box."""
+
+    max_top_k: int = 1000
+    max_export: int = 10_000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_audio_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `create_app` needs besides the collection."""
+
+    limits: Limits = field(default_factory=Limits)
+    audio_roots: tuple[Path, ...] | None = None  # None: the directories of the indexed sources
+    web_dir: Path | None = None  # None: the repository's web/ when it has an index.html
+    model: str | None = None  # model name/path; None: the one the collection records
+    device: str = "cpu"

@@ -1,0 +1,61 @@
+"""Search results as manifest lines (JSONL or CSV), e.g. to curate a TTS training set.
+
+The lines use the indexer's manifest fields (id, path, start, end, speaker, language, global_caption,
+fine_captions), so an export can be indexed again or fed to any tool that reads such manifests; the
+search score and rank and the clip's other metadata come along as extra columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from searchengine.search import Hit
+
+FIRST_COLUMNS = ("id", "path", "start", "end", "duration", "speaker", "language", "global_caption",
+                 "fine_captions", "score", "rank", "clip_id")
+_DROP = {"source_key", "source_path", "id", "segment"}
+
+
+def manifest_row(hit: Hit) -> dict[str, Any]:
+    """One manifest record for a hit."""
+    clip = hit.clip
+    row: dict[str, Any] = {
+        "id": clip.get("source_key") if not clip.get("segment") else f"{clip.get('source_key')}#{clip.get('segment')}",
+        "path": clip.get("source_path"),
+        "start": clip.get("start"),
+        "end": clip.get("end"),
+        "duration": clip.get("duration"),
+        "speaker": clip.get("speaker"),
+        "language": clip.get("language"),
+        "global_caption": hit.captions.get("global"),
+        "fine_captions": list(hit.captions.get("fine") or []),
+        "score": hit.score,
+        "rank": hit.rank,
+        "clip_id": hit.id,
+    }
+    for key, value in clip.items():
+        if key not in _DROP and key not in row:
+            row[key] = value
+    return row
+
+
+def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row, ensure_ascii=False, default=str) + "\n"
+
+
+def csv_lines(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """CSV with a header; lists are written as JSON text so they survive a round trip."""
+    columns = list(FIRST_COLUMNS) + sorted({k for r in rows for k in r} - set(FIRST_COLUMNS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    yield buf.getvalue()
+    for row in rows:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        yield buf.getvalue()

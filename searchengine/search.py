@@ -1,0 +1,691 @@
+"""Search a collection: by description (text -> speech, fused with caption indexes), by example
+(audio -> speech), with metadata filters and stable pagination.
+
+    from searchengine.search import Searcher, SearchOptions
+    searcher = Searcher.open("data/mycorpus")              # read-only, with the collection's own model
+    page = searcher.search_text("a breathy young woman whispering",
+                                SearchOptions(top_k=20, filter={"field": "duration", "op": ">", "value": 3}))
+    for hit in page.hits: print(hit.id, hit.score, hit.matched, hit.caption)
+
+How a query flows: the query becomes a vector with the model the collection was built with (vectors
+from two models are not comparable, so that is checked, not assumed); every requested index returns
+its best candidates; candidates become clips (a caption hit names its clip), each clip once; the
+lists are fused; the page is sliced after sorting by (score desc, clip id asc), so equal scores
+always come out in the same order and page 2 continues page 1.
+
+Filters are compiled by `searchengine.filters` to parameterised SQL, run in DuckDB to get the ids
+that pass, and handed to FAISS. A selective filter (few ids pass) goes to FAISS as an `IDSelector`,
+so the index only scores allowed ids and a filter keeping 1 % of clips still fills the page; a loose
+one over-fetches and drops, which is cheaper than building a selector over most of the collection.
+
+Every method that touches DuckDB takes an optional cursor: the server gives each request its own, as
+DuckDB connections are not meant to be shared between threads.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchengine.filters import Column, CompiledFilter, FilterError, compile_filter, filterable_columns
+from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
+from searchengine.store import faiss_index as fi
+
+INDEXES = ("speech", "global", "fine")
+FUSIONS = ("rrf", "weighted")
+
+DEFAULT_INDEXES: tuple[str, ...] = ("speech", "global", "fine")
+"""Text queries search the speech index and both caption indexes, fused (see benchmarks/RESULTS.md)."""
+
+DEFAULT_FUSION = "rrf"
+"""Reciprocal rank fusion won over a weighted sum of cosines on the generated test split (RESULTS.md)."""
+
+RRF_K = 60
+"""The constant of reciprocal rank fusion (Cormack et al. 2009): dampens the weight of the very top ranks."""
+
+DEFAULT_WEIGHTS: dict[str, float] = {"speech": 1.0, "global": 0.5, "fine": 0.5}
+"""Per-index weights for both fusions: the speech index is the evidence about the audio itself, captions
+are second-hand (what someone wrote about it), so they count half."""
+
+FUSION_DEPTH = 200
+"""Each index contributes at least this many candidates to a fused ranking; a fixed depth keeps fused
+pages consistent with each other (a clip's fused score does not depend on which page is asked for)."""
+
+TIE_MARGIN = 16
+"""Extra candidates fetched beyond the page, so equal scores at the page edge are ordered by id, not
+by the order FAISS happened to return them."""
+
+SELECTOR_MAX_FRACTION = 0.5
+"""Filters keeping at most this share of the index search through an IDSelector; looser ones over-fetch."""
+
+MAX_TOP_K = 100_000
+"""Hard ceiling of the core (the API and CLI set their own, lower, limits)."""
+
+
+class SearchError(ValueError):
+    """A query that cannot be answered as asked (bad option, empty query); the message says why."""
+
+
+class ClipNotFoundError(LookupError):
+    """A clip id the collection does not hold."""
+
+    def __init__(self, ids: Sequence[int]) -> None:
+        self.ids = list(ids)
+        super().__init__(f"no clip with id {', '.join(map(str, self.ids))} in this collection")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What to search and which page to return."""
+
+    top_k: int = 10
+    offset: int = 0
+    filter: Mapping[str, Any] | Sequence[Any] | None = None
+    indexes: Sequence[str] = DEFAULT_INDEXES
+    fusion: str = DEFAULT_FUSION
+    weights: Mapping[str, float] | None = None
+    strategy: str = "auto"  # how filters reach FAISS: auto | selector | overfetch (benchmarks compare them)
+
+    def validated(self) -> SearchOptions:
+        if not 1 <= int(self.top_k) <= MAX_TOP_K:
+            raise SearchError(f"top_k must be between 1 and {MAX_TOP_K}")
+        if int(self.offset) < 0:
+            raise SearchError("offset must be >= 0")
+        unknown = [i for i in self.indexes if i not in INDEXES]
+        if unknown or not self.indexes:
+            raise SearchError(f"indexes must be a non-empty subset of {', '.join(INDEXES)} (got {list(self.indexes)})")
+        if self.fusion not in FUSIONS:
+            raise SearchError(f"fusion must be one of {', '.join(FUSIONS)}")
+        if self.strategy not in ("auto", "selector", "overfetch"):
+            raise SearchError("strategy must be auto, selector or overfetch")
+        return self
+
+
+@dataclass
+class Hit:
+    """One clip in a result page, with the evidence for it."""
+
+    id: int
+    rank: int
+    score: float
+    matched: str  # the index whose evidence counted most for this clip
+    scores: dict[str, float]  # cosine of the query with this clip in each index that returned it
+    caption: dict[str, Any] | None  # the caption that matched, when a caption index matched
+    clip: dict[str, Any] = field(default_factory=dict)  # metadata row (filterable columns + paths)
+    captions: dict[str, Any] = field(default_factory=dict)  # {"global": str | None, "fine": [str]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchPage:
+    """A page of hits plus what the caller needs to show or page through them."""
+
+    hits: list[Hit]
+    top_k: int
+    offset: int
+    candidates: int  # clips that pass the filter (the whole collection without one)
+    indexes: list[str]
+    fusion: str | None
+    strategy: str  # how the filter was applied: none, selector or overfetch
+    took_ms: float
+    excluded: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hits"] = [h.to_dict() for h in self.hits]
+        return out
+
+
+# ------------------------------------------------------------------------------------------ model
+def resolve_encoder(collection: Collection, model: str | None = None, device: str = "auto") -> Any:
+    """The encoder whose vectors the collection holds.
+
+    `model` (a name or a checkpoint directory) is loaded and checked against the collection's model id.
+    Without it the bundled model named in the id is tried, then the model spec the indexing runs
+    recorded. Anything else would put query vectors in a different space than the stored ones.
+    """
+    from searchengine.model import CheckpointError, load_model
+
+    wanted = collection.model_id
+    tried: list[str] = []
+    candidates = [model] if model else [wanted.split("@")[0], *_recorded_model_specs(collection)]
+    for spec in dict.fromkeys(candidates):
+        try:
+            encoder = load_model(spec, device=device)
+        except (CheckpointError, OSError, ValueError) as exc:
+            tried.append(f"{spec}: {exc}")
+            continue
+        if encoder.model_id == wanted:
+            return encoder
+        if model:
+            raise ModelMismatchError(collection.path, wanted, encoder.model_id)
+        tried.append(f"{spec}: is {encoder.model_id}")
+    raise CollectionError(
+        f"cannot find the model {wanted} this collection was built with; pass --model PATH to its "
+        f"checkpoint. Tried: {'; '.join(tried) or 'nothing'}"
+    )
+
+
+def _recorded_model_specs(collection: Collection) -> list[str]:
+    import json
+
+    specs: list[str] = []
+    try:
+        rows = collection.sql("SELECT args FROM runs WHERE model_id = ? ORDER BY id DESC", [collection.model_id]).fetchall()
+    except Exception:  # noqa: BLE001 - an old collection without runs is fine
+        return specs
+    for (args,) in rows:
+        try:
+            spec = json.loads(args or "{}").get("model")
+        except json.JSONDecodeError:
+            continue
+        if spec:
+            specs.append(str(spec))
+    return specs
+
+
+# ------------------------------------------------------------------------------------------ searcher
+class Searcher:
+    """Queries over one open collection with its encoder. Thread-safe for concurrent reads when each
+    caller passes its own DuckDB cursor (FAISS searches on a read-only index are thread-safe)."""
+
+    def __init__(self, collection: Collection, encoder: Any) -> None:
+        if encoder is not None and encoder.model_id != collection.model_id:
+            raise ModelMismatchError(collection.path, collection.model_id, encoder.model_id)
+        self.collection = collection
+        self.encoder = encoder
+        self.columns: dict[str, Column] = filterable_columns(collection.con.cursor())
+
+    @classmethod
+    def open(cls, path: str | Path, model: str | None = None, device: str = "auto") -> Searcher:
+        """Open a collection read-only with the model it was built with."""
+        collection = Collection.open(path, read_only=True)
+        return cls(collection, resolve_encoder(collection, model, device))
+
+    def close(self) -> None:
+        self.collection.close()
+
+    def cursor(self) -> Any:
+        """A DuckDB cursor of its own (one per request / thread)."""
+        return self.collection.con.cursor()
+
+    # ------------------------------------------------------------------------------ embeddings
+    def embed_text(self, query: str) -> np.ndarray:
+        query = (query or "").strip()
+        if not query:
+            raise SearchError("the query is empty: describe the voice you are looking for")
+        return self.encoder.encode_text([query])[0]
+
+    def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
+        """A 16 kHz mono waveform -> one query vector: the mean of its <= 30 s segments, re-normalised,
+        the same way a long file in the collection is represented by its segments."""
+        from searchengine.audio import SAMPLE_RATE, segment
+
+        pieces = [s.waveform for s in segment(np.asarray(waveform, np.float32), SAMPLE_RATE)]
+        vectors = self.encoder.encode_speech(pieces, SAMPLE_RATE)
+        return _unit(vectors.mean(axis=0))
+
+    def clip_vectors(self, ids: Sequence[int], con: Any = None) -> np.ndarray:
+        """Stored speech vectors of clips (raises ClipNotFoundError for ids not in the collection)."""
+        ids = [int(i) for i in ids]
+        self.require_clips(ids, con)
+        return self.collection.vectors("speech", ids)
+
+    def require_clips(self, ids: Sequence[int], con: Any = None) -> None:
+        con = con or self.cursor()
+        present = {r[0] for r in con.execute("SELECT id FROM clips WHERE list_contains(?, id)", [list(ids)]).fetchall()}
+        missing = [i for i in ids if i not in present]
+        if missing:
+            raise ClipNotFoundError(missing)
+
+    # ------------------------------------------------------------------------------ queries
+    def search_text(self, query: str, options: SearchOptions = SearchOptions(), con: Any = None) -> SearchPage:
+        """Clips that sound like `query` describes (and, with caption indexes, whose captions say so)."""
+        return self.search_vector(self.embed_text(query), options, con=con, modality="text")
+
+    def search_clips(self, clip_ids: Sequence[int], options: SearchOptions = SearchOptions(), con: Any = None) -> SearchPage:
+        """Clips that sound like the given clips (their mean vector), the query clips left out."""
+        if not clip_ids:
+            raise SearchError("give at least one clip id")
+        con = con or self.cursor()
+        vectors = self.clip_vectors(clip_ids, con)
+        return self.search_vector(_unit(vectors.mean(axis=0)), options, con=con, exclude=clip_ids, modality="speech")
+
+    def search_audio(
+        self, waveform: np.ndarray, options: SearchOptions = SearchOptions(), content_hash: str | None = None,
+        con: Any = None,
+    ) -> SearchPage:
+        """Clips that sound like an uploaded recording. If the upload is a file of the collection
+        (same content hash), its own clips are left out, as for a query by id."""
+        con = con or self.cursor()
+        exclude: list[int] = []
+        if content_hash:
+            exclude = [r[0] for r in con.execute("SELECT id FROM clips WHERE content_hash = ?", [content_hash]).fetchall()]
+        return self.search_vector(self.embed_waveform(waveform), options, con=con, exclude=exclude, modality="speech")
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        options: SearchOptions = SearchOptions(),
+        con: Any = None,
+        exclude: Sequence[int] = (),
+        modality: str = "text",
+    ) -> SearchPage:
+        """The ranked page for a query vector. Speech queries only search the speech index (caption
+        indexes hold text vectors, a speech->text match says nothing about sounding alike)."""
+        started = time.perf_counter()
+        options = options.validated()
+        con = con or self.cursor()
+        indexes = [i for i in options.indexes if modality == "text" or i == "speech"] or ["speech"]
+        indexes = [i for i in indexes if self.collection.index(i).ntotal > 0] or ["speech"]
+        compiled = self.compile(options.filter)
+        excluded = sorted({int(i) for i in exclude})
+        allowed = self._allowed_clips(compiled, con)
+        candidates = self.collection.index("speech").ntotal if allowed is None else len(allowed)
+        need = options.offset + options.top_k + TIE_MARGIN + len(excluded)
+        depth = need if len(indexes) == 1 else max(need, FUSION_DEPTH)
+        weights = {**DEFAULT_WEIGHTS, **(options.weights or {})}
+        q = _unit(np.asarray(vector, np.float32))
+
+        lists: dict[str, dict[int, tuple[float, int | None]]] = {}
+        strategy = "none"
+        for kind in indexes:
+            found, strategy_used = self._clips_from_index(kind, q, depth, allowed, set(excluded), options.strategy, con)
+            lists[kind] = found
+            if allowed is not None:
+                strategy = strategy_used
+
+        if len(indexes) == 1:
+            (kind,) = indexes
+            fused = {cid: s for cid, (s, _) in lists[kind].items()}
+        elif options.fusion == "rrf":
+            fused = rrf(lists, weights)
+        else:
+            lists = self._complete_scores(q, lists, con)
+            fused = weighted_sum(lists, weights)
+
+        order = sorted(fused, key=lambda cid: (-fused[cid], cid))
+        page_ids = order[options.offset : options.offset + options.top_k]
+        hits = self._hits(page_ids, fused, lists, weights, options, con)
+        return SearchPage(
+            hits=hits,
+            top_k=options.top_k,
+            offset=options.offset,
+            candidates=max(0, candidates - len(excluded)),
+            indexes=list(indexes),
+            fusion=options.fusion if len(indexes) > 1 else None,
+            strategy=strategy,
+            took_ms=round((time.perf_counter() - started) * 1000, 3),
+            excluded=excluded,
+        )
+
+    # ------------------------------------------------------------------------------ filters
+    def compile(self, spec: Any) -> CompiledFilter | None:
+        """Validate and compile a filter against this collection's columns (FilterError if invalid)."""
+        return compile_filter(spec, self.columns)
+
+    def _allowed_clips(self, compiled: CompiledFilter | None, con: Any) -> np.ndarray | None:
+        if compiled is None:
+            return None
+        rows = con.execute(f"SELECT id FROM clips WHERE {compiled.sql} ORDER BY id", compiled.params).fetchnumpy()
+        return np.asarray(rows["id"], dtype=np.int64)
+
+    def filter_ids(self, spec: Any, con: Any = None) -> np.ndarray | None:
+        """Ids of the clips a filter keeps (None: no filter)."""
+        return self._allowed_clips(self.compile(spec), con or self.cursor())
+
+    # ------------------------------------------------------------------------------ one index
+    def _clips_from_index(
+        self,
+        kind: str,
+        q: np.ndarray,
+        n: int,
+        allowed_clips: np.ndarray | None,
+        excluded: set[int],
+        strategy: str,
+        con: Any,
+    ) -> tuple[dict[int, tuple[float, int | None]], str]:
+        """Best `n` clips of one index: clip id -> (cosine, caption id or None), plus the strategy used."""
+        index = self.collection.index(kind)
+        if kind == "speech":
+            allowed = allowed_clips
+            if allowed is not None and excluded:
+                allowed = allowed[~np.isin(allowed, np.fromiter(excluded, np.int64))]
+            scores, ids, used = search_ids(index, q, n, allowed, excluded, strategy)
+            return {int(i): (float(s), None) for s, i in zip(scores, ids, strict=False)}, used
+
+        # Caption indexes answer with caption ids: several captions per clip, so fetch more, and map.
+        per_clip = max(1.0, index.ntotal / max(1, self.collection.index("speech").ntotal))
+        allowed_caps = None
+        if allowed_clips is not None:
+            allowed_caps = np.asarray(
+                con.execute(
+                    "SELECT id FROM captions WHERE kind = ? AND list_contains(?, clip_id) ORDER BY id",
+                    [kind, allowed_clips.tolist()],
+                ).fetchnumpy()["id"],
+                np.int64,
+            )
+        want = int(math.ceil(n * per_clip))
+        while True:
+            scores, cap_ids, used = search_ids(index, q, want, allowed_caps, set(), strategy)
+            owners = self._caption_owners(cap_ids, con)
+            best: dict[int, tuple[float, int | None]] = {}
+            for s, cap in zip(scores, cap_ids, strict=False):
+                cid = owners.get(int(cap))
+                if cid is None or cid in excluded or cid in best:
+                    continue
+                best[cid] = (float(s), int(cap))
+            exhausted = len(cap_ids) < want or want >= index.ntotal
+            if len(best) >= n or exhausted:
+                return dict(list(best.items())[:n]), used
+            want = min(index.ntotal, want * 2)
+
+    @staticmethod
+    def _caption_owners(caption_ids: np.ndarray, con: Any) -> dict[int, int]:
+        if not len(caption_ids):
+            return {}
+        rows = con.execute(
+            "SELECT id, clip_id FROM captions WHERE list_contains(?, id)", [caption_ids.astype(np.int64).tolist()]
+        ).fetchall()
+        return {int(a): int(b) for a, b in rows}
+
+    def _complete_scores(
+        self, q: np.ndarray, lists: dict[str, dict[int, tuple[float, int | None]]], con: Any
+    ) -> dict[str, dict[int, tuple[float, int | None]]]:
+        """For a weighted sum every candidate needs its score in every index, not only in the lists that
+        happened to return it: exact cosines from the stored vectors (best caption per clip)."""
+        union = sorted({cid for found in lists.values() for cid in found})
+        out: dict[str, dict[int, tuple[float, int | None]]] = {}
+        for kind, found in lists.items():
+            full = dict(found)
+            missing = [c for c in union if c not in found]
+            if missing and kind == "speech":
+                vecs = self.collection.vectors("speech", missing)
+                for cid, s in zip(missing, vecs @ q, strict=False):
+                    full[cid] = (float(s), None)
+            elif missing:
+                rows = con.execute(
+                    "SELECT id, clip_id FROM captions WHERE kind = ? AND list_contains(?, clip_id)", [kind, missing]
+                ).fetchall()
+                if rows:
+                    vecs = self.collection.vectors(kind, [r[0] for r in rows])
+                    for (cap, cid), s in zip(rows, vecs @ q, strict=False):
+                        if cid not in full or s > full[cid][0]:
+                            full[cid] = (float(s), int(cap))
+            out[kind] = full
+        return out
+
+    # ------------------------------------------------------------------------------ records
+    def _hits(
+        self,
+        page_ids: list[int],
+        fused: dict[int, float],
+        lists: dict[str, dict[int, tuple[float, int | None]]],
+        weights: Mapping[str, float],
+        options: SearchOptions,
+        con: Any,
+    ) -> list[Hit]:
+        records = self.clips(page_ids, con)
+        caption_ids = [lists[k][c][1] for c in page_ids for k in lists if c in lists[k] and lists[k][c][1] is not None]
+        texts = {}
+        if caption_ids:
+            texts = {
+                int(i): (k, t)
+                for i, k, t in con.execute(
+                    "SELECT id, kind, text FROM captions WHERE list_contains(?, id)", [caption_ids]
+                ).fetchall()
+            }
+        hits: list[Hit] = []
+        for n, cid in enumerate(page_ids):
+            scores = {k: round(lists[k][cid][0], 6) for k in lists if cid in lists[k]}
+            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * _contribution(k, cid, lists), -INDEXES.index(k)))
+            cap = lists[matched][cid][1]
+            caption = None
+            if cap is None:  # speech matched best; still say which caption agreed most, if any did
+                cap_kinds = [k for k in lists if k != "speech" and cid in lists[k]]
+                if cap_kinds:
+                    cap = lists[max(cap_kinds, key=lambda k: lists[k][cid][0])][cid][1]
+            if cap is not None and cap in texts:
+                caption = {"id": cap, "kind": texts[cap][0], "text": texts[cap][1]}
+            record = records.get(cid, {})
+            hits.append(
+                Hit(
+                    id=cid,
+                    rank=options.offset + n + 1,
+                    score=round(float(fused[cid]), 6),
+                    matched=matched,
+                    scores=scores,
+                    caption=caption,
+                    clip=record.get("clip", {}),
+                    captions=record.get("captions", {}),
+                )
+            )
+        return hits
+
+    def clips(self, ids: Sequence[int], con: Any = None) -> dict[int, dict[str, Any]]:
+        """Metadata and captions of clips: id -> {"clip": {...}, "captions": {"global", "fine"}}."""
+        if not ids:
+            return {}
+        con = con or self.cursor()
+        from searchengine.store.schema import quote_ident
+
+        names = [n for n in self.columns if n not in ("global_caption", "fine_captions")] + ["source_path"]
+        names = list(dict.fromkeys(names))
+        cols = ", ".join(quote_ident(n) for n in names)
+        cur = con.execute(f"SELECT {cols} FROM clips WHERE list_contains(?, id)", [[int(i) for i in ids]])
+        rows = cur.fetchall()
+        out: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            clip = {n: _jsonable(v) for n, v in zip(names, row, strict=False)}
+            out[int(clip["id"])] = {"clip": clip, "captions": {"global": None, "fine": []}}
+        for cid, kind, text in con.execute(
+            "SELECT clip_id, kind, text FROM captions WHERE list_contains(?, clip_id) ORDER BY id", [list(out)]
+        ).fetchall():
+            caps = out[int(cid)]["captions"]
+            if kind == "global":
+                caps["global"] = text
+            else:
+                caps["fine"].append(text)
+        return out
+
+    def clip(self, clip_id: int, con: Any = None) -> dict[str, Any]:
+        """One clip's metadata and captions (ClipNotFoundError if absent)."""
+        found = self.clips([int(clip_id)], con)
+        if int(clip_id) not in found:
+            raise ClipNotFoundError([clip_id])
+        return found[int(clip_id)]
+
+    # ------------------------------------------------------------------------------ zero-shot, similarity
+    def classify(self, vectors: np.ndarray, labels: Sequence[str], template: str) -> np.ndarray:
+        """Zero-shot class probabilities [N, labels] for speech vectors."""
+        check_template(template)
+        if not labels:
+            raise SearchError("give at least one label")
+        return self.encoder.zero_shot(None, list(labels), template=template, speech_embeddings=np.atleast_2d(vectors))
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> float:
+        """Style similarity in 0..1, (cos + 1) / 2 as the encoder defines it."""
+        return float(np.clip((float(np.dot(_unit(a), _unit(b))) + 1.0) / 2.0, 0.0, 1.0))
+
+    # ------------------------------------------------------------------------------ collection facts
+    def facets(self, con: Any = None, max_values: int = 50) -> dict[str, dict[str, Any]]:
+        """What each filterable column holds: value counts (text, booleans, list items) or ranges
+        (numbers, times). The web page builds its filter controls from this."""
+        from searchengine.store.schema import quote_ident
+
+        con = con or self.cursor()
+        out: dict[str, dict[str, Any]] = {}
+        for name, column in self.columns.items():
+            ident = quote_ident(name)
+            info: dict[str, Any] = {"type": column.kind, "sql_type": column.sql_type, "operators": list(column.operators)}
+            if name in ("id", "source_key", "source_path", "global_caption", "fine_captions", "text"):
+                out[name] = info
+                continue
+            if column.kind in ("number", "time"):
+                lo, hi, nulls = con.execute(
+                    f"SELECT min({ident}), max({ident}), count(*) - count({ident}) FROM clips"
+                ).fetchone()
+                info.update(min=_jsonable(lo), max=_jsonable(hi), missing=int(nulls))
+            else:
+                source = f"(SELECT unnest({ident}) AS v FROM clips)" if column.kind == "list" else f"(SELECT {ident} AS v FROM clips)"
+                rows = con.execute(
+                    f"SELECT v, count(*) AS n FROM {source} GROUP BY v ORDER BY n DESC, v NULLS LAST LIMIT ?",
+                    [max_values + 1],
+                ).fetchall()
+                info["values"] = [{"value": _jsonable(v), "count": int(n)} for v, n in rows[:max_values]]
+                info["truncated"] = len(rows) > max_values
+            out[name] = info
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return self.collection.stats()
+
+
+# ------------------------------------------------------------------------------------------ FAISS
+def search_ids(
+    index: Any,
+    q: np.ndarray,
+    n: int,
+    allowed: np.ndarray | None,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    strategy: str = "auto",
+    selector_max_fraction: float = SELECTOR_MAX_FRACTION,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Top-`n` (scores, ids) of `index` among `allowed` ids (None: all), minus `excluded`.
+
+    With few allowed ids the index gets an `IDSelectorBatch` and only scores those; with many it is
+    asked for more than `n` and the rest is dropped, doubling until the page is full or the index is
+    exhausted. Returns the strategy used as well.
+    """
+    total = int(index.ntotal)
+    if total == 0 or n <= 0 or (allowed is not None and len(allowed) == 0):
+        return np.zeros(0, np.float32), np.zeros(0, np.int64), "none" if allowed is None else "selector"
+    q2 = np.ascontiguousarray(q.reshape(1, -1), dtype=np.float32)
+    if allowed is not None and (
+        strategy == "selector" or (strategy == "auto" and len(allowed) <= selector_max_fraction * total)
+    ):
+        return (*_search_with_selector(index, q2, min(n, len(allowed)), allowed), "selector")
+
+    keep = None if allowed is None else allowed
+    fraction = 1.0 if keep is None else max(len(keep) / total, 1e-6)
+    want = min(total, int(math.ceil((n + len(excluded)) / fraction * 1.1)) + 1)
+    while True:
+        scores, ids = index.search(q2, want)
+        scores, ids = scores[0], ids[0]
+        mask = ids >= 0
+        if keep is not None:
+            mask &= np.isin(ids, keep, assume_unique=False)
+        if excluded:
+            mask &= ~np.isin(ids, np.fromiter(excluded, np.int64))
+        scores, ids = scores[mask], ids[mask]
+        if len(ids) >= n or want >= total:
+            return scores[:n], ids[:n], "none" if allowed is None else "overfetch"
+        want = min(total, want * 2)
+
+
+def _search_with_selector(index: Any, q2: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    ids = np.ascontiguousarray(allowed, dtype=np.int64)
+    selector = faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))
+    ivf = fi.ivf_of(index)
+    if ivf is None:
+        params = faiss.SearchParameters(sel=selector)
+    else:
+        # Only `nprobe` lists are scanned: with a selective filter most of them hold no allowed id, so
+        # probe proportionally more lists to find the same number of neighbours.
+        fraction = len(ids) / max(1, index.ntotal)
+        nprobe = min(ivf.nlist, max(ivf.nprobe, int(math.ceil(ivf.nprobe / max(fraction, 1e-6)))))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    scores, found = index.search(q2, k, params=params)
+    mask = found[0] >= 0
+    return scores[0][mask], found[0][mask]
+
+
+# ------------------------------------------------------------------------------------------ fusion
+def rrf(lists: Mapping[str, Mapping[int, tuple[float, Any]]], weights: Mapping[str, float], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: sum over indexes of weight / (k + rank). Uses ranks only, so the
+    different score scales of text->speech and text->text cosines do not matter."""
+    fused: dict[int, float] = {}
+    for kind, found in lists.items():
+        w = float(weights.get(kind, 1.0))
+        order = sorted(found, key=lambda cid: (-found[cid][0], cid))
+        for rank, cid in enumerate(order, start=1):
+            fused[cid] = fused.get(cid, 0.0) + w / (k + rank)
+    return fused
+
+
+def weighted_sum(lists: Mapping[str, Mapping[int, tuple[float, Any]]], weights: Mapping[str, float]) -> dict[int, float]:
+    """Weighted mean of the cosines a clip has in each index (over the indexes where it has one: a clip
+    without captions is judged by its audio alone rather than counted as a zero)."""
+    total: dict[int, float] = {}
+    mass: dict[int, float] = {}
+    for kind, found in lists.items():
+        w = float(weights.get(kind, 1.0))
+        for cid, (score, _) in found.items():
+            total[cid] = total.get(cid, 0.0) + w * score
+            mass[cid] = mass.get(cid, 0.0) + w
+    return {cid: total[cid] / mass[cid] for cid in total}
+
+
+def _contribution(kind: str, cid: int, lists: Mapping[str, Mapping[int, tuple[float, Any]]]) -> float:
+    """How strongly index `kind` vouches for clip `cid`: its reciprocal rank in that list."""
+    found = lists[kind]
+    score = found[cid][0]
+    rank = 1 + sum(1 for s, _ in found.values() if s > score)
+    return 1.0 / (RRF_K + rank)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def check_template(template: str) -> None:
+    """A zero-shot prompt template must hold exactly one `{}` and no other braces: it goes through
+    str.format, and `{0.__class__}`-style fields must never reach it."""
+    if not isinstance(template, str) or template.count("{}") != 1 or template.replace("{}", "").count("{") or template.replace("{}", "").count("}"):
+        raise SearchError("template must contain exactly one '{}' (where the label goes) and no other braces")
+    if len(template) > 500:
+        raise SearchError("template is longer than 500 characters")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32).reshape(-1)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+__all__ = [
+    "CAPTION_KINDS",
+    "ClipNotFoundError",
+    "DEFAULT_FUSION",
+    "DEFAULT_INDEXES",
+    "FilterError",
+    "Hit",
+    "SearchError",
+    "SearchOptions",
+    "SearchPage",
+    "Searcher",
+    "resolve_encoder",
+    "rrf",
+    "search_ids",
+    "weighted_sum",
+]
