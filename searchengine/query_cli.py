@@ -1,0 +1,219 @@
+"""`clsp-search search | similar | serve | export`: querying a collection from a terminal.
+
+Filters use a small text syntax (see `searchengine.filters`), each `--filter` flag one expression,
+all of them required to hold:
+
+    clsp-search search data/c "a breathy young woman whispering" --filter "duration > 3" \
+        --filter "gender = female or accent in (Scottish, Irish)" --filter "timbre contains breathy"
+
+Heavy imports (torch, faiss, uvicorn) happen inside the commands, so `clsp-search --help` stays fast.
+Expected failures (no such collection, bad filter, unknown clip, unreadable audio) end with one red
+line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+_err = Console(stderr=True)
+
+CollectionArg = Annotated[Path, typer.Argument(help="Collection directory (made by `clsp-search index`).")]
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option("--filter", "-f", help="Metadata condition, e.g. 'duration > 3', 'gender in (female, male)', "
+                 "'timbre contains breathy', 'rate_factor between 0.8 and 1.2'; repeat for AND."),
+]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=100_000, help="Results to show.")]
+OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Results to skip (paging).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name or checkpoint dir (default: the collection's).")]
+
+
+def _fail(message: str) -> None:
+    _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _open(collection: Path, model: str | None) -> Any:
+    from searchengine.search import Searcher
+    from searchengine.store import CollectionError
+
+    try:
+        return Searcher.open(collection, model=model)
+    except CollectionError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a model that fails to load: say which
+        _fail(f"cannot open {collection}: {exc}")
+
+
+def _filter(filters: list[str] | None) -> Any:
+    from searchengine.filters import FilterError, parse_expressions
+
+    try:
+        return parse_expressions(filters or [])
+    except FilterError as exc:
+        _fail(str(exc))
+
+
+def _run(fn: Any, *args: Any) -> Any:
+    """Call a search, turning the library's input errors into one-line messages."""
+    from searchengine.audio import AudioError
+    from searchengine.filters import FilterError
+    from searchengine.search import ClipNotFoundError, SearchError
+
+    try:
+        return fn(*args)
+    except (FilterError, SearchError, ClipNotFoundError, AudioError) as exc:
+        _fail(str(exc))
+
+
+def _print_page(page: Any, as_json: bool, title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(page.to_dict(), ensure_ascii=False, default=str) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("clip", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("via")
+    table.add_column("dur", justify="right")
+    table.add_column("file")
+    table.add_column("caption", overflow="fold", ratio=1)
+    for hit in page.hits:
+        caption = (hit.caption or {}).get("text") or hit.captions.get("global") or ""
+        clip = hit.clip
+        table.add_row(
+            str(hit.rank), str(hit.id), f"{hit.score:.4f}", hit.matched,
+            f"{clip.get('duration') or 0:.1f}s", Path(str(clip.get("source_path", ""))).name, caption,
+        )
+    out = Console()
+    out.print(table)
+    how = f"{', '.join(page.indexes)}" + (f" fused by {page.fusion}" if page.fusion else "")
+    filt = f"; filter keeps {page.candidates} clips ({page.strategy})" if page.strategy != "none" else ""
+    out.print(f"[dim]{len(page.hits)} results from {how}{filt}; {page.took_ms:.0f} ms[/dim]")
+
+
+def search(
+    collection: CollectionArg,
+    query: Annotated[str, typer.Argument(help="A description of the voice, e.g. 'a calm older man, clean studio'.")],
+    top_k: TopKOpt = 10,
+    offset: OffsetOpt = 0,
+    filter: FilterOpt = None,  # noqa: A002 - the user-facing option name
+    indexes: Annotated[
+        str, typer.Option("--indexes", help="Comma list of speech, global, fine (default: all, fused).")
+    ] = "speech,global,fine",
+    fusion: Annotated[str, typer.Option("--fusion", help="rrf or weighted.")] = "rrf",
+    as_json: JsonOpt = False,
+    model: ModelOpt = None,
+) -> None:
+    """Find clips that sound like QUERY describes."""
+    from searchengine.search import SearchOptions
+
+    spec = _filter(filter)
+    searcher = _open(collection, model)
+    options = SearchOptions(top_k=top_k, offset=offset, filter=spec,
+                            indexes=tuple(i.strip() for i in indexes.split(",") if i.strip()), fusion=fusion)
+    page = _run(searcher.search_text, query, options)
+    _print_page(page, as_json, f"{query!r} in {collection}")
+
+
+def similar(
+    collection: CollectionArg,
+    example: Annotated[list[str], typer.Argument(help="Audio file(s) or clip id(s) of the collection; several are averaged.")],
+    top_k: TopKOpt = 10,
+    offset: OffsetOpt = 0,
+    filter: FilterOpt = None,  # noqa: A002
+    as_json: JsonOpt = False,
+    model: ModelOpt = None,
+) -> None:
+    """Find clips that sound like EXAMPLE (a file, or clip ids), leaving the example itself out."""
+    from searchengine.search import SearchOptions
+
+    spec = _filter(filter)
+    options = SearchOptions(top_k=top_k, offset=offset, filter=spec, indexes=("speech",))
+    ids = [e for e in example if e.isdigit() and not Path(e).exists()]
+    files = [e for e in example if e not in ids]
+    if ids and files:
+        _fail("give either clip ids or audio files, not both")
+    searcher = _open(collection, model)
+    if ids:
+        page = _run(searcher.search_clips, [int(i) for i in ids], options)
+    else:
+        if len(files) != 1:
+            _fail("give one audio file (or several clip ids)")
+        from searchengine.audio import decode, file_hash
+
+        path = Path(files[0])
+        if not path.is_file():
+            _fail(f"{path}: no such file (and not a clip id)")
+        audio = _run(decode, path)
+        page = _run(searcher.search_audio, audio.waveform, options, file_hash(path))
+    _print_page(page, as_json, f"sounds like {' '.join(example)}")
+
+
+def serve(
+    collection: CollectionArg,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    model: ModelOpt = None,
+    audio_root: Annotated[
+        list[Path] | None, typer.Option("--audio-root", help="Serve audio only from under these directories.")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 50.0,
+    max_audio_seconds: Annotated[float, typer.Option(help="Longest uploaded recording accepted.")] = 300.0,
+) -> None:
+    """Serve the HTTP API (and the web page) for COLLECTION."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Limits, Settings
+    from searchengine.store import CollectionError
+
+    settings = Settings(
+        limits=Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_audio_seconds=max_audio_seconds),
+        audio_roots=tuple(p.resolve() for p in audio_root) if audio_root else None,
+        model=model,
+    )
+    try:
+        app = create_app(collection, settings)
+    except CollectionError as exc:
+        _fail(str(exc))
+    shown = f"[{host}]" if ":" in host else host
+    _err.print(f"Serving {collection} on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def export(
+    collection: CollectionArg,
+    query: Annotated[str, typer.Argument(help="A description of the voices to collect.")],
+    n: Annotated[int, typer.Option("-n", "--n", min=1, max=1_000_000, help="How many clips.")] = 100,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.jsonl or .csv).")] = Path("export.jsonl"),
+    filter: FilterOpt = None,  # noqa: A002
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the file name).")] = None,
+    model: ModelOpt = None,
+) -> None:
+    """Write the top N clips for QUERY as manifest lines (path, captions, score, metadata)."""
+    from searchengine.export import csv_lines, jsonl_lines, manifest_row
+    from searchengine.search import SearchOptions
+
+    fmt = (fmt or ("csv" if output.suffix.lower() == ".csv" else "jsonl")).lower()
+    if fmt not in ("jsonl", "csv"):
+        _fail("--format must be jsonl or csv")
+    spec = _filter(filter)
+    searcher = _open(collection, model)
+    page = _run(searcher.search_text, query, SearchOptions(top_k=n, filter=spec))
+    rows = [manifest_row(h) for h in page.hits]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.writelines(csv_lines(rows) if fmt == "csv" else jsonl_lines(rows))
+    tmp.replace(output)
+    _err.print(f"Wrote {len(rows)} clips to {output}", highlight=False)
