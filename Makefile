@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Synthesizers and audio tools the corpus generator and the tests need.
+# Synthesizers and audio tools the corpus generator needs; Chromium for the browser tests.
 DEBIAN_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	sox libsox-fmt-base libsndfile1
+	sox libsox-fmt-base libsndfile1 chromium
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/sample-corpus
 DEMO_N ?= 300
