@@ -118,12 +118,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     if m.group(1):
         first = int(m.group(1))
-        last = int(m.group(2)) if m.group(2) else size - 1
-        if last < first:
-            return None
         if first >= size:
             raise ApiError(416, f"range starts at byte {first}, the clip has {size} bytes",
                            headers={"Content-Range": f"bytes */{size}"})
+        last = int(m.group(2)) if m.group(2) else size - 1
+        if last < first:
+            return None
     else:  # suffix range: the last N bytes
         n = int(m.group(2))
         if n == 0:
