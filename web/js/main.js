@@ -1,0 +1,387 @@
+// The page: wires the search box, audio queries, filters, results and export together.
+
+import { ApiError, getCollection, searchClips, searchText, searchUpload } from "./api.js";
+import { el } from "./dom.js";
+import { exportHits } from "./export.js";
+import { filterTree, renderFilters } from "./filters.js";
+import { canRecord, startRecording } from "./recorder.js";
+import { chipFields, renderHits } from "./results.js";
+import { activeFilterCount, emptyState, stateFromUrl, writeUrl } from "./state.js";
+
+const PAGE = 20;
+const $ = (id) => document.getElementById(id);
+
+const page = {
+  state: stateFromUrl(),
+  upload: null, // the File of an audio query (not in the URL)
+  collection: null,
+  facets: {},
+  hits: [],
+  candidates: 0,
+  selected: new Set(),
+  controller: null,
+  recording: null,
+};
+
+function mode() {
+  if (page.upload) return "upload";
+  if (page.state.like.length) return "like";
+  if (page.state.q) return "text";
+  return "none";
+}
+
+// ------------------------------------------------------------------ states: loading, error, empty
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(message, kind = "error") {
+  const box = $("error");
+  box.replaceChildren(el("strong", {}, kind === "upload" ? "Upload rejected. " : "Something went wrong. "), message);
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").replaceChildren();
+}
+
+function showEmpty(content) {
+  const box = $("empty");
+  box.replaceChildren(...content);
+  box.hidden = false;
+}
+
+function setLoading(loading) {
+  document.querySelector(".results").setAttribute("aria-busy", String(loading));
+  document.body.classList.toggle("loading", loading);
+}
+
+// ------------------------------------------------------------------ what is being searched
+function describeQuery() {
+  const box = $("current-query");
+  const m = mode();
+  if (m === "none") {
+    box.hidden = true;
+    return;
+  }
+  const clear = el("button", { type: "button", class: "link", onclick: () => resetQuery() }, "Clear");
+  let text;
+  if (m === "text") text = ["Voices like ", el("q", {}, page.state.q)];
+  else if (m === "like") text = [`Sounds like clip${page.state.like.length > 1 ? "s" : ""} `, el("strong", {}, page.state.like.join(", "))];
+  else text = ["Sounds like ", el("strong", {}, page.upload.name || "your recording")];
+  box.replaceChildren(el("span", {}, ...text), clear);
+  box.hidden = false;
+}
+
+function resetQuery() {
+  page.state = { ...emptyState(), categories: page.state.categories, ranges: page.state.ranges };
+  page.upload = null;
+  $("q").value = "";
+  writeUrl(page.state, true);
+  search();
+  $("q").focus();
+}
+
+// ------------------------------------------------------------------ searching
+function currentFilter() {
+  return filterTree(page.state, page.facets);
+}
+
+async function search({ append = false } = {}) {
+  page.controller?.abort();
+  const controller = new AbortController();
+  page.controller = controller;
+  clearError();
+  describeQuery();
+  updateFilterBadge();
+  $("empty").hidden = true;
+  if (!append) {
+    page.hits = [];
+    page.selected.clear();
+    $("hits").replaceChildren();
+    $("toolbar").hidden = true;
+    $("more").hidden = true;
+    $("export-note").hidden = true;
+  }
+  const m = mode();
+  if (m === "none") {
+    setStatus("");
+    showEmpty([
+      el("p", { class: "lead" }, "Describe a voice, click an example, or search with a recording."),
+      el("p", { class: "muted" }, "Results can be played, filtered, compared (“more like this”) and exported as a training manifest."),
+    ]);
+    return;
+  }
+  const args = { filter: currentFilter(), topK: PAGE, offset: append ? page.hits.length : 0 };
+  setLoading(true);
+  setStatus(append ? "Loading more results…" : "Searching…");
+  try {
+    let result;
+    if (m === "text") result = await searchText({ ...args, query: page.state.q }, controller.signal);
+    else if (m === "like") result = await searchClips({ ...args, clipIds: page.state.like }, controller.signal);
+    else result = await searchUpload({ ...args, file: page.upload }, controller.signal);
+    if (controller !== page.controller) return;
+    showResults(result, append);
+  } catch (err) {
+    if (err.name === "AbortError" || controller !== page.controller) return;
+    setStatus("");
+    const rejected = m === "upload" && err instanceof ApiError && [400, 413, 415, 422].includes(err.status);
+    showError(err.message, rejected ? "upload" : "error");
+  } finally {
+    if (controller === page.controller) setLoading(false);
+  }
+}
+
+function showResults(result, append) {
+  const hits = result.hits.filter((h) => !page.hits.some((old) => old.id === h.id));
+  page.hits.push(...hits);
+  page.candidates = result.candidates;
+  renderHits($("hits"), hits, {
+    fields: chipFields(page.facets),
+    selected: page.selected,
+    onSelect: (id, on) => {
+      if (on) page.selected.add(id);
+      else page.selected.delete(id);
+      updateSelection();
+    },
+    onMoreLike: (hit) => moreLike(hit),
+  });
+  const shown = page.hits.length;
+  if (!shown) {
+    setStatus("No results.");
+    const filters = activeFilterCount(page.state);
+    showEmpty([
+      el("p", { class: "lead" }, "No clips match this search."),
+      el("p", { class: "muted" }, filters
+        ? `${result.candidates} clip${result.candidates === 1 ? "" : "s"} pass the ${filters} active filter${filters === 1 ? "" : "s"}; loosen or clear them to see more.`
+        : "Try another description."),
+    ]);
+    return;
+  }
+  const of = result.candidates > shown ? ` of ${result.candidates} candidates` : "";
+  setStatus(`${shown} result${shown === 1 ? "" : "s"}${of} · ${Math.round(result.took_ms)} ms`);
+  $("toolbar").hidden = false;
+  $("more").hidden = !(result.hits.length === result.top_k && shown < result.candidates);
+  updateSelection();
+  if (!append) $("results-heading").focus({ preventScroll: true });
+}
+
+function moreLike(hit) {
+  page.state = { ...page.state, q: "", like: [hit.id] };
+  page.upload = null;
+  $("q").value = "";
+  writeUrl(page.state, true);
+  search();
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+function searchTextQuery(text) {
+  const q = text.trim();
+  if (!q) {
+    $("q").focus();
+    return;
+  }
+  page.state = { ...page.state, q, like: [] };
+  page.upload = null;
+  $("q").value = q;
+  writeUrl(page.state, true);
+  search();
+}
+
+// ------------------------------------------------------------------ audio queries
+const AUDIO_TYPES = /^(audio\/|video\/(webm|ogg)$|application\/ogg$)/;
+
+function searchFile(file) {
+  clearError();
+  const limit = page.collection?.limits?.max_upload_bytes;
+  if (file.type && !AUDIO_TYPES.test(file.type)) {
+    showError(`${file.name} is not an audio file (${file.type}).`, "upload");
+    return;
+  }
+  if (limit && file.size > limit) {
+    showError(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${(limit / 2 ** 20).toFixed(0)} MB.`, "upload");
+    return;
+  }
+  page.upload = file;
+  page.state = { ...page.state, q: "", like: [] };
+  $("q").value = "";
+  writeUrl(page.state, true);
+  search();
+}
+
+async function toggleRecording() {
+  const button = $("record");
+  if (page.recording) {
+    const recording = page.recording;
+    page.recording = null;
+    clearInterval(recording.timer);
+    button.textContent = "Record";
+    button.setAttribute("aria-pressed", "false");
+    button.classList.remove("recording");
+    try {
+      searchFile(await recording.stop());
+    } catch (err) {
+      showError(`The recording could not be used (${err.message}).`, "upload");
+    }
+    return;
+  }
+  clearError();
+  try {
+    const recording = await startRecording();
+    page.recording = recording;
+    button.setAttribute("aria-pressed", "true");
+    button.classList.add("recording");
+    const tick = () => { button.textContent = `Stop (${recording.elapsed().toFixed(0)} s)`; };
+    tick();
+    recording.timer = setInterval(tick, 250);
+  } catch (err) {
+    showError(`The microphone is not available (${err.message || err.name}).`);
+  }
+}
+
+function setupDrop() {
+  const zone = $("drop-zone");
+  let depth = 0;
+  zone.addEventListener("dragenter", (e) => { e.preventDefault(); depth++; zone.classList.add("dragging"); });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; });
+  zone.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; zone.classList.remove("dragging"); } });
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    zone.classList.remove("dragging");
+    const file = e.dataTransfer.files?.[0];
+    if (file) searchFile(file);
+  });
+}
+
+// ------------------------------------------------------------------ filters
+function updateFilterBadge() {
+  const n = activeFilterCount(page.state);
+  $("filter-count").textContent = String(n);
+  $("filter-count").hidden = n === 0;
+  $("clear-filters").hidden = n === 0;
+}
+
+function drawFilters() {
+  renderFilters($("filters"), page.facets, page.state, () => {
+    writeUrl(page.state, false);
+    for (const details of document.querySelectorAll(".facet")) {
+      const field = details.dataset.facet;
+      const active = (page.state.categories[field] || []).length > 0 || field in page.state.ranges;
+      details.querySelector("summary .dot")?.remove();
+      if (active) details.querySelector("summary").append(el("span", { class: "dot", "aria-label": "active" }));
+    }
+    search();
+  });
+  updateFilterBadge();
+}
+
+// ------------------------------------------------------------------ selection and export
+function updateSelection() {
+  const n = page.selected.size;
+  $("selected-count").textContent = `${n} selected`;
+  $("export-selected").disabled = n === 0 || mode() !== "text";
+  $("export-all").disabled = mode() !== "text";
+  $("select-all").textContent = n && n === page.hits.length ? "Select none" : "Select all";
+  const note = $("export-note");
+  if (mode() !== "text") {
+    note.textContent = "Export works on text searches: the API's /export ranks clips by a description.";
+    note.hidden = false;
+  } else note.hidden = true;
+}
+
+function toggleAll() {
+  const all = page.selected.size !== page.hits.length;
+  page.selected.clear();
+  if (all) page.hits.forEach((h) => page.selected.add(h.id));
+  for (const box of document.querySelectorAll("#hits input.select")) box.checked = all;
+  updateSelection();
+}
+
+async function runExport(onlySelected) {
+  clearError();
+  const format = $("export-format").value;
+  setStatus("Preparing the export…");
+  try {
+    const rows = await exportHits({
+      query: page.state.q,
+      filter: currentFilter(),
+      hits: page.hits,
+      selected: onlySelected ? page.selected : null,
+      format,
+      maxExport: page.collection?.limits?.max_export,
+    });
+    setStatus(`Exported ${rows} row${rows === 1 ? "" : "s"} as ${format.toUpperCase()}.`);
+  } catch (err) {
+    setStatus("");
+    showError(err.message);
+  }
+}
+
+// ------------------------------------------------------------------ start
+function describeCollection(info) {
+  const clips = info.counts?.clips ?? 0;
+  const hours = (info.counts?.audio_seconds ?? 0) / 3600;
+  const duration = hours >= 1 ? `${hours.toFixed(1)} h` : `${Math.round(hours * 60)} min`;
+  $("collection-info").textContent = `${clips.toLocaleString()} clips · ${duration} of audio · model ${info.model_id}`;
+}
+
+function restore() {
+  page.state = stateFromUrl();
+  page.upload = null;
+  $("q").value = page.state.q;
+  drawFilters();
+  search();
+}
+
+async function start() {
+  $("text-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    searchTextQuery($("q").value);
+  });
+  for (const button of document.querySelectorAll("button.example")) {
+    button.addEventListener("click", () => searchTextQuery(button.textContent));
+  }
+  $("upload").addEventListener("click", () => $("file").click());
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    $("file").value = "";
+    if (file) searchFile(file);
+  });
+  $("record").addEventListener("click", toggleRecording);
+  if (!canRecord()) {
+    $("record").disabled = true;
+    $("record").title = "This browser cannot record audio here (it needs a secure origin and a microphone).";
+  }
+  setupDrop();
+  $("clear-filters").addEventListener("click", () => {
+    page.state = { ...page.state, categories: {}, ranges: {} };
+    writeUrl(page.state, false);
+    drawFilters();
+    search();
+  });
+  $("select-all").addEventListener("click", toggleAll);
+  $("export-selected").addEventListener("click", () => runExport(true));
+  $("export-all").addEventListener("click", () => runExport(false));
+  $("more").addEventListener("click", () => search({ append: true }));
+  window.addEventListener("popstate", restore);
+  if (window.matchMedia("(max-width: 760px)").matches) $("filters-panel").open = false;
+
+  $("q").value = page.state.q;
+  try {
+    page.collection = await getCollection();
+    page.facets = page.collection.facets || {};
+    describeCollection(page.collection);
+  } catch (err) {
+    $("collection-info").textContent = "The collection could not be loaded.";
+    $("filters").replaceChildren(el("p", { class: "muted" }, "Filters are unavailable."));
+    showError(err.message);
+    return;
+  }
+  drawFilters();
+  search();
+}
+
+start();
