@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchengine.search import SearchOptions, Searcher, rrf, search_ids, weighted_sum
+from searchengine.search import Searcher, SearchOptions, rrf, search_ids, weighted_sum
 from searchengine.store import Caption, Collection
 
 N = 3000
