@@ -87,6 +87,7 @@ export function filterTree(state, facets) {
 function pretty(value) {
   if (value === true) return "yes";
   if (value === false) return "no";
+  if (typeof value === "number" && !Number.isInteger(value)) return String(Math.round(value * 100) / 100);
   return String(value);
 }
 
@@ -151,7 +152,7 @@ export function renderFilters(container, facets, state, onChange) {
   }
   for (const { field, facet, kind } of items) {
     const active = kind === "category" ? (state.categories[field] || []).length > 0 : field in state.ranges;
-    const details = el("details", { class: `facet facet-${kind}`, "data-facet": field });
+    const details = el("details", { class: `facet facet--${kind}`, "data-facet": field });
     details.open = active;
     details.append(
       el("summary", {}, labelOf(field), active ? el("span", { class: "dot", "aria-label": "active" }) : ""),

@@ -15,6 +15,7 @@ const page = {
   state: stateFromUrl(),
   upload: null, // the File of an audio query (not in the URL)
   collection: null,
+  ready: null, // resolves to true once the collection (and its facets) is loaded
   facets: {},
   hits: [],
   candidates: 0,
@@ -93,6 +94,10 @@ async function search({ append = false } = {}) {
   page.controller?.abort();
   const controller = new AbortController();
   page.controller = controller;
+  if (!page.collection) {
+    // The filters need the collection's facets: wait for them (a search typed meanwhile wins).
+    if (!(await page.ready) || controller !== page.controller) return;
+  }
   clearError();
   describeQuery();
   updateFilterBadge();
@@ -370,18 +375,23 @@ async function start() {
   if (window.matchMedia("(max-width: 760px)").matches) $("filters-panel").open = false;
 
   $("q").value = page.state.q;
+  page.ready = loadCollection();
+  search();
+}
+
+async function loadCollection() {
   try {
     page.collection = await getCollection();
-    page.facets = page.collection.facets || {};
-    describeCollection(page.collection);
   } catch (err) {
     $("collection-info").textContent = "The collection could not be loaded.";
     $("filters").replaceChildren(el("p", { class: "muted" }, "Filters are unavailable."));
     showError(err.message);
-    return;
+    return false;
   }
+  page.facets = page.collection.facets || {};
+  describeCollection(page.collection);
   drawFilters();
-  search();
+  return true;
 }
 
 start();

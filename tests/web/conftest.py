@@ -1,0 +1,143 @@
+"""Browser tests of the web page: Debian's Chromium driven by Playwright (no browser download),
+against a real uvicorn server on a collection indexed from a small generated corpus."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = os.environ.get("CLSP_SEARCH_CHROMIUM", "/usr/bin/chromium")
+MODEL = os.environ.get("CLSP_SEARCH_TEST_MODEL", "clsp-mini")
+N_CLIPS = 40
+UPLOAD_LIMIT = 3 * 1024 * 1024
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+    # A synthetic microphone (a beep) that is granted without a prompt, for the recording test.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]
+
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (make test does) to run the browser tests",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("web-corpus")
+    cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(out), "--n", str(N_CLIPS),
+           "--seed", "5", "--split-by-voice", "-q"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from searchengine.model import CheckpointError, load_model
+
+    try:
+        return load_model(MODEL, device="cpu")
+    except CheckpointError as exc:
+        pytest.skip(f"model {MODEL} is not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def collection_dir(corpus: Path, encoder, tmp_path_factory) -> Path:
+    from indexer.pipeline import run_index
+
+    path = tmp_path_factory.mktemp("web-collection") / "c"
+    run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, model_spec=MODEL, args={"model": MODEL})
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """uvicorn.Server in a thread: the real ASGI server on a real loopback socket."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(collection_dir: Path, encoder) -> Iterator[Server]:
+    from api.app import create_app
+    from api.settings import Limits, Settings
+    from searchengine.search import Searcher
+    from searchengine.store import Collection
+
+    searcher = Searcher(Collection.open(collection_dir, read_only=True), encoder)
+    app = create_app(collection_dir, Settings(limits=Limits(max_upload_bytes=UPLOAD_LIMIT, max_audio_seconds=60),
+                                              web_dir=REPO / "web"), searcher=searcher)
+    with Server(app) as s:
+        yield s
+    searcher.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page at laptop size; console errors and uncaught exceptions fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
+                                  permissions=["microphone"], base_url=server.url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and not _expected(msg.text) and problems.append(msg.text))
+    yield page
+    context.close()
+    assert not problems, f"the page logged errors: {problems}"
+
+
+def _expected(text: str) -> bool:
+    # The browser logs every 4xx the page receives; tests that provoke one check the page's message.
+    return "the server responded with a status of 4" in text
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
