@@ -77,6 +77,18 @@ def test_text_search_shows_results_that_play(page, artifacts: Path):
     assert page.get_by_label("Describe a voice").input_value() == QUERY
 
 
+def test_show_more_appends_the_next_page(page):
+    first = text_search(page)
+    assert first["candidates"] > len(first["hits"])
+    with page.expect_response(lambda r: r.url.endswith("/search/text")) as answer:
+        page.get_by_role("button", name="Show more results").click()
+    sent = json.loads(answer.value.request.post_data)
+    assert sent["offset"] == len(first["hits"])
+    second = answer.value.json()
+    wait_for_hits(page, first["hits"] + second["hits"])
+    assert [h["rank"] for h in second["hits"]][0] == len(first["hits"]) + 1
+
+
 def test_example_query_is_a_button_that_searches(page):
     page.goto("/")
     example = page.locator("button.example").first

@@ -22,12 +22,15 @@ export function chipFields(facets) {
 
 function chips(clip, fields) {
   const list = el("ul", { class: "chips", "aria-label": "Attributes" });
+  const seen = new Set(); // "telephone" may be both a channel and a flag: say it once
   for (const field of fields) {
     const value = clip[field];
     if (value === null || value === undefined || value === false) continue;
     const values = Array.isArray(value) ? value : [value];
     for (const v of values) {
       const text = v === true ? labelOf(field).toLowerCase() : (CHIP_TEXT[field] || String)(v);
+      if (seen.has(text)) continue;
+      seen.add(text);
       list.append(el("li", { class: "chip", title: labelOf(field), "data-field": field }, text));
     }
   }
