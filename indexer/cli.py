@@ -31,6 +31,14 @@ def index(
     ray: Annotated[bool, typer.Option("--ray", help="Embed with Ray Data actors (needs `pip install ray`).")] = False,
     ray_actors: Annotated[int | None, typer.Option(help="Ray embedding actors (default: one per GPU, else 2).")] = None,
     commit_every: Annotated[int, typer.Option(help="Files per durable commit (resume granularity).")] = 2000,
+    attributes: Annotated[
+        bool,
+        typer.Option(
+            "--attributes/--no-attributes",
+            help="Measure pitch, rate, loudness, SNR, reverb, DNSMOS and speaker per clip, and caption clips "
+            "without a global caption from them (roughly halves throughput on CPU).",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Embed speech and captions from SOURCE into the collection; safe to stop and re-run."""
@@ -60,7 +68,7 @@ def index(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     args = {"model": model, "device": device, "workers": workers, "batch_seconds": batch_seconds,
-            "index_factory": index_factory, "delete_missing": delete_missing, "ray": ray}
+            "index_factory": index_factory, "delete_missing": delete_missing, "ray": ray, "attributes": attributes}
     try:
         summary = run_index(
             source,
@@ -76,6 +84,7 @@ def index(
             ray_actors=ray_actors,
             model_spec=model,
             args=args,
+            attributes=attributes,
         )
     except (ManifestError, CollectionError) as exc:
         typer.echo(f"error: {exc}", err=True)

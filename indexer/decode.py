@@ -1,4 +1,7 @@
-"""The per-file work done in decoding worker processes: hash, decode, resample, segment.
+"""The per-file work done in decoding worker processes: hash, decode, resample, segment, measure.
+
+Measuring attributes (searchengine.attributes) happens here, per segment, so that it runs in the
+worker processes alongside decoding and overlaps with embedding in the main process.
 
 It returns plain picklable records (never raises for bad input) so that a worker pool can stream
 them back to the embedding process, and one broken file costs one `Failed` record, not the run.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +32,8 @@ class Decoded:
     content_hash: str
     file_size: int
     file_mtime_ns: int
+    attributes: list[dict[str, Any]] | None = None  # one dict of m_* columns per segment, when measured
+    speaker_vectors: list[np.ndarray | None] | None = None  # one per segment; None where too little voice
 
     @property
     def seconds(self) -> float:
@@ -45,8 +51,26 @@ class Failed:
     content_hash: str | None = None
 
 
-def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS) -> Decoded | Failed:
-    """Hash and decode one item; every failure becomes a `Failed` record."""
+def measure_segments(waveforms: list[np.ndarray]) -> tuple[list[dict[str, Any]], list[np.ndarray | None]]:
+    """Attributes and speaker vectors of each segment. A measurement that breaks on odd audio leaves
+    that segment's attributes empty rather than failing a file that embeds fine."""
+    from searchengine.attributes import empty_row, measure_clip
+
+    rows: list[dict[str, Any]] = []
+    vectors: list[np.ndarray | None] = []
+    for w in waveforms:
+        try:
+            m = measure_clip(w)
+            rows.append(dict(m))
+            vectors.append(m.speaker_vector)
+        except Exception:  # noqa: BLE001 - see the docstring
+            rows.append(empty_row())
+            vectors.append(None)
+    return rows, vectors
+
+
+def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attributes: bool = False) -> Decoded | Failed:
+    """Hash and decode one item (and measure its attributes when asked); every failure becomes a `Failed` record."""
     try:
         st = os.stat(item.path)
         digest = file_hash(item.path)
@@ -58,14 +82,18 @@ def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS) -> Decod
         return Failed(item, "decode", exc.reason, str(exc), digest)
     except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is still one bad file
         return Failed(item, "decode", "error", f"{item.path}: {type(exc).__name__}: {exc}", digest)
+    waves = [s.waveform for s in segments]
+    rows, vectors = measure_segments(waves) if attributes else (None, None)
     return Decoded(
         item=item,
         starts=[s.start for s in segments],
         ends=[s.end for s in segments],
-        waveforms=[s.waveform for s in segments],
+        waveforms=waves,
         sample_rate=audio.source_sample_rate,
         channels=audio.source_channels,
         content_hash=digest,
         file_size=int(st.st_size),
         file_mtime_ns=int(st.st_mtime_ns),
+        attributes=rows,
+        speaker_vectors=vectors,
     )

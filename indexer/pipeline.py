@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from indexer.decode import Decoded, Failed, process
+from indexer.describe import describe
 from indexer.manifest import Source, SourceItem, read_source
+from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
 from searchengine.audio import SAMPLE_RATE, file_hash
 from searchengine.store import Caption, Collection
 
@@ -74,6 +76,7 @@ class Summary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    captions_generated: int = 0
 
     @property
     def realtime_factor(self) -> float:
@@ -88,6 +91,7 @@ class Summary:
             f"  clips: +{self.clips_added} -{self.clips_deleted}; audio {self.audio_seconds / 3600:.2f} h in "
             f"{self.wall_seconds:.1f} s ({self.realtime_factor:.1f}x real time)",
             f"  failures by reason: {reasons}",
+            *([f"  generated captions (re)written: {self.captions_generated}"] if self.captions_generated else []),
         ]
 
 
@@ -145,27 +149,30 @@ def _identity(x: Any) -> Any:
 
 
 class _ProcessingList:
-    """A map-style dataset whose items are decoded inside the DataLoader workers."""
+    """A map-style dataset whose items are decoded (and measured) inside the DataLoader workers."""
 
-    def __init__(self, items: list[SourceItem]) -> None:
+    def __init__(self, items: list[SourceItem], attributes: bool = False) -> None:
         self.items = items
+        self.attributes = attributes
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> Decoded | Failed:
-        return process(self.items[i])
+        return process(self.items[i], attributes=self.attributes)
 
 
-def decoded_in_workers(items: list[SourceItem], workers: int, prefetch: int = 8) -> Iterator[Decoded | Failed]:
+def decoded_in_workers(
+    items: list[SourceItem], workers: int, prefetch: int = 8, attributes: bool = False
+) -> Iterator[Decoded | Failed]:
     """Decode in `workers` DataLoader processes so decoding overlaps with embedding in this process."""
     if workers <= 0:
-        yield from (process(i) for i in items)
+        yield from (process(i, attributes=attributes) for i in items)
         return
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        _ProcessingList(items),
+        _ProcessingList(items, attributes),
         batch_size=None,
         num_workers=workers,
         collate_fn=_identity,
@@ -213,9 +220,11 @@ def clip_rows(d: Decoded) -> list[dict[str, Any]]:
     """One `clips` row per segment of a decoded file."""
     item = d.item
     mhash = item_hash(item)
+    measured = d.attributes or [{} for _ in d.starts]
     return [
         {
             **item.metadata,
+            **measured[n],
             "source_key": item.key,
             "source_path": item.path,
             "segment": n,
@@ -244,11 +253,19 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
     summary.clips_deleted += tx.delete(old)
     rows: list[dict[str, Any]] = []
     first_row: list[int] = []
+    speaker_rows: list[int] = []
+    speaker_vectors: list[np.ndarray] = []
     for d in chunk.decoded:
         first_row.append(len(rows))
+        for n, v in enumerate(d.speaker_vectors or []):
+            if v is not None:
+                speaker_rows.append(len(rows) + n)
+                speaker_vectors.append(v)
         rows.extend(clip_rows(d))
     captions = [Caption(first_row[i], kind, text) for i, kind, text in chunk.captions]
-    tx.add(rows, chunk.speech, captions, chunk.caption_vectors, source.column_types, run_id=run_id)
+    types = {**source.column_types, **ATTRIBUTE_COLUMNS}
+    tx.add(rows, chunk.speech, captions, chunk.caption_vectors, types, run_id=run_id, speaker_rows=speaker_rows,
+           speaker_vectors=np.vstack(speaker_vectors) if speaker_vectors else None)
     tx.clear_errors([d.item.key for d in chunk.decoded])
     for f in chunk.failed:
         tx.record_error(f.item.key, f.item.path, f.stage, f.reason, f.message, f.content_hash, run_id)
@@ -292,8 +309,15 @@ def run_index(
     ray_actors: int | None = None,
     model_spec: str | None = None,
     args: dict[str, Any] | None = None,
+    attributes: bool = True,
 ) -> Summary:
-    """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment."""
+    """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment.
+
+    With `attributes`, decode workers also measure every clip (searchengine.attributes), and a last
+    step bins the measurements over the whole collection, writes their words and a global caption
+    for each clip without one (see indexer.describe). That step runs on every run, so a run killed
+    before it, or one with nothing new to do, still leaves the collection described.
+    """
     started = time.perf_counter()
     chunk_files = max(1, min(chunk_files, commit_every))  # a commit can only fall between chunks
     src = read_source(source)
@@ -311,9 +335,11 @@ def run_index(
         if backend == "ray":
             from indexer.ray_backend import ray_chunks
 
-            chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors, model=model_spec)
+            chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors, model=model_spec,
+                                attributes=attributes)
         else:
-            chunks = embed_chunks(decoded_in_workers(p.todo, workers), encoder, batch_seconds, chunk_files)
+            chunks = embed_chunks(decoded_in_workers(p.todo, workers, attributes=attributes), encoder, batch_seconds,
+                                  chunk_files)
         bar = _progress(len(p.todo), progress)
         tx = None
         since_commit = 0
@@ -332,9 +358,11 @@ def run_index(
                 bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
         if bar is not None:
             bar.close()
-        summary.wall_seconds = time.perf_counter() - started
         if tx is None:
             tx = coll.begin()
+        if attributes:
+            summary.captions_generated = describe(tx, encoder).captions_written
+        summary.wall_seconds = time.perf_counter() - started
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
     finally:

@@ -31,9 +31,9 @@ def require_ray() -> None:
         raise RuntimeError("--ray needs Ray Data, which is not installed: pip install 'ray[data]'") from exc
 
 
-def _decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Ray task: decode the items of a batch (runs wherever Ray schedules it)."""
-    out = [pickle.dumps(process(pickle.loads(b))) for b in batch["item"]]
+def _decode_batch(batch: dict[str, np.ndarray], attributes: bool = False) -> dict[str, np.ndarray]:
+    """Ray task: decode (and measure) the items of a batch (runs wherever Ray schedules it)."""
+    out = [pickle.dumps(process(pickle.loads(b), attributes=attributes)) for b in batch["item"]]
     return {"record": np.array(out, dtype=object)}
 
 
@@ -79,6 +79,7 @@ def ray_chunks(
     actors: int | None = None,
     model: str | None = None,
     device: str = "auto",
+    attributes: bool = False,
 ) -> Iterator[Chunk]:
     """Embedded chunks of `items` computed by Ray Data; `model` defaults to the encoder's name."""
     require_ray()
@@ -93,7 +94,8 @@ def ray_chunks(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = actors or (gpus if gpus else 2)
     ds = ray.data.from_items([{"item": pickle.dumps(i)} for i in items], override_num_blocks=max(1, len(items) // chunk_files))
-    ds = ds.map_batches(_decode_batch, batch_size=chunk_files, batch_format="numpy")
+    ds = ds.map_batches(_decode_batch, batch_size=chunk_files, batch_format="numpy",
+                        fn_kwargs={"attributes": attributes})
     ds = ds.map_batches(
         EmbedActor,
         fn_constructor_kwargs={"model": model or encoder.name, "device": device, "batch_seconds": batch_seconds},

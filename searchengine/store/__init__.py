@@ -7,8 +7,10 @@
 """
 
 from searchengine.store.collection import (
+    ALL_KINDS,
     CAPTION_KINDS,
     KINDS,
+    SPEAKER_KIND,
     Caption,
     Collection,
     CollectionError,
@@ -18,8 +20,10 @@ from searchengine.store.collection import (
 from searchengine.store.faiss_index import choose_factory
 
 __all__ = [
+    "ALL_KINDS",
     "CAPTION_KINDS",
     "KINDS",
+    "SPEAKER_KIND",
     "Caption",
     "Collection",
     "CollectionError",

@@ -7,6 +7,8 @@ Layout of a collection directory::
     speech.faiss      one vector per clip (segment), ids = clips.id
     global.faiss      one vector per global caption, ids = captions.id (captions.clip_id -> clips.id)
     fine.faiss        one vector per fine caption, ids = captions.id
+    speaker.faiss     one 256-d speaker vector per clip that had enough voice to embed, ids = clips.id
+                      (its own dimension: speaker vectors are not in the CLSP space)
 
 Crash safety is a small two-phase commit with DuckDB as the arbiter. A write (`Transaction.commit`)
 1. writes every changed index to `<kind>.faiss.g<N>.pending` and fsyncs it,
@@ -48,10 +50,14 @@ from searchengine.store.schema import (
 )
 
 KINDS = ("speech", "global", "fine")
+SPEAKER_KIND = "speaker"
+ALL_KINDS = (*KINDS, SPEAKER_KIND)
+"""Every index file; `KINDS` are the CLSP-space ones a text or speech query can search."""
+DEFAULT_SPEAKER_DIM = 256
 CAPTION_KINDS = ("global", "fine")
 INFO_FILE = "collection.json"
 DB_FILE = "meta.duckdb"
-_PENDING = re.compile(r"^(speech|global|fine)\.faiss\.g(\d+)\.pending$")
+_PENDING = re.compile(r"^(speech|global|fine|speaker)\.faiss\.g(\d+)\.pending$")
 
 
 class CollectionError(RuntimeError):
@@ -163,12 +169,14 @@ class Collection:
         create_tables(con)
         con.commit()
         indexes = {kind: fi.new_index("Flat", dim) for kind in KINDS}
+        indexes[SPEAKER_KIND] = fi.new_index("Flat", DEFAULT_SPEAKER_DIM)
         for kind, index in indexes.items():
             fi.write(index, root / f"{kind}.faiss")
         info = {
             "schema_version": SCHEMA_VERSION,
             "model_id": model_id,
             "dim": int(dim),
+            "speaker_dim": DEFAULT_SPEAKER_DIM,
             "metric": "ip",
             "normalized": True,
             "index_factory": index_factory,
@@ -209,15 +217,26 @@ class Collection:
         db_gen = get_state(con)["generation"]
         sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
         indexes = {kind: fi.read(sources[kind], mmap=mmap) for kind in KINDS}
+        indexes[SPEAKER_KIND] = cls._speaker_index(info, sources[SPEAKER_KIND])
         coll = cls(root, con, info, indexes, read_only)
         if db_gen != info["generation"] and not read_only:
             coll._write_info(db_gen)
         return coll
 
     @staticmethod
+    def _speaker_index(info: dict, path: Path) -> faiss.Index:
+        """The speaker index; collections made before it existed get an empty one (written on next commit)."""
+        info.setdefault("speaker_dim", DEFAULT_SPEAKER_DIM)
+        if path.is_file():
+            return fi.read(path)
+        index = fi.new_index("Flat", int(info["speaker_dim"]))
+        info["indexes"][SPEAKER_KIND] = fi.describe(index, "IDMap2,Flat")
+        return index
+
+    @staticmethod
     def _recover(root: Path, json_gen: int, db_gen: int, read_only: bool) -> dict[str, Path]:
         """Apply the commit protocol's recovery rules; return the file to load for each index."""
-        sources = {kind: root / f"{kind}.faiss" for kind in KINDS}
+        sources = {kind: root / f"{kind}.faiss" for kind in ALL_KINDS}
         for name in sorted(os.listdir(root)):
             m = _PENDING.match(name)
             if not m:
@@ -260,10 +279,18 @@ class Collection:
     def generation(self) -> int:
         return int(self.info["generation"])
 
+    @property
+    def speaker_dim(self) -> int:
+        return int(self.info.get("speaker_dim", DEFAULT_SPEAKER_DIM))
+
+    def kind_dim(self, kind: str) -> int:
+        """Vector dimension of index `kind`: the model's, or the speaker encoder's for 'speaker'."""
+        return self.speaker_dim if kind == SPEAKER_KIND else self.dim
+
     def index(self, kind: str) -> faiss.Index:
-        """The FAISS index of `kind` ('speech', 'global' or 'fine')."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        """The FAISS index of `kind` ('speech', 'global', 'fine' or 'speaker')."""
+        if kind not in ALL_KINDS:
+            raise ValueError(f"kind must be one of {ALL_KINDS}, not {kind!r}")
         return self.indexes[kind]
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
@@ -282,7 +309,12 @@ class Collection:
     def vectors(self, kind: str, ids: Sequence[int]) -> np.ndarray:
         """Stored vectors by id (exact for Flat indexes, decoded for quantised ones)."""
         index = self.index(kind)
-        return np.vstack([index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), np.float32)
+        return np.vstack([index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.kind_dim(kind)), np.float32)
+
+    def speaker_ids(self) -> np.ndarray:
+        """Clip ids that have a speaker vector (clips indexed without attributes, or silent, have none)."""
+        ids, _ = fi.ids_and_vectors(self.indexes[SPEAKER_KIND])
+        return np.asarray(ids, np.int64)
 
     def caption_clip_ids(self, caption_ids: Sequence[int]) -> dict[int, int]:
         """captions.id -> clips.id, to turn a caption-index hit into a clip."""
@@ -319,7 +351,7 @@ class Collection:
             "metric": "ip",
             "generation": self.generation,
             "counts": self._counts(),
-            "indexes": {kind: fi.describe(self.indexes[kind], self.info["indexes"][kind]["factory"]) for kind in KINDS},
+            "indexes": {kind: fi.describe(self.indexes[kind], self.info["indexes"][kind]["factory"]) for kind in ALL_KINDS},
             "disk_bytes": disk,
         }
 
@@ -374,22 +406,23 @@ class Collection:
         large deletions or growth, when IVF centroids no longer fit the data.
         """
         with self.transaction() as tx:
-            for kind in KINDS:
-                factory = self._desired_factory(self.indexes[kind].ntotal)
+            for kind in ALL_KINDS:
+                factory = self._desired_factory(self.indexes[kind].ntotal, self.kind_dim(kind))
                 if fi.min_train_size(factory) > self.indexes[kind].ntotal:
                     factory = "IDMap2,Flat"
-                self.indexes[kind] = fi.rebuild(self.indexes[kind], factory, self.dim)
+                self.indexes[kind] = fi.rebuild(self.indexes[kind], factory, self.kind_dim(kind))
                 self.info["indexes"][kind]["factory"] = factory
                 tx.dirty.add(kind)
         self.con.execute("CHECKPOINT")
 
-    def _desired_factory(self, n: int) -> str:
+    def _desired_factory(self, n: int, dim: int | None = None) -> str:
         configured = self.info.get("index_factory", "auto")
-        return fi.choose_factory(n, self.dim) if configured == "auto" else configured
+        return fi.choose_factory(n, dim or self.dim) if configured == "auto" else configured
 
     def _reload_indexes(self) -> None:
         for kind in KINDS:
             self.indexes[kind] = fi.read(self.path / f"{kind}.faiss")
+        self.indexes[SPEAKER_KIND] = self._speaker_index(self.info, self.path / f"{SPEAKER_KIND}.faiss")
 
 
 class Transaction:
@@ -401,7 +434,7 @@ class Transaction:
         self.dirty: set[str] = set()
         self.con.begin()
         self.state = get_state(self.con)
-        self._factories = {k: coll.info["indexes"][k]["factory"] for k in KINDS}
+        self._factories = {k: coll.info["indexes"][k]["factory"] for k in ALL_KINDS}
 
     def _take_ids(self, key: str, n: int) -> np.ndarray:
         first = self.state[key]
@@ -413,12 +446,12 @@ class Transaction:
         """Switch an index to the type its size calls for once there is enough data to train it."""
         index = self.coll.indexes[kind]
         total = index.ntotal + len(incoming)
-        want = self.coll._desired_factory(total)
+        want = self.coll._desired_factory(total, self.coll.kind_dim(kind))
         have = self.coll.info["indexes"][kind]["factory"]
         if fi.family(want) == fi.family(have) or total < fi.min_train_size(want):
             return
         ids, vecs = fi.ids_and_vectors(index)
-        new = fi.new_index(want, self.coll.dim)
+        new = fi.new_index(want, self.coll.kind_dim(kind))
         fi.train(new, np.vstack([vecs, incoming]) if len(vecs) else incoming)
         fi.add(new, vecs, ids)
         self.coll.indexes[kind] = new
@@ -439,11 +472,17 @@ class Transaction:
         caption_vectors: np.ndarray | None = None,
         column_types: Mapping[str, str] | None = None,
         run_id: int | None = None,
+        speaker_rows: Sequence[int] = (),
+        speaker_vectors: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Stage clips (dicts of column -> value; unknown keys become new typed columns) and vectors."""
+        """Stage clips (dicts of column -> value; unknown keys become new typed columns) and vectors.
+
+        `speaker_vectors[j]` belongs to `clips[speaker_rows[j]]`: only clips with enough voice have one.
+        """
         dim = self.coll.dim
         speech = _normalise(speech, dim, len(clips), "speech vectors")
         caption_vectors = _normalise(caption_vectors, dim, len(captions), "caption vectors")
+        speaker_vectors = _normalise(speaker_vectors, self.coll.speaker_dim, len(speaker_rows), "speaker vectors")
         if not clips:
             return np.zeros(0, np.int64)
         for c in clips:
@@ -462,6 +501,8 @@ class Transaction:
         table = pa.table({n: _arrow_column([r.get(n) for r in rows], types[n]) for n in names})
         self._insert("clips", table)
         self._add_vectors("speech", speech, ids)
+        if len(speaker_rows):
+            self._add_vectors(SPEAKER_KIND, speaker_vectors, ids[np.asarray(speaker_rows, np.int64)])
 
         if captions:
             cap_ids = self._take_ids("next_caption_id", len(captions))
@@ -501,7 +542,7 @@ class Transaction:
         caps = self.con.execute("SELECT id, kind FROM captions WHERE list_contains(?, clip_id)", [id_list]).fetchall()
         self.con.execute("DELETE FROM captions WHERE list_contains(?, clip_id)", [id_list])
         self.con.execute("DELETE FROM clips WHERE list_contains(?, id)", [id_list])
-        removals = {"speech": np.array(present, np.int64)}
+        removals = {"speech": np.array(present, np.int64), SPEAKER_KIND: np.array(present, np.int64)}
         for kind in CAPTION_KINDS:
             removals[kind] = np.array([c for c, k in caps if k == kind], np.int64)
         for kind, rm in removals.items():
@@ -514,6 +555,64 @@ class Transaction:
                     ) from exc
                 self.dirty.add(kind)
         return len(present)
+
+    def set_columns(
+        self, ids: Sequence[int], values: Mapping[str, Sequence[Any]], column_types: Mapping[str, str] | None = None
+    ) -> None:
+        """Stage new values of (possibly new) columns for existing clips: `values[col][j]` is clip `ids[j]`'s.
+
+        For facts derived after the clips landed (words binned on the whole collection, speaker
+        clusters); one UPDATE joined on an Arrow table, not one statement per clip.
+        """
+        if not len(ids) or not values:
+            return
+        ensure_columns(self.con, "clips", [dict.fromkeys(values)], column_types)
+        types = table_columns(self.con, "clips")
+        data = {"id": pa.array([int(i) for i in ids], pa.int64())}
+        data.update({n: _arrow_column(list(v), types[n]) for n, v in values.items()})
+        self.con.register("_updates", pa.table(data))
+        try:
+            sets = ", ".join(f"{quote_ident(n)} = _updates.{quote_ident(n)}" for n in values)
+            self.con.execute(f"UPDATE clips SET {sets} FROM _updates WHERE clips.id = _updates.id")
+        finally:
+            self.con.unregister("_updates")
+
+    def add_captions(
+        self, clip_ids: Sequence[int], kind: str, texts: Sequence[str], vectors: np.ndarray, generated: bool = False
+    ) -> np.ndarray:
+        """Stage captions of existing clips (`texts[j]` describes clip `clip_ids[j]`); returns caption ids."""
+        if kind not in CAPTION_KINDS:
+            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}, not {kind!r}")
+        vectors = _normalise(vectors, self.coll.dim, len(texts), "caption vectors")
+        if not len(texts):
+            return np.zeros(0, np.int64)
+        cap_ids = self._take_ids("next_caption_id", len(texts))
+        table = pa.table(
+            {
+                "id": pa.array(cap_ids, pa.int64()),
+                "clip_id": pa.array([int(i) for i in clip_ids], pa.int64()),
+                "kind": pa.array([kind] * len(texts), pa.string()),
+                "text": pa.array(list(texts), pa.string()),
+                "generated": pa.array([bool(generated)] * len(texts), pa.bool_()),
+            }
+        )
+        self._insert("captions", table)
+        self._add_vectors(kind, vectors, cap_ids)
+        return cap_ids
+
+    def delete_captions(self, caption_ids: Sequence[int]) -> int:
+        """Stage deletion of captions (rows and vectors) by id; returns how many existed."""
+        id_list = sorted({int(i) for i in caption_ids})
+        if not id_list:
+            return 0
+        rows = self.con.execute("SELECT id, kind FROM captions WHERE list_contains(?, id)", [id_list]).fetchall()
+        self.con.execute("DELETE FROM captions WHERE list_contains(?, id)", [id_list])
+        for kind in CAPTION_KINDS:
+            rm = np.array([c for c, k in rows if k == kind], np.int64)
+            if len(rm):
+                fi.remove(self.coll.indexes[kind], rm)
+                self.dirty.add(kind)
+        return len(rows)
 
     def record_error(
         self,
@@ -576,7 +675,7 @@ class Transaction:
         for kind, path in pending.items():
             os.replace(path, root / f"{kind}.faiss")
         _fsync_dir(root)
-        for kind in KINDS:
+        for kind in ALL_KINDS:
             coll.info["indexes"][kind] = fi.describe(coll.indexes[kind], coll.info["indexes"][kind]["factory"])
         coll._write_info(gen)
 
@@ -587,7 +686,7 @@ class Transaction:
             self.con.rollback()
         except duckdb.Error:
             pass
-        for kind in KINDS:
+        for kind in ALL_KINDS:
             coll.info["indexes"][kind]["factory"] = self._factories[kind]
         if self.dirty:
             coll._reload_indexes()

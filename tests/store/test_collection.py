@@ -57,7 +57,7 @@ def test_round_trip_add_search_reopen(tmp_path):
     assert info["model_id"] == MODEL and info["dim"] == DIM and info["metric"] == "ip"
     assert info["counts"]["clips"] == 20 and info["counts"]["fine_captions"] == 20
     assert {p.name for p in (tmp_path / "c").iterdir()} == {
-        "collection.json", "meta.duckdb", "speech.faiss", "global.faiss", "fine.faiss"
+        "collection.json", "meta.duckdb", "speech.faiss", "global.faiss", "fine.faiss", "speaker.faiss"
     }
 
     coll = Collection.open(tmp_path / "c", model_id=MODEL, read_only=True)
