@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from indexer import cli as indexer_cli
+from searchengine import query_cli
 from searchengine.corpus.cli import app as corpus_app
 from searchengine.model import cli as model_cli
 
@@ -23,6 +24,10 @@ app.add_typer(corpus_app, name="corpus")
 
 
 app.command("index")(indexer_cli.index)
+app.command("search")(query_cli.search)
+app.command("similar")(query_cli.similar)
+app.command("export")(query_cli.export)
+app.command("serve")(query_cli.serve)
 app.command("train")(model_cli.train)
 app.command("eval")(model_cli.evaluate)
 
