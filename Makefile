@@ -7,7 +7,10 @@ DEBIAN_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k f
 	sox libsox-fmt-base libsndfile1 chromium
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/sample-corpus
+DEMO_COLLECTION ?= data/sample-collection
 DEMO_N ?= 300
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: setup system-deps demo test bench lint clean-venv
 
@@ -31,9 +34,13 @@ $(STAMP): pyproject.toml
 
 setup: system-deps $(STAMP)
 
+# Each step resumes: a second `make demo` regenerates nothing and re-embeds nothing.
 demo: setup
 	$(BIN)/clsp-search corpus generate $(DEMO_DIR) --n $(DEMO_N) --seed 7 --split-by-voice
 	@echo "Sample corpus: $(DEMO_DIR)/manifest.jsonl ($(DEMO_N) clips under $(DEMO_DIR)/audio)"
+	$(BIN)/clsp-search index $(DEMO_DIR)/manifest.jsonl --collection $(DEMO_COLLECTION) --model clsp-mini
+	@echo "Serving $(DEMO_COLLECTION) on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(BIN)/clsp-search serve $(DEMO_COLLECTION) --host $(HOST) --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q
