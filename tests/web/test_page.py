@@ -131,6 +131,21 @@ def test_a_filter_narrows_the_results(page, artifacts: Path):
     assert float(page.locator("#f-min-duration").input_value()) == float(f"{lo:.2f}")
 
 
+def test_loading_state(page, artifacts: Path):
+    held: list = []
+    page.route("**/search/text", lambda route: held.append(route))  # hold the request until the loading state is checked
+    page.goto("/")
+    page.get_by_label("Describe a voice").fill(QUERY)
+    page.get_by_label("Describe a voice").press("Enter")
+    page.wait_for_function("() => document.querySelector('section.results').getAttribute('aria-busy') === 'true'")
+    assert page.get_by_role("status").inner_text() == "Searching…"
+    page.screenshot(path=str(artifacts / "web-loading.png"))
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("li.hit")
+    assert page.locator("section.results").get_attribute("aria-busy") == "false"
+
+
 def test_no_results_state(page, artifacts: Path):
     text_search(page)
     with page.expect_response(lambda r: r.url.endswith("/search/text")):
