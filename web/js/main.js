@@ -170,7 +170,6 @@ function showResults(result, append) {
   $("toolbar").hidden = false;
   $("more").hidden = !(result.hits.length === result.top_k && shown < result.candidates);
   updateSelection();
-  if (!append) $("results-heading").focus({ preventScroll: true });
 }
 
 function moreLike(hit) {

@@ -88,6 +88,11 @@ function hitCard(hit, { fields, selected, onSelect, onMoreLike }) {
       more));
 }
 
+// One clip at a time: starting a player pauses the others.
+document.addEventListener("play", (event) => {
+  for (const audio of document.querySelectorAll("li.hit audio")) if (audio !== event.target) audio.pause();
+}, true);
+
 /** Append cards for `hits` to the list element. */
 export function renderHits(list, hits, options) {
   list.append(...hits.map((hit) => hitCard(hit, options)));
