@@ -1,8 +1,8 @@
 """Indexing throughput and FAISS search: what bounds `clsp-search index`, and what the index choice buys.
 
 1. Indexing a generated corpus with the model (default clsp-mini) on this machine: decoding alone,
-   speech embedding alone, caption embedding alone, and the whole pipeline, in audio seconds per
-   wall second.
+   speech embedding alone, caption embedding alone, attribute measurement alone, and the whole
+   pipeline with and without attributes (`--no-attributes`), in audio seconds per wall second.
 2. Search over random unit 512-d vectors: our exact Flat index against a numpy brute-force scan
    (100k vectors), and Flat against the approximate index `choose_factory` picks past a million
    vectors (1M vectors): queries per second, recall@10 against exact, memory per million vectors.
@@ -45,7 +45,7 @@ def timed(fn, *args, **kwargs):
 
 
 def bench_indexing() -> list[str]:
-    from indexer.decode import process
+    from indexer.decode import measure_segments, process
     from indexer.manifest import read_source
     from indexer.pipeline import caption_texts, run_index
     from searchengine.model import load_model
@@ -62,7 +62,11 @@ def bench_indexing() -> list[str]:
         _, t_speech = timed(encoder.encode_speech, waves, 16000)
         texts = [t for _, _, t in caption_texts(decoded)]
         _, t_text = timed(encoder.encode_text, texts)
-        summary = run_index(corpus / "manifest.jsonl", Path(tmp) / "coll", encoder, workers=1, progress=False)
+        _, t_attr = timed(lambda: [measure_segments(d.waveforms) for d in decoded])
+        summary = run_index(corpus / "manifest.jsonl", Path(tmp) / "coll", encoder, workers=1, progress=False,
+                            attributes=False)
+        with_attr = run_index(corpus / "manifest.jsonl", Path(tmp) / "coll-attr", encoder, workers=1,
+                              progress=False, attributes=True)
     rows = [
         f"Indexing {len(items)} generated clips, {audio_s:.0f} s of audio, {len(texts)} captions, model {encoder.model_id}, "
         f"{os.cpu_count()} CPU cores, torch threads {__import__('torch').get_num_threads()}",
@@ -72,7 +76,11 @@ def bench_indexing() -> list[str]:
         f"| decode + resample + segment (1 process) | {t_decode:.2f} | {audio_s / t_decode:.0f} |",
         f"| speech embedding alone | {t_speech:.2f} | {audio_s / t_speech:.1f} |",
         f"| caption embedding alone ({len(texts) / t_text:.0f} captions/s) | {t_text:.2f} | {audio_s / t_text:.1f} |",
-        f"| whole pipeline (`run_index`, 1 decode worker) | {summary.wall_seconds:.2f} | {summary.realtime_factor:.1f} |",
+        f"| attributes alone (1 process: level, Praat, DNSMOS, speaker) | {t_attr:.2f} | {audio_s / t_attr:.1f} |",
+        f"| whole pipeline, `--no-attributes` (1 decode worker) | {summary.wall_seconds:.2f} | {summary.realtime_factor:.1f} |",
+        f"| whole pipeline, with attributes (1 decode worker) | {with_attr.wall_seconds:.2f} | {with_attr.realtime_factor:.1f} |",
+        "",
+        f"Attributes cost: with/without = {with_attr.realtime_factor / summary.realtime_factor:.2f}x the throughput.",
     ]
     return rows
 

@@ -26,10 +26,10 @@ GENDER_MODEL = Path(__file__).with_name("gender_model.json")
 
 @functools.lru_cache(maxsize=1)
 def _encoder() -> Any:
-    import torch
     from resemblyzer import VoiceEncoder
 
-    torch.set_num_threads(1)  # one per worker process; the workers are the parallelism
+    # torch's DataLoader workers already run single-threaded; setting threads here would also slow
+    # the embedding model whenever attributes are measured in the main process (workers=0)
     return VoiceEncoder("cpu", verbose=False)
 
 
