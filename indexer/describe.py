@@ -22,7 +22,10 @@ from searchengine.store.schema import quote_ident, table_columns
 
 SAME_SPEAKER_COSINE = 0.80
 """Two clips whose speaker vectors are at least this close are linked into one speaker cluster.
-GE2E puts clips of one voice around 0.85-0.95 and different voices mostly below 0.75."""
+On the generated corpus (60 clips, 49 voices) 0.80 gives 49 clusters, 86 % of them single-voice;
+but there the generator shifts pitch by up to 7 semitones and adds noise and reverb per clip, which
+moves GE2E vectors more than the voice does (same-voice pairs: median cosine 0.56, different voices
+0.53), so clusters group clips that sound alike rather than recover synthesizer voices."""
 CLUSTER_NEIGHBOURS = 16
 GENDER_LABEL_COLUMN = "gender"
 """A manifest column holding 'female'/'male' wins over the estimate from the speaker vector."""
