@@ -133,6 +133,14 @@ class SimilarityResponse(BaseModel):
     cosine: float
 
 
+class Range(BaseModel):
+    """Bounds of one numeric attribute; either may be left out for an open side."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
+
+
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: Query
@@ -141,6 +149,13 @@ class ExportRequest(BaseModel):
     format: Literal["jsonl", "csv"] = "jsonl"
     indexes: list[Index] | None = Field(None, min_length=1, max_length=3)
     fusion: Fusion | None = None
+    min_quality: float | None = Field(None, ge=1.0, le=5.0, description="Minimum DNSMOS overall quality (1-5).")
+    ranges: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], Range] | None = Field(
+        None, max_length=32, description="Attribute ranges, e.g. {\"m_snr_db\": {\"min\": 15}}.")
+    max_per_speaker: int | None = Field(None, ge=1, le=10_000, description="At most K clips of one speaker.")
+    diverse_speakers: bool = Field(False, description="Every speaker's best clip before anyone's second.")
+    dedup_threshold: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Drop clips whose speech-vector cosine with a chosen clip is above this.")
 
 
 class ErrorOut(BaseModel):

@@ -198,22 +198,78 @@ def export(
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.jsonl or .csv).")] = Path("export.jsonl"),
     filter: FilterOpt = None,  # noqa: A002
     fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the file name).")] = None,
+    min_quality: Annotated[float | None, typer.Option(
+        "--min-quality", min=1.0, max=5.0, help="Keep clips whose DNSMOS overall quality (1-5) is at least this.")] = None,
+    ranges: Annotated[list[str] | None, typer.Option(
+        "--range", help="Attribute range FIELD=LOW:HIGH (a side may be empty), e.g. 'm_snr_db=15:'; repeat for AND.")] = None,
+    max_per_speaker: Annotated[int | None, typer.Option(
+        "--max-per-speaker", min=1, help="At most K clips of one speaker (manifest speaker, else speaker cluster).")] = None,
+    diverse_speakers: Annotated[bool, typer.Option(
+        "--diverse-speakers", help="Take every speaker's best clip before anyone's second (round-robin).")] = False,
+    dedup_threshold: Annotated[float | None, typer.Option(
+        "--dedup-threshold", min=-1.0, max=1.0, help="Drop a clip whose speech-vector cosine with a chosen one is above T.")] = None,
+    summary: Annotated[Path | None, typer.Option(
+        "--summary", help="Write histograms of the chosen clips' attributes to this PNG (needs matplotlib).")] = None,
     model: ModelOpt = None,
 ) -> None:
-    """Write the top N clips for QUERY as manifest lines (path, captions, score, metadata)."""
+    """Write the best N clips for QUERY that meet the constraints as manifest lines, and summarise them."""
+    from searchengine.curate import (
+        Constraints,
+        CurationError,
+        curate,
+        parse_range,
+        summarize,
+        write_summary_png,
+    )
     from searchengine.export import csv_lines, jsonl_lines, manifest_row
-    from searchengine.search import SearchOptions
 
     fmt = (fmt or ("csv" if output.suffix.lower() == ".csv" else "jsonl")).lower()
     if fmt not in ("jsonl", "csv"):
         _fail("--format must be jsonl or csv")
     spec = _filter(filter)
+    try:
+        constraints = Constraints(min_quality=min_quality, ranges=dict(parse_range(r) for r in ranges or []),
+                                  max_per_speaker=max_per_speaker, diverse_speakers=diverse_speakers,
+                                  dedup_threshold=dedup_threshold).validated()
+    except CurationError as exc:
+        _fail(str(exc))
     searcher = _open(collection, model)
-    page = _run(searcher.search_text, query, SearchOptions(top_k=n, filter=spec))
-    rows = [manifest_row(h) for h in page.hits]
+    try:
+        result = _run(curate, searcher, query, n, constraints, spec)
+    except CurationError as exc:
+        _fail(str(exc))
+    rows = [manifest_row(h) for h in result.hits]
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:
         f.writelines(csv_lines(rows) if fmt == "csv" else jsonl_lines(rows))
     tmp.replace(output)
+    _print_summary(summarize(result))
+    if summary is not None:
+        try:
+            write_summary_png(result, summary)
+        except CurationError as exc:
+            _err.print(f"[yellow]warning:[/yellow] {exc}; no summary image written", highlight=False)
+        else:
+            _err.print(f"Summary histograms in {summary}", highlight=False)
     _err.print(f"Wrote {len(rows)} clips to {output}", highlight=False)
+
+
+def _print_summary(info: dict[str, Any]) -> None:
+    """The curation summary as a table on stderr, so stdout stays free for pipes."""
+    from rich.table import Table
+
+    table = Table(title=f"{info['selected']} of {info['requested']} clips chosen from {info['candidates']} "
+                  f"candidates ({info['matching']} match the filters)", title_justify="left")
+    table.add_column("what")
+    table.add_column("counts", overflow="fold", ratio=1)
+    top = list(info["per_speaker"].items())
+    shown = ", ".join(f"{k}: {v}" for k, v in top[:12]) + (f", ... ({len(top) - 12} more)" if len(top) > 12 else "")
+    table.add_row("speakers", f"{info['speakers']} ({shown})" if top else "0")
+    table.add_row("gender", ", ".join(f"{k}: {v}" for k, v in info["genders"].items()))
+    table.add_row("accent", ", ".join(f"{k}: {v}" for k, v in info["accents"].items()))
+    if info["dropped"]:
+        table.add_row("dropped", ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in info["dropped"].items()))
+    for name, stats in info["attributes"].items():
+        table.add_row(name, f"min {stats['min']}  median {stats['median']}  max {stats['max']}")
+    _err.print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -12,15 +13,16 @@ from api import deps
 from api.errors import ApiError
 from api.schemas import ExportRequest, filter_tree
 from api.settings import Settings
+from searchengine.curate import Constraints, CurationError, curate, summarize
 from searchengine.export import csv_lines, jsonl_lines, manifest_row
-from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher, SearchOptions
+from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher
 
 router = APIRouter(tags=["export"])
 
 
 @router.post(
     "/export",
-    summary="Export the top N clips of a text search as JSONL or CSV manifest lines",
+    summary="Export the best N clips of a text search, under curation constraints, as JSONL or CSV manifest lines",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
 )
@@ -28,13 +30,26 @@ async def export(body: ExportRequest, searcher: Searcher = Depends(deps.searcher
                  settings: Settings = Depends(deps.settings), con: Any = Depends(deps.cursor)) -> StreamingResponse:
     if body.n > settings.limits.max_export:
         raise ApiError(422, f"n must be at most {settings.limits.max_export}", "validation_error")
-    options = SearchOptions(top_k=body.n, filter=filter_tree(body.filter), indexes=tuple(body.indexes or DEFAULT_INDEXES),
-                            fusion=body.fusion or DEFAULT_FUSION)
-    page = await run_in_threadpool(searcher.search_text, body.query, options, con)
-    rows = [manifest_row(h) for h in page.hits]
+    ranges = {k: (r.min, r.max) for k, r in (body.ranges or {}).items()}
+    constraints = Constraints(min_quality=body.min_quality, ranges=ranges, max_per_speaker=body.max_per_speaker,
+                              diverse_speakers=body.diverse_speakers, dedup_threshold=body.dedup_threshold)
+    try:
+        result = await run_in_threadpool(curate, searcher, body.query, body.n, constraints, filter_tree(body.filter),
+                                         body.indexes or DEFAULT_INDEXES, body.fusion or DEFAULT_FUSION, con)
+    except CurationError as exc:
+        raise ApiError(422, str(exc), "bad_constraints") from exc
+    info = summarize(result)
+    rows = [manifest_row(h) for h in result.hits]
     if body.format == "csv":
         media, lines, ext = "text/csv", csv_lines(rows), "csv"
     else:
         media, lines, ext = "application/x-ndjson", jsonl_lines(rows), "jsonl"
     return StreamingResponse(lines, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="export.{ext}"', "X-Result-Count": str(len(rows))})
+        "Content-Disposition": f'attachment; filename="export.{ext}"', "X-Result-Count": str(len(rows)),
+        "X-Curation-Summary": json.dumps(_header_summary(info), separators=(",", ":"), ensure_ascii=True)})
+
+
+def _header_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """The summary without per-speaker counts: those grow with the export, and HTTP clients cap a
+    response's headers (h11 at 16 KiB), while genders, accents and attribute ranges stay small."""
+    return {k: v for k, v in info.items() if k != "per_speaker"}
