@@ -241,7 +241,7 @@ class Trainer:
             self.scheduler.step()
             losses.append(float(loss.detach()))
         return {"stage": stage, "loss": float(np.mean(losses)), "two_fine_steps": two_fine_steps,
-                "logit_scale": float(self.model.scale())}
+                "logit_scale": float(self.model.scale().detach())}
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
