@@ -38,7 +38,7 @@ RUN pip install . && pip check
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin clsp \
  && mkdir -p /data /models && chown clsp:clsp /data
 USER clsp
-ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CLSP_SEARCH_WEB_DIR=/app/web
 # /data holds collections (read-only for the API), /models user checkpoints (always read-only).
 VOLUME ["/data"]
 EXPOSE 8000

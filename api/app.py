@@ -45,7 +45,9 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + 1024 * 1024)
     for module in (search, clips, inference, export, collection):
         app.include_router(module.router)
-    web = settings.web_dir or REPO_WEB
+    # A non-editable install (the Docker image) has no repository next to the package: it names the
+    # page's folder with CLSP_SEARCH_WEB_DIR instead.
+    web = settings.web_dir or os.environ.get("CLSP_SEARCH_WEB_DIR") or REPO_WEB
     if (Path(web) / "index.html").is_file():
         app.mount("/", StaticFiles(directory=str(web), html=True), name="web")
     return app
