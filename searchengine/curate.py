@@ -180,8 +180,9 @@ def select(
     """Pick up to `n` hits satisfying the per-speaker and duplicate constraints, in one greedy pass.
 
     One pass rather than chaining the functions above, so a clip rejected as a duplicate does not
-    use up its speaker's quota, and the pass stops as soon as `n` are chosen (vectors are read only
-    for clips that got that far). Returns the picks (ranks renumbered 1..) and why others were left.
+    use up its speaker's quota, and the pass stops as soon as `n` are chosen (vectors are read a
+    block at a time, only as far down the list as the pass gets). Returns the picks (ranks
+    renumbered 1..) and how many clips each constraint turned away.
     """
     ordered = round_robin(hits, key) if constraints.diverse_speakers else list(hits)
     dropped: Counter[str] = Counter()
