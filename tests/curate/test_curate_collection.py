@@ -90,7 +90,6 @@ def test_no_pair_above_the_dedup_threshold(curate_searcher) -> None:
 
 
 def test_summary_counts_and_png(curate_searcher, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     result = curate(curate_searcher, QUERY, 12, Constraints(max_per_speaker=2))
     info = summarize(result)
     assert info["selected"] == len(result.hits) == sum(info["per_speaker"].values())
@@ -125,7 +124,6 @@ def _app() -> typer.Typer:
 
 def test_cli_export_honours_every_option(curate_collection: Path, curate_model_path: str, curate_searcher,
                                          tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     out, png = tmp_path / "picks.jsonl", tmp_path / "summary.png"
     q = sorted(c["m_dnsmos_ovrl"] for c in _all_clips(curate_searcher))[5]
     result = CliRunner().invoke(_app(), [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,24 +15,9 @@ MODEL = os.environ.get("CLSP_SEARCH_TEST_MODEL", "clsp-mini")  # the bundled mod
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
+def corpus(make_corpus) -> Path:
     """A small generated style corpus: audio/*.wav + manifest.jsonl, made by the real generator."""
-    out = tmp_path_factory.mktemp("corpus")
-    cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(out), "--n", str(N_CLIPS),
-           "--seed", "3", "--split-by-voice"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
-@pytest.fixture(scope="session")
-def encoder():
-    from searchengine.model import CheckpointError, load_model
-
-    try:
-        return load_model(MODEL, device="cpu")
-    except CheckpointError as exc:
-        pytest.skip(f"model {MODEL} is not available: {exc}")
+    return make_corpus(N_CLIPS, 3)
 
 
 def cli_app() -> typer.Typer:

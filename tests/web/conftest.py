@@ -4,11 +4,6 @@ against a real uvicorn server on a collection indexed from a small generated cor
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = os.environ.get("CLSP_SEARCH_CHROMIUM", "/usr/bin/chromium")
-MODEL = os.environ.get("CLSP_SEARCH_TEST_MODEL", "clsp-mini")
 N_CLIPS = 40
 UPLOAD_LIMIT = 3 * 1024 * 1024
 CHROMIUM_ARGS = [
@@ -28,32 +22,18 @@ CHROMIUM_ARGS = [
 ]
 
 if not Path(CHROMIUM).is_file():
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (make test does) to run the browser tests",
-                allow_module_level=True)
+    # `make test` installs it, so a missing browser is a broken setup, not a reason to pass quietly.
+    pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does), "
+                "or point CLSP_SEARCH_CHROMIUM at a Chromium binary", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("web-corpus")
-    cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(out), "--n", str(N_CLIPS),
-           "--seed", "5", "--split-by-voice", "-q"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def corpus(make_corpus) -> Path:
+    return make_corpus(N_CLIPS, 5)
 
 
 @pytest.fixture(scope="session")
-def encoder():
-    from searchengine.model import CheckpointError, load_model
-
-    try:
-        return load_model(MODEL, device="cpu")
-    except CheckpointError as exc:
-        pytest.skip(f"model {MODEL} is not available: {exc}")
-
-
-@pytest.fixture(scope="session")
-def collection_dir(corpus: Path, encoder, tmp_path_factory) -> Path:
+def collection_dir(corpus: Path, encoder, model_spec: str, tmp_path_factory) -> Path:
     from indexer.pipeline import run_index
 
     path = tmp_path_factory.mktemp("web-collection") / "c"
@@ -61,43 +41,12 @@ def collection_dir(corpus: Path, encoder, tmp_path_factory) -> Path:
     # page builds its filters from whatever columns /collection reports, and the manifest's own labels
     # (gender, duration, ...) are the ones these tests filter on.
     run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, attributes=False,
-              model_spec=MODEL, args={"model": MODEL})
+              model_spec=model_spec, args={"model": model_spec})
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """uvicorn.Server in a thread: the real ASGI server on a real loopback socket."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
-def server(collection_dir: Path, encoder) -> Iterator[Server]:
+def server(collection_dir: Path, encoder, live_server):
     from api.app import create_app
     from api.settings import Limits, Settings
     from searchengine.search import Searcher
@@ -106,7 +55,7 @@ def server(collection_dir: Path, encoder) -> Iterator[Server]:
     searcher = Searcher(Collection.open(collection_dir, read_only=True), encoder)
     app = create_app(collection_dir, Settings(limits=Limits(max_upload_bytes=UPLOAD_LIMIT, max_audio_seconds=60),
                                               web_dir=REPO / "web"), searcher=searcher)
-    with Server(app) as s:
+    with live_server(app) as s:
         yield s
     searcher.close()
 
