@@ -1,21 +1,12 @@
 """A small generated corpus, indexed with attributes (quality, speaker clusters), for the curation
 tests; and a real uvicorn server on it for the POST /export ones.
-
-The model is CLSP_SEARCH_TEST_MODEL when set, else the bundled clsp-mini when its weights are
-present, else clsp-mini's architecture with seeded random weights saved as a checkpoint: the
-constraints under test (quality, speakers, duplicates) hold or fail whatever the ranking is, so an
-untrained model checks them as well as a trained one, and these tests never have to skip.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,29 +23,13 @@ UNLABELLED = "flite:slt"
 
 
 @pytest.fixture(scope="session")
-def curate_model_path(tmp_path_factory) -> str:
-    from searchengine.model.registry import WEIGHTS_DIR
-
-    if os.environ.get("CLSP_SEARCH_TEST_MODEL"):
-        return os.environ["CLSP_SEARCH_TEST_MODEL"]
-    if (WEIGHTS_DIR / "clsp-mini" / "model.safetensors").is_file():
-        return "clsp-mini"
-    import torch
-
-    from searchengine.model import save_checkpoint
-    from searchengine.model.clsp import CLSP
-    from searchengine.model.config import get_model_config
-
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("curate-model")
-    save_checkpoint(CLSP(get_model_config("clsp-mini")).eval(), directory)
-    return str(directory)
+def curate_model_path(model_spec: str) -> str:
+    return model_spec
 
 
 @pytest.fixture(scope="session")
-def curate_collection(tmp_path_factory, curate_model_path: str) -> Path:
+def curate_collection(tmp_path_factory, curate_model_path: str, encoder) -> Path:
     from indexer.pipeline import run_index
-    from searchengine.model import load_model
 
     corpus = tmp_path_factory.mktemp("curate-corpus")
     cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n", str(N_CLIPS),
@@ -65,7 +40,6 @@ def curate_collection(tmp_path_factory, curate_model_path: str) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     label_speakers(corpus / "manifest.jsonl")
     path = tmp_path_factory.mktemp("curate-collection") / "c"
-    encoder = load_model(curate_model_path, device="cpu")
     run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, model_spec=curate_model_path,
               args={"model": curate_model_path})
     return path
@@ -91,33 +65,12 @@ def curate_searcher(curate_collection: Path, curate_model_path: str):
     s.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def curate_client(curate_collection: Path, curate_searcher) -> Iterator[httpx.Client]:
+def curate_client(curate_collection: Path, curate_searcher, live_server) -> Iterator[httpx.Client]:
     """The real app under uvicorn on a loopback port, sharing the session's searcher."""
-    import uvicorn
-
     from api.app import create_app
     from api.settings import Settings
 
     app = create_app(curate_collection, Settings(), searcher=curate_searcher)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
