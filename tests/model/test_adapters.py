@@ -75,7 +75,14 @@ def test_released_checkpoint_without_weights_is_a_clear_error(tmp_path):
 
 
 def test_clap_baseline_loads_from_a_local_directory(tmp_path):
-    from transformers import AutoTokenizer, ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+    from transformers import (
+        AutoTokenizer,
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapTextConfig,
+    )
 
     from searchengine.model.adapters.clap import ClapEncoder
     from searchengine.model.towers import resolve_pretrained_source
