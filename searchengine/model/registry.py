@@ -13,7 +13,13 @@ from pathlib import Path
 
 import torch
 
-from searchengine.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, file_checksum, load_checkpoint
+from searchengine.model.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    file_checksum,
+    load_checkpoint,
+)
 from searchengine.model.encoder import ClspEncoder, Encoder, resolve_device
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
