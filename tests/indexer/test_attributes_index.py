@@ -50,7 +50,7 @@ def test_generated_captions_are_indexed_and_marked(described, encoder):
         caps = coll.sql("SELECT id, clip_id, text, generated FROM captions WHERE kind = 'global'").fetchall()
         assert len(caps) == N_FILES and all(g for *_, g in caps)
         assert coll.index("global").ntotal == N_FILES
-        for cid, clip_id, text, _ in caps:
+        for cid, _clip_id, text, _ in caps:
             assert text.startswith("A ") and text.endswith(".")
             vec = np.asarray(encoder.encode_text([text]), np.float32)
             scores, hits = coll.search("global", vec, k=N_FILES)
