@@ -58,10 +58,23 @@ def test_released_checkpoint_is_detected_and_matches_its_own_forward(standin_dir
     assert encoder._logit_scale() == pytest.approx(scale, rel=1e-5)
 
 
+def test_single_modality_forward_gives_the_same_vectors(standin_dir):
+    """The checkpoint's own examples call forward with audio only or text only; without methods, the
+    adapter does the same instead of feeding a dummy caption."""
+    waves = [tone(1.7, 200), tone(0.8, 120)]
+    direct = ReleasedClspEncoder(standin_dir, torch.device("cpu"))
+    forward_only = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False)
+    assert not forward_only.uses_dummy_inputs
+    assert forward_only._audio_method is None and forward_only._forward_takes_one
+    np.testing.assert_allclose(forward_only.encode_speech(waves), direct.encode_speech(waves), atol=1e-5)
+    np.testing.assert_allclose(forward_only.encode_text(["a whisper"]), direct.encode_text(["a whisper"]), atol=1e-5)
+
+
 def test_joint_call_fallback_gives_the_same_vectors(standin_dir):
     waves = [tone(1.7, 200)]
     direct = ReleasedClspEncoder(standin_dir, torch.device("cpu"))
-    fallback = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False)
+    fallback = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False,
+                                   use_single_modality_forward=False)
     assert fallback.uses_dummy_inputs
     np.testing.assert_allclose(fallback.encode_speech(waves), direct.encode_speech(waves), atol=1e-5)
     np.testing.assert_allclose(fallback.encode_text(["a whisper"]), direct.encode_text(["a whisper"]), atol=1e-5)

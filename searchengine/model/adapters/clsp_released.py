@@ -8,9 +8,12 @@ text itself. To embed one modality we use, in this order:
 
 1. single-modality methods the modeling module defines (`encode_audio`, `get_audio_features`, ... and
    their text counterparts), called with the same argument names as `forward`;
-2. only if it has none: the documented joint call with a fixed dummy input for the other modality,
-   keeping just the half we need. That costs one extra (small) pass of the other tower, and is
-   stated in searchengine/model/README.md.
+2. `forward` with one modality only, when its signature makes the other optional: the checkpoint's
+   own usage examples embed a batch of audio with `model(audio=..., audio_lens=...)` and captions
+   with `model(text=[...])`, taking the audio or text half of the returned triple;
+3. only if neither exists: the documented joint call with a fixed dummy input for the other
+   modality, keeping just the half we need. That costs one extra (small) pass of the other tower,
+   and is stated in searchengine/model/README.md.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class ReleasedClspEncoder(Encoder):
     """Encoder over a local directory (or cached hub snapshot) of the released CLSP."""
 
     def __init__(self, directory: str | Path, device: torch.device, name: str | None = None,
-                 use_single_modality_methods: bool = True) -> None:
+                 use_single_modality_methods: bool = True, use_single_modality_forward: bool = True) -> None:
         from transformers import AutoModel
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,13 +69,21 @@ class ReleasedClspEncoder(Encoder):
         self.model_id = f"{self.name}@{file_checksum(*weights)}"
         self._audio_method = self._find(AUDIO_METHODS) if use_single_modality_methods else None
         self._text_method = self._find(TEXT_METHODS) if use_single_modality_methods else None
+        self._forward_takes_one = use_single_modality_forward and self._forward_makes_modalities_optional()
         self.dim = int(self._speech_batch([np.zeros(DUMMY_AUDIO_SAMPLES, dtype=np.float32)]).shape[-1])
         self._scale: float | None = None
 
     @property
     def uses_dummy_inputs(self) -> bool:
-        """True when the checkpoint offers no single-modality method for speech or for text."""
+        """True when the checkpoint offers no single-modality path for speech or for text."""
+        if self._forward_takes_one:
+            return False
         return self._audio_method is None or self._text_method is None
+
+    def _forward_makes_modalities_optional(self) -> bool:
+        """Whether `forward` accepts audio without text and text without audio (both default None)."""
+        parameters = inspect.signature(self.model.forward).parameters
+        return all(name in parameters and parameters[name].default is None for name in ("text", "audio", "audio_lens"))
 
     def _find(self, names: tuple[str, ...]):
         for name in names:
@@ -108,12 +119,18 @@ class ReleasedClspEncoder(Encoder):
             return _first_tensor(
                 self._call(self._audio_method, audio=audio, audio_lens=audio_lens, freeze_audio_encoder=True)
             )
+        if self._forward_takes_one:
+            audio_features, _, _ = self.model(audio=audio, audio_lens=audio_lens, freeze_audio_encoder=True)
+            return audio_features
         audio_features, _, _ = self._joint([DUMMY_CAPTION] * len(waveforms), waveforms)
         return audio_features
 
     def _text_batch(self, texts: list[str]) -> torch.Tensor:
         if self._text_method is not None:
             return _first_tensor(self._call(self._text_method, text=texts, freeze_text_encoder=True))
+        if self._forward_takes_one:
+            _, text_features, _ = self.model(text=texts, freeze_text_encoder=True)
+            return text_features
         silence = [np.zeros(DUMMY_AUDIO_SAMPLES, dtype=np.float32)] * len(texts)
         _, text_features, _ = self._joint(texts, silence)
         return text_features
