@@ -86,6 +86,23 @@ def test_rerun_is_a_no_op(built, corpus, encoder, tmp_path):
     assert (s.files_added, s.files_unchanged, s.clips_added) == (0, N_CLIPS, 0)
 
 
+def _processes_mentioning(text: str, wait: float) -> list[int]:
+    """Pids whose command line contains `text`, after giving orphans up to `wait` seconds to exit."""
+    deadline = time.time() + wait
+    while True:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        if not pids or time.time() > deadline:
+            return pids
+        time.sleep(0.1)
+
+
 def test_kill_9_mid_run_then_resume_equals_single_run(built, corpus, tmp_path):
     coll = tmp_path / "coll"
     args = [str(corpus / "manifest.jsonl"), "--collection", str(coll), "--model", MODEL, "--device", "cpu",
@@ -103,6 +120,7 @@ def test_kill_9_mid_run_then_resume_equals_single_run(built, corpus, tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert not _processes_mentioning(str(coll), wait=5.0), "decode workers outlived the killed indexer"
     partial = Collection.open(coll, read_only=True)
     done = partial.stats()["counts"]["sources"]
     partial.close()
