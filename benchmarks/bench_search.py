@@ -74,6 +74,8 @@ def fusion_study(model: str = "clsp-mini", n: int = 200, seed: int = 11) -> dict
             "speech+captions, weighted": SearchOptions(top_k=10, fusion="weighted"),
             "speech+captions, weighted (captions 1.0)": SearchOptions(
                 top_k=10, fusion="weighted", weights={"global": 1.0, "fine": 1.0}),
+            "speech+captions, weighted (captions 0.25)": SearchOptions(
+                top_k=10, fusion="weighted", weights={"global": 0.25, "fine": 0.25}),
             "speech+captions, rrf (captions 1.0)": SearchOptions(
                 top_k=10, fusion="rrf", weights={"global": 1.0, "fine": 1.0}),
         }
