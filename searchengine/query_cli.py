@@ -110,17 +110,20 @@ def search(
     indexes: Annotated[
         str, typer.Option("--indexes", help="Comma list of speech, global, fine (default: all, fused).")
     ] = "speech,global,fine",
-    fusion: Annotated[str, typer.Option("--fusion", help="rrf or weighted.")] = "rrf",
+    fusion: Annotated[
+        str | None, typer.Option("--fusion", help="rrf or weighted (default: the library's measured best, weighted).")
+    ] = None,
     as_json: JsonOpt = False,
     model: ModelOpt = None,
 ) -> None:
     """Find clips that sound like QUERY describes."""
-    from searchengine.search import SearchOptions
+    from searchengine.search import DEFAULT_FUSION, SearchOptions
 
     spec = _filter(filter)
     searcher = _open(collection, model)
     options = SearchOptions(top_k=top_k, offset=offset, filter=spec,
-                            indexes=tuple(i.strip() for i in indexes.split(",") if i.strip()), fusion=fusion)
+                            indexes=tuple(i.strip() for i in indexes.split(",") if i.strip()),
+                            fusion=fusion or DEFAULT_FUSION)
     page = _run(searcher.search_text, query, options)
     _print_page(page, as_json, f"{query!r} in {collection}")
 

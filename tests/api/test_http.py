@@ -68,7 +68,9 @@ def test_text_search_ranks_whispered_clips_above_chance(client: httpx.Client, se
 
 def test_hits_say_why_they_matched(client: httpx.Client) -> None:
     body = client.post("/search/text", json={"query": "a slow deep male voice", "top_k": 5}).json()
-    assert body["indexes"] == ["speech", "global", "fine"] and body["fusion"] == "rrf"
+    from searchengine.search import DEFAULT_FUSION
+
+    assert body["indexes"] == ["speech", "global", "fine"] and body["fusion"] == DEFAULT_FUSION == "weighted"
     for hit in body["hits"]:
         assert hit["matched"] in hit["scores"] and hit["audio_url"] == f"/clips/{hit['id']}/audio"
         assert hit["caption"]["kind"] in ("global", "fine") and hit["caption"]["text"]
