@@ -395,7 +395,7 @@ def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:
 
     return {
         "status": status,
-        "finished": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) if status == "done" else None,
+        "finished": dt.datetime.now(dt.UTC).replace(tzinfo=None) if status == "done" else None,
         "clips_added": s.clips_added,
         "clips_deleted": s.clips_deleted,
         "files_added": s.files_added,
