@@ -12,6 +12,10 @@ const ORDER = [
   "gender", "age", "accent", "pitch_level", "pitch_variation", "speaking_rate", "loudness", "timbre",
   "whisper", "noise", "noise_color", "reverb", "channel", "telephone", "speaker", "language", "engine", "split",
   "duration", "pitch_semitones", "pitch_spread_semitones", "rate_factor", "loudness_dbfs", "snr_db", "reverberance",
+  // Measured at indexing time (searchengine/attributes), present on every collection, captioned or not.
+  "m_gender", "m_pitch_word", "m_monotony_word", "m_rate_word", "m_noise_word", "m_reverb_word",
+  "m_dnsmos_ovrl", "m_dnsmos_sig", "m_dnsmos_bak", "m_snr_db", "m_f0_median_hz", "m_f0_spread_st",
+  "m_rate_syl_per_s", "m_loudness_dbfs", "m_reverb_db",
 ];
 const LABELS = {
   duration: "Duration (s)",
@@ -26,6 +30,21 @@ const LABELS = {
   speaking_rate: "Speed",
   noise_color: "Noise colour",
   sample_rate: "Sample rate (Hz)",
+  m_gender: "Measured gender",
+  m_pitch_word: "Measured pitch",
+  m_monotony_word: "Measured intonation",
+  m_rate_word: "Measured pace",
+  m_noise_word: "Measured noise",
+  m_reverb_word: "Measured distance",
+  m_dnsmos_ovrl: "Quality, DNSMOS overall (1-5)",
+  m_dnsmos_sig: "Quality, DNSMOS speech (1-5)",
+  m_dnsmos_bak: "Quality, DNSMOS background (1-5)",
+  m_snr_db: "Measured SNR (dB)",
+  m_f0_median_hz: "Median F0 (Hz)",
+  m_f0_spread_st: "F0 spread (semitones)",
+  m_rate_syl_per_s: "Syllables per second",
+  m_loudness_dbfs: "Measured loudness (dBFS)",
+  m_reverb_db: "Reverb tail (dB)",
 };
 
 export function labelOf(field) {
