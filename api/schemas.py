@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Index = Literal["speech", "global", "fine"]
 Fusion = Literal["rrf", "weighted"]
@@ -142,8 +142,16 @@ class Range(BaseModel):
 
 
 class ExportRequest(BaseModel):
+    """Either a text `query` (its best `n` clips, under the curation constraints) or `ids`: clips
+    picked by hand from any result list, exported as they are, in the order given."""
+
     model_config = ConfigDict(extra="forbid")
-    query: Query
+    query: Query | None = None
+    ids: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, max_length=10_000, description="Clip ids to export as they are (a selection).")
+    scores: list[float] | None = Field(None, max_length=10_000, description="Scores to write for `ids`, one each.")
+    ranks: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, max_length=10_000, description="Ranks to write for `ids`, one each (default: their order).")
     n: int = Field(100, ge=1, le=10_000, description="How many clips to export.")
     filter: Filter | None = None
     format: Literal["jsonl", "csv"] = "jsonl"
@@ -156,6 +164,21 @@ class ExportRequest(BaseModel):
     diverse_speakers: bool = Field(False, description="Every speaker's best clip before anyone's second.")
     dedup_threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="Drop clips whose speech-vector cosine with a chosen clip is above this.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExportRequest:
+        if (self.query is None) == (self.ids is None):
+            raise ValueError("give either a text query or ids of the clips to export, not both")
+        if self.ids is not None:
+            searchy = (self.filter, self.indexes, self.fusion, self.min_quality, self.ranges, self.max_per_speaker,
+                       self.dedup_threshold)
+            if any(v is not None for v in searchy) or self.diverse_speakers:
+                raise ValueError("search options and curation constraints apply to a query, not to picked ids")
+            if any(v is not None and len(v) != len(self.ids) for v in (self.scores, self.ranks)):
+                raise ValueError("scores and ranks must have one value per id")
+        elif self.scores is not None or self.ranks is not None:
+            raise ValueError("scores and ranks go with ids")
+        return self
 
 
 class ErrorOut(BaseModel):

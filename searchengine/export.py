@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from searchengine.search import Hit
+from searchengine.search import Hit, Searcher
 
 FIRST_COLUMNS = ("id", "path", "start", "end", "duration", "speaker", "language", "global_caption",
                  "fine_captions", "score", "rank", "clip_id")
@@ -40,6 +40,30 @@ def manifest_row(hit: Hit) -> dict[str, Any]:
         if key not in _DROP and key not in row:
             row[key] = value
     return row
+
+
+def selected_rows(searcher: Searcher, ids: Sequence[int], scores: Sequence[float] | None = None,
+                  ranks: Sequence[int] | None = None, con: Any = None) -> list[dict[str, Any]]:
+    """Manifest rows for clips a person picked (ticked results of any search, text or audio), in the
+    order given, with the scores and ranks the page showed when it sends them (else rank = position).
+
+    Exporting a selection must not depend on re-running the search that produced it: an uploaded
+    recording cannot be replayed, and a re-run could rank differently. Unknown ids raise
+    ClipNotFoundError, so nothing is silently left out."""
+    ids = [int(i) for i in ids]
+    if any(v is not None and len(v) != len(ids) for v in (scores, ranks)):
+        raise ValueError("scores and ranks must have one value per id")
+    searcher.require_clips(ids, con)
+    records = searcher.clips(ids, con)
+    rows = []
+    for i, cid in enumerate(ids):
+        record = records[cid]
+        score = float(scores[i]) if scores is not None else None
+        rank = int(ranks[i]) if ranks is not None else i + 1
+        hit = Hit(id=cid, rank=rank, score=score, matched="selection", scores={}, caption=None,  # type: ignore[arg-type]
+                  clip=record["clip"], captions=record["captions"])
+        rows.append(manifest_row(hit))
+    return rows
 
 
 def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:

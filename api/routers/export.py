@@ -14,7 +14,7 @@ from api.errors import ApiError
 from api.schemas import ExportRequest, filter_tree
 from api.settings import Settings
 from searchengine.curate import Constraints, CurationError, curate, summarize
-from searchengine.export import csv_lines, jsonl_lines, manifest_row
+from searchengine.export import csv_lines, jsonl_lines, manifest_row, selected_rows
 from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher
 
 router = APIRouter(tags=["export"])
@@ -22,7 +22,8 @@ router = APIRouter(tags=["export"])
 
 @router.post(
     "/export",
-    summary="Export the best N clips of a text search, under curation constraints, as JSONL or CSV manifest lines",
+    summary="Export the best N clips of a text search (under curation constraints), or picked clip ids, "
+            "as JSONL or CSV manifest lines",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
 )
@@ -30,6 +31,9 @@ async def export(body: ExportRequest, searcher: Searcher = Depends(deps.searcher
                  settings: Settings = Depends(deps.settings), con: Any = Depends(deps.cursor)) -> StreamingResponse:
     if body.n > settings.limits.max_export:
         raise ApiError(422, f"n must be at most {settings.limits.max_export}", "validation_error")
+    if body.ids is not None:
+        rows = await run_in_threadpool(selected_rows, searcher, body.ids, body.scores, body.ranks, con)
+        return _stream(rows, body.format, {"X-Result-Count": str(len(rows))})
     ranges = {k: (r.min, r.max) for k, r in (body.ranges or {}).items()}
     constraints = Constraints(min_quality=body.min_quality, ranges=ranges, max_per_speaker=body.max_per_speaker,
                               diverse_speakers=body.diverse_speakers, dedup_threshold=body.dedup_threshold)
@@ -40,13 +44,18 @@ async def export(body: ExportRequest, searcher: Searcher = Depends(deps.searcher
         raise ApiError(422, str(exc), "bad_constraints") from exc
     info = summarize(result)
     rows = [manifest_row(h) for h in result.hits]
-    if body.format == "csv":
+    return _stream(rows, body.format, {
+        "X-Result-Count": str(len(rows)),
+        "X-Curation-Summary": json.dumps(_header_summary(info), separators=(",", ":"), ensure_ascii=True)})
+
+
+def _stream(rows: list[dict[str, Any]], fmt: str, headers: dict[str, str]) -> StreamingResponse:
+    if fmt == "csv":
         media, lines, ext = "text/csv", csv_lines(rows), "csv"
     else:
         media, lines, ext = "application/x-ndjson", jsonl_lines(rows), "jsonl"
-    return StreamingResponse(lines, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="export.{ext}"', "X-Result-Count": str(len(rows)),
-        "X-Curation-Summary": json.dumps(_header_summary(info), separators=(",", ":"), ensure_ascii=True)})
+    return StreamingResponse(lines, media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="export.{ext}"', **headers})
 
 
 def _header_summary(info: dict[str, Any]) -> dict[str, Any]:

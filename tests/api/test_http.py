@@ -290,6 +290,27 @@ def test_export_jsonl_and_csv(client: httpx.Client) -> None:
     _error(client.post("/export", json={"query": query, "format": "xml"}), 422)
 
 
+def test_export_picked_ids_of_an_audio_search(client: httpx.Client) -> None:
+    """A selection from any result list (here "more like this") exports as it is: those clips, in that
+    order, with the scores and ranks the caller showed; nothing is re-searched."""
+    hits = client.post("/search/audio", json={"clip_ids": [3], "top_k": 8}).json()["hits"]
+    picked = [hits[4], hits[1], hits[6]]
+    body = {"ids": [h["id"] for h in picked], "scores": [h["score"] for h in picked],
+            "ranks": [h["rank"] for h in picked]}
+    r = client.post("/export", json=body)
+    assert r.status_code == 200 and r.headers["x-result-count"] == "3"
+    rows = [json.loads(line) for line in r.text.splitlines()]
+    assert [row["clip_id"] for row in rows] == body["ids"]
+    assert [row["rank"] for row in rows] == body["ranks"] and [row["score"] for row in rows] == body["scores"]
+    assert [row["fine_captions"] for row in rows] == [h["captions"]["fine"] for h in picked]
+    plain = [json.loads(line) for line in client.post("/export", json={"ids": [7, 2]}).text.splitlines()]
+    assert [(row["clip_id"], row["rank"]) for row in plain] == [(7, 1), (2, 2)]
+    assert _error(client.post("/export", json={"ids": [2, 999999]}), 404)
+    for bad in ({"ids": [2], "query": "a man"}, {}, {"ids": [2], "min_quality": 3.0},
+                {"ids": [2, 3], "scores": [0.5]}, {"query": "a man", "ranks": [1]}, {"ids": []}):
+        _error(client.post("/export", json=bad), 422)
+
+
 # ------------------------------------------------------------------------------------ concurrency
 def test_concurrent_requests_all_answered(client: httpx.Client, server) -> None:
     def one(i: int) -> int:

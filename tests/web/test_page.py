@@ -255,6 +255,27 @@ def test_export_downloads_the_selected_rows(page, tmp_path: Path):
     assert [int(r["clip_id"]) for r in table] == [h["id"] for h in body["hits"]]
 
 
+def test_export_after_more_like_this(page, tmp_path: Path):
+    """Results of an audio query ("more like this") export like any others: the ticked rows, as shown."""
+    body = text_search(page)
+    target = body["hits"][0]["id"]
+    with page.expect_response(lambda r: r.url.endswith("/search/audio")) as answer:
+        page.locator(f"li.hit[data-clip-id='{target}'] button.more-like").click()
+    similar = answer.value.json()["hits"]
+    wait_for_hits(page, similar)
+    chosen = [similar[1]["id"], similar[3]["id"]]
+    for cid in chosen:
+        page.locator(f"#select-{cid}").check()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export selection").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["clip_id"] for r in rows] == chosen
+    assert [r["rank"] for r in rows] == [similar[1]["rank"], similar[3]["rank"]]
+    assert target not in [r["clip_id"] for r in rows]
+
+
 def test_a_bad_upload_shows_the_error(page, tmp_path: Path, artifacts: Path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not audio at all" * 20)

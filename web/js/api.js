@@ -72,9 +72,8 @@ export async function searchUpload({ file, filter, topK, offset }, signal) {
 }
 
 /** POST /export: the top `n` clips of a text search as JSONL or CSV text. */
-export async function exportText({ query, filter, n, format }) {
-  const body = { query, n, format };
-  if (filter) body.filter = filter;
-  const response = await postJson("/export", body);
+/** Manifest lines for clips picked from any result list (text or audio search), as the page ranked them. */
+export async function exportClips({ ids, scores, ranks, format }) {
+  const response = await postJson("/export", { ids, scores, ranks, format });
   return response.text();
 }

@@ -108,7 +108,6 @@ async function search({ append = false } = {}) {
     $("hits").replaceChildren();
     $("toolbar").hidden = true;
     $("more").hidden = true;
-    $("export-note").hidden = true;
   }
   const m = mode();
   if (m === "none") {
@@ -286,14 +285,9 @@ function drawFilters() {
 function updateSelection() {
   const n = page.selected.size;
   $("selected-count").textContent = `${n} selected`;
-  $("export-selected").disabled = n === 0 || mode() !== "text";
-  $("export-all").disabled = mode() !== "text";
+  $("export-selected").disabled = n === 0;
+  $("export-all").disabled = page.hits.length === 0;
   $("select-all").textContent = n && n === page.hits.length ? "Select none" : "Select all";
-  const note = $("export-note");
-  if (mode() !== "text") {
-    note.textContent = "Export works on text searches: the API's /export ranks clips by a description.";
-    note.hidden = false;
-  } else note.hidden = true;
 }
 
 function toggleAll() {
@@ -310,12 +304,10 @@ async function runExport(onlySelected) {
   setStatus("Preparing the export…");
   try {
     const rows = await exportHits({
-      query: page.state.q,
-      filter: currentFilter(),
+      name: mode() === "text" ? page.state.q : "similar",
       hits: page.hits,
       selected: onlySelected ? page.selected : null,
       format,
-      maxExport: page.collection?.limits?.max_export,
     });
     setStatus(`Exported ${rows} row${rows === 1 ? "" : "s"} as ${format.toUpperCase()}.`);
   } catch (err) {
