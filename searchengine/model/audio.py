@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
-MODEL_SAMPLE_RATE = 16000
+from searchengine.audio import SAMPLE_RATE as MODEL_SAMPLE_RATE
+from searchengine.audio import resample
+
+__all__ = ["MODEL_SAMPLE_RATE", "as_waveform_list", "prepare_waveforms", "resample", "to_mono"]
 
 
 def to_mono(waveform: Any) -> np.ndarray:
@@ -28,15 +31,6 @@ def to_mono(waveform: Any) -> np.ndarray:
         channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
         return array.mean(axis=channel_axis).astype(np.float32)
     raise ValueError(f"a waveform must be 1-D or 2-D (samples, channels), got shape {array.shape}")
-
-
-def resample(waveform: np.ndarray, sample_rate: int, target_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:
-    """Resample with soxr (high quality, fast, no torchaudio needed)."""
-    if sample_rate == target_rate:
-        return waveform
-    import soxr
-
-    return soxr.resample(waveform, sample_rate, target_rate, quality="HQ").astype(np.float32)
 
 
 def as_waveform_list(waveforms: Any) -> list[Any]:
