@@ -56,6 +56,21 @@ def make_corpus(tmp_path_factory) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def index_corpus(encoder, model_spec: str, tmp_path_factory) -> Callable[..., Path]:
+    """Index a generated corpus into a fresh collection with the session's model (real pipeline)."""
+
+    def index(corpus: Path, name: str, attributes: bool = False) -> Path:
+        from indexer.pipeline import run_index
+
+        path = tmp_path_factory.mktemp(name) / "c"
+        run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, attributes=attributes,
+                  model_spec=model_spec, args={"model": model_spec})
+        return path
+
+    return index
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,15 +19,10 @@ def corpus(make_corpus) -> Path:
 
 
 @pytest.fixture(scope="session")
-def collection_dir(corpus: Path, encoder, model_spec: str, tmp_path_factory) -> Path:
-    from indexer.pipeline import run_index
-
-    path = tmp_path_factory.mktemp("search-collection") / "c"
+def collection_dir(corpus: Path, index_corpus) -> Path:
     # Measured attributes are tested in tests/attributes and tests/curate; here they would only cost
     # minutes of CPU (DNSMOS) for columns these tests never read.
-    run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, attributes=False,
-              model_spec=model_spec, args={"model": model_spec})
-    return path
+    return index_corpus(corpus, "search-collection", attributes=False)
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,7 @@ def curate_model_path(model_spec: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def curate_collection(tmp_path_factory, curate_model_path: str, encoder) -> Path:
-    from indexer.pipeline import run_index
-
+def curate_collection(tmp_path_factory, index_corpus) -> Path:
     corpus = tmp_path_factory.mktemp("curate-corpus")
     cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n", str(N_CLIPS),
            "--seed", "5", "-q"]
@@ -39,10 +37,8 @@ def curate_collection(tmp_path_factory, curate_model_path: str, encoder) -> Path
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     label_speakers(corpus / "manifest.jsonl")
-    path = tmp_path_factory.mktemp("curate-collection") / "c"
-    run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, model_spec=curate_model_path,
-              args={"model": curate_model_path})
-    return path
+    # With measured attributes: quality, speaker clusters and ranges are what curation works on.
+    return index_corpus(corpus, "curate-collection", attributes=True)
 
 
 def label_speakers(manifest: Path) -> None:

@@ -33,16 +33,11 @@ def corpus(make_corpus) -> Path:
 
 
 @pytest.fixture(scope="session")
-def collection_dir(corpus: Path, encoder, model_spec: str, tmp_path_factory) -> Path:
-    from indexer.pipeline import run_index
-
-    path = tmp_path_factory.mktemp("web-collection") / "c"
+def collection_dir(corpus: Path, index_corpus) -> Path:
     # Without the measured attributes (pitch, SNR, quality: minutes of CPU for 40 clips on 2 cores): the
     # page builds its filters from whatever columns /collection reports, and the manifest's own labels
     # (gender, duration, ...) are the ones these tests filter on.
-    run_index(corpus / "manifest.jsonl", path, encoder, workers=0, progress=False, attributes=False,
-              model_spec=model_spec, args={"model": model_spec})
-    return path
+    return index_corpus(corpus, "web-collection", attributes=False)
 
 
 @pytest.fixture(scope="session")
