@@ -117,17 +117,24 @@ class Encoder(ABC):
         self,
         waveforms: Any,
         labels: Sequence[str],
-        template: str = DEFAULT_ZERO_SHOT_TEMPLATE,
+        template: str | Sequence[str] = DEFAULT_ZERO_SHOT_TEMPLATE,
         sample_rate: int = MODEL_SAMPLE_RATE,
         speech_embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
         """Class probabilities [N, len(labels)]: softmax over the model's scaled cosine to each prompt.
 
+        `template` may be several templates: each class is then the normalised mean of its prompts'
+        embeddings (CLIP's prompt ensembling), which makes the result depend less on one wording.
         Pass `speech_embeddings` to reuse vectors already computed (evaluation scores several
         attributes on the same clips).
         """
-        prompts = [template.format(label) for label in labels]
-        text = self.encode_text(prompts)
+        templates = [template] if isinstance(template, str) else list(template)
+        if not templates:
+            raise ValueError("zero_shot needs at least one template")
+        text = np.zeros((len(labels), self.dim), dtype=np.float32)
+        for pattern in templates:
+            text += self.encode_text([pattern.format(label) for label in labels])
+        text = _normalise(torch.from_numpy(text))
         speech = speech_embeddings if speech_embeddings is not None else self.encode_speech(waveforms, sample_rate)
         logits = self._logit_scale() * (speech @ text.T)
         logits -= logits.max(axis=1, keepdims=True)

@@ -6,7 +6,7 @@
   fine-grained caption (the LAST of each clip's fine captions, as the paper). Clips whose captions
   use held-out phrasings are scored as their own subset.
 - Zero-shot classification: for every categorical attribute the manifest has, each class becomes a
-  prompt; weighted accuracy (overall) and unweighted accuracy (mean of per-class recalls).
+  few prompts (one per template, averaged); weighted accuracy (overall) and unweighted accuracy (mean of per-class recalls).
 - Style similarity: Spearman / Kendall (and Pearson) correlation between the cosine of two clips'
   speech embeddings and the share of categorical attributes the two clips agree on.
 """
@@ -34,10 +34,14 @@ SIMILARITY_ATTRIBUTES = ("gender", "age", "accent", "pitch_level", "pitch_variat
 
 @dataclass(frozen=True)
 class ZeroShotTask:
-    """One classification: manifest values grouped into classes, each class described by a prompt."""
+    """One classification: manifest values grouped into classes, each class described by prompts.
+
+    Every class word is put into each template and the class is the mean of those prompts (prompt
+    ensembling, as CLIP evaluates zero-shot), so no single wording decides the score.
+    """
 
     attribute: str
-    template: str
+    templates: tuple[str, ...]
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # prompt word -> manifest values
     name: str | None = None
 
@@ -48,21 +52,21 @@ class ZeroShotTask:
 
 # Prompt words follow the vocabulary captions use; values not listed in `classes` map to themselves.
 ZERO_SHOT_TASKS = (
-    ZeroShotTask("gender", "A {} speaker."),
-    ZeroShotTask("pitch_level", "A speaker with a {} voice.",
+    ZeroShotTask("gender", ("A {} speaker.", "The voice of a {} speaker.", "Speech from a {} voice.")),
+    ZeroShotTask("pitch_level", ("A speaker with a {} voice.", "The voice is {}.", "Speech in a {} voice."),
                  {"low-pitched": ("very low", "low"), "medium-pitched": ("medium",), "high-pitched": ("high", "very high")},
                  name="pitch_level_3way"),
-    ZeroShotTask("speaking_rate", "A speaker talking at a {} pace.",
+    ZeroShotTask("speaking_rate", ("A speaker talking at a {} pace.", "Speech at a {} speed.", "Someone speaking at a {} tempo."),
                  {"slow": ("very slow", "slow"), "normal": ("medium",), "fast": ("fast", "very fast")},
                  name="speaking_rate_3way"),
-    ZeroShotTask("noise", "A voice recorded {}.",
+    ZeroShotTask("noise", ("A voice recorded {}.", "Speech captured {}."),
                  {"against a silent background": ("clean",), "with a light noise behind the voice": ("slightly noisy",),
                   "with a noticeable noise behind the voice": ("noisy",), "with a heavy noise behind the voice": ("very noisy",)}),
-    ZeroShotTask("reverb", "A voice recorded {}.",
+    ZeroShotTask("reverb", ("A voice recorded {}.", "Speech captured {}."),
                  {"close to the microphone": ("close",), "slightly distant, with a little room reverb": ("slightly distant",),
                   "at a distance in a reverberant room": ("distant",),
                   "far from the microphone in a large echoey hall": ("very distant",)}),
-    ZeroShotTask("accent", "A speaker with a {} accent."),
+    ZeroShotTask("accent", ("A speaker with a {} accent.", "Speech with a {} accent.")),
 )
 
 
@@ -111,12 +115,13 @@ def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroS
     if len(words) < 2:
         return None
     truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
-    probabilities = encoder.zero_shot(None, words, template=task.template, speech_embeddings=speech[keep])
+    probabilities = encoder.zero_shot(None, words, template=task.templates, speech_embeddings=speech[keep])
     predicted = probabilities.argmax(axis=1)
     recalls = {w: float(np.mean(predicted[truth == k] == k)) for k, w in enumerate(words) if np.any(truth == k)}
     return {
         "clips": len(keep),
-        "prompts": [task.template.format(w) for w in words],
+        "prompts": [task.templates[0].format(w) for w in words],
+        "templates": list(task.templates),
         "weighted_accuracy": float(np.mean(predicted == truth)),
         "unweighted_accuracy": float(np.mean(list(recalls.values()))),
         "per_class_recall": recalls,

@@ -1,7 +1,7 @@
 """Speech and text towers: the encoders below CLSP's projection heads.
 
-Every speech tower maps a padded batch to one vector per clip with masked mean pooling over time (the
-paper's choice); every text tower maps strings to one vector per text. Towers are pluggable:
+Every speech tower maps a padded batch to one vector per clip with masked pooling over time (mean, the
+paper's choice, or mean and standard deviation for the small tower); every text tower maps strings to one vector per text. Towers are pluggable:
 `build_speech_tower` / `build_text_tower` read the `type` of their config section.
 """
 
@@ -27,6 +27,18 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def masked_mean_std(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation of `hidden` [B, T, D] over real positions, concatenated [B, 2D].
+
+    Statistics pooling (as x-vector speaker embeddings use): how much a feature varies over the clip
+    carries pitch movement, loudness dynamics and pace, which a mean alone averages away.
+    """
+    mean = masked_mean(hidden, mask)
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    variance = (((hidden - mean.unsqueeze(1)) ** 2) * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    return torch.cat([mean, torch.sqrt(variance + 1e-5)], dim=-1)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -77,7 +89,8 @@ class SmallSpeechTower(nn.Module):
     Frames (100/s) are normalised with statistics measured on the training corpus, stacked four at a
     time (25 steps/s), refined by residual depthwise-conv blocks (each sees 9 steps, 360 ms, so three
     see about a second: syllable rate, pitch movement) and optionally self-attention layers, then
-    mean-pooled over real steps. The default (clsp-mini) is sized for training on a 2-core CPU.
+    pooled over real steps: masked mean (the paper's choice) or, with `pooling: mean_std`, mean and
+    standard deviation. The default (clsp-mini) is sized for training on a 2-core CPU.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -89,11 +102,15 @@ class SmallSpeechTower(nn.Module):
             hop_length=config.get("hop_length", 160),
             n_mels=config.get("n_mels", 64),
             with_pitch=config.get("with_pitch", True),
+            pitch_step_ms=config.get("pitch_step_ms", 10.0),
         )
         self.frontend = LogMelPitchFrontend(self.frontend_config)
         n_in = self.frontend_config.n_features
         width = config.get("width", 192)
-        self.output_dim = width
+        self.pooling = config.get("pooling", "mean")
+        if self.pooling not in ("mean", "mean_std"):
+            raise ValueError(f"unknown speech pooling {self.pooling!r} (expected 'mean' or 'mean_std')")
+        self.output_dim = width * (2 if self.pooling == "mean_std" else 1)
         self.register_buffer("feature_mean", torch.zeros(n_in))
         self.register_buffer("feature_std", torch.ones(n_in))
         # Stacking `stack` consecutive 10 ms frames into one step (25 steps/s for 4) is the cheapest
@@ -149,7 +166,10 @@ class SmallSpeechTower(nn.Module):
             x = block(x, mask)
         for layer in self.attention:
             x = layer(x, src_key_padding_mask=~mask)
-        return masked_mean(self.final_norm(x), mask)
+        x = self.final_norm(x)
+        if self.pooling == "mean_std":
+            return masked_mean_std(x, mask)
+        return masked_mean(x, mask)
 
 
 class HFSpeechTower(nn.Module):

@@ -55,6 +55,25 @@ def test_zero_shot_returns_probabilities(encoder):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_zero_shot_with_several_templates_scores_the_mean_prompt(encoder):
+    waves = [tone(1.0, 120), tone(1.0, 240)]
+    labels = ["low-pitched", "high-pitched"]
+    templates = ["A speaker with a {} voice.", "The voice is {}."]
+    speech = encoder.encode_speech(waves)
+    ensembled = encoder.zero_shot(None, labels, template=templates, speech_embeddings=speech)
+    prompts = [encoder.encode_text([t.format(label) for label in labels]) for t in templates]
+    classes = prompts[0] + prompts[1]
+    classes /= np.linalg.norm(classes, axis=1, keepdims=True)
+    logits = encoder._logit_scale() * (speech @ classes.T)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(ensembled, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    # one template in a list is the same as the template alone
+    np.testing.assert_allclose(encoder.zero_shot(waves, labels, template=templates[:1]),
+                               encoder.zero_shot(waves, labels, template=templates[0]), atol=1e-6)
+    with pytest.raises(ValueError, match="template"):
+        encoder.zero_shot(waves, labels, template=[])
+
+
 def test_style_similarity_is_a_mapped_cosine(encoder):
     a, b = tone(1.5, 120), tone(1.5, 300, amplitude=0.05)
     same = encoder.style_similarity(a, a)

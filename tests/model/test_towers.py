@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from searchengine.model.towers import build_speech_tower, lengths_to_mask, masked_mean
+from searchengine.model.towers import build_speech_tower, lengths_to_mask, masked_mean, masked_mean_std
 
 from .conftest import tone
 
@@ -16,6 +16,25 @@ def test_masked_mean_ignores_padding():
     mask = lengths_to_mask(torch.tensor([2, 3]), 3)
     assert mask.tolist() == [[True, True, False], [True, True, True]]
     assert masked_mean(hidden, mask).squeeze(-1).tolist() == [2.0, 4.0]
+
+
+def test_statistics_pooling_ignores_padding_and_keeps_spread():
+    hidden = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [2.0], [2.0]]])
+    pooled = masked_mean_std(hidden, lengths_to_mask(torch.tensor([2, 3]), 3))
+    assert pooled.shape == (2, 2)
+    assert pooled[:, 0].tolist() == [2.0, 2.0]  # same means...
+    assert pooled[0, 1].item() == pytest.approx(1.0, abs=1e-3)  # ...but only the first clip varies
+    assert pooled[1, 1].item() == pytest.approx(0.0, abs=1e-2)
+
+
+def test_small_tower_output_width_follows_pooling():
+    mean_tower = build_speech_tower({"type": "small", "width": 32, "conv_layers": 1, "pooling": "mean"})
+    stats_tower = build_speech_tower({"type": "small", "width": 32, "conv_layers": 1, "pooling": "mean_std"})
+    assert (mean_tower.output_dim, stats_tower.output_dim) == (32, 64)
+    with torch.inference_mode():
+        assert stats_tower(**stats_tower.prepare([tone(0.7, 150)])).shape == (1, 64)
+    with pytest.raises(ValueError, match="pooling"):
+        build_speech_tower({"type": "small", "pooling": "max"})
 
 
 def test_small_tower_embedding_does_not_depend_on_batch_padding(random_clsp_mini):
@@ -35,6 +54,14 @@ def test_frontend_sees_pitch_and_loudness(random_clsp_mini):
     assert voiced.mean() > 0.8
     # log2(F0 / 100 Hz) differs by one octave
     assert np.median(high[voiced, n_mels] - low[voiced, n_mels]) == pytest.approx(1.0, abs=0.05)
+    # a coarser Praat step tracks the same pitch (each 10 ms frame takes the nearest 20 ms value)
+    from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
+
+    coarse = LogMelPitchFrontend(FrontendConfig(pitch_step_ms=20.0))(tone(1.0, 220))
+    assert coarse.shape == high.shape
+    both = (coarse[:, n_mels + 1] > 0) & (high[:, n_mels + 1] > 0)
+    assert both.mean() > 0.8
+    assert np.median(np.abs(coarse[both, n_mels] - high[both, n_mels])) < 0.01
     quiet = frontend(tone(1.0, 110, amplitude=0.03))
     assert np.median(low[:, -1] - quiet[:, -1]) == pytest.approx(np.log(100), abs=0.1)  # 20 dB in power
 
