@@ -24,6 +24,9 @@ def train(
     learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
     workers: Annotated[int, typer.Option(help="Processes for the one-off feature extraction.")] = 2,
     fine_captions: Annotated[int, typer.Option(help="Fine captions used per clip (the first k; 0 = all).")] = 2,
+    attribute_loss_weight: Annotated[float, typer.Option(
+        help="Weight of shared attribute classifiers on speech and fine-caption embeddings (needs labelled "
+             "attributes in the manifest; 0 = the paper's objectives alone).")] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
@@ -32,7 +35,7 @@ def train(
 
     settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
-                             fine_captions_per_clip=fine_captions)
+                             fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight)
     directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
     typer.echo(f"model written to {directory}")
 

@@ -6,12 +6,23 @@ text->speech stays one-hot (each caption has exactly one clip). Which two captio
 task mix: "global + fine" or "two fine", with the "two fine" share rising linearly from 0.05 to 0.5
 over stage 2, so the model first aligns the coarse description and then learns to separate the
 fine-grained ones.
+
+`AttributeClassifiers` is an optional training aid that is not part of the published recipe: linear
+classifiers over the joint space, shared by both modalities, predicting the corpus's labelled
+attributes from speech embeddings and from fine-caption embeddings. Contrastive learning alone
+favours whatever separates a batch most easily (gender, channel, whisper) and leaves subtle factors
+(loudness, pace) nearly unused; the shared classifiers make every labelled factor a direction of the
+space that speech and text must agree on. They are dropped when the model is exported.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+#: Label value meaning "unknown for this clip" (cross-entropy's ignore_index).
+UNKNOWN_LABEL = -100
 
 
 def clip_loss(speech: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -44,3 +55,31 @@ def two_fine_share(step: int, total_steps: int, start: float = 0.05, end: float 
         return end
     progress = min(max(step / (total_steps - 1), 0.0), 1.0)
     return start + (end - start) * progress
+
+
+class AttributeClassifiers(nn.Module):
+    """One linear classifier per attribute over the (normalised) joint embedding space."""
+
+    def __init__(self, dim: int, vocabulary: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.vocabulary = {name: list(values) for name, values in vocabulary.items()}
+        self.heads = nn.ModuleList(nn.Linear(dim, len(values)) for values in self.vocabulary.values())
+
+    def encode_labels(self, rows: list[dict[str, str | None]]) -> torch.Tensor:
+        """[N, A] class indices of each row's attribute values; unknown or unseen values -> UNKNOWN_LABEL."""
+        indices = {name: {value: k for k, value in enumerate(values)} for name, values in self.vocabulary.items()}
+        return torch.tensor(
+            [[indices[name].get(row.get(name), UNKNOWN_LABEL) for name in self.vocabulary] for row in rows],
+            dtype=torch.long,
+        )
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the attributes that have at least one known label in the batch."""
+        losses = []
+        for k, head in enumerate(self.heads):
+            column = labels[:, k]
+            if bool((column != UNKNOWN_LABEL).any()):
+                losses.append(F.cross_entropy(head(embeddings), column, ignore_index=UNKNOWN_LABEL))
+        if not losses:
+            return embeddings.sum() * 0.0
+        return torch.stack(losses).mean()

@@ -28,7 +28,7 @@ from searchengine.model.clsp import CLSP
 from searchengine.model.config import get_model_config
 from searchengine.model.data import Clip, read_manifest
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
-from searchengine.model.loss import clip_loss, multi_positive_loss, two_fine_share
+from searchengine.model.loss import AttributeClassifiers, clip_loss, multi_positive_loss, two_fine_share
 from searchengine.model.metrics import retrieval_metrics
 
 STATE_FILE = "train_state.pt"
@@ -50,6 +50,26 @@ class TrainSettings:
     #: Fine captions used per clip (the first k; 0 = all). Frozen text features are cached for the
     #: global caption plus these, so k bounds the one-off text-tower cost on a small CPU.
     fine_captions_per_clip: int = 2
+    #: Weight of the shared attribute classifiers (loss.AttributeClassifiers); 0 = the paper's
+    #: objectives alone. Needs labelled attributes in the manifest.
+    attribute_loss_weight: float = 0.0
+
+
+#: Manifest attributes the shared classifiers learn when attribute_loss_weight > 0.
+ATTRIBUTE_TARGETS = ("gender", "age", "accent", "pitch_level", "pitch_variation", "speaking_rate", "loudness",
+                     "whisper", "noise", "reverb", "channel")
+
+
+def attribute_rows(clips: list[Clip]) -> list[dict[str, str | None]]:
+    """Each clip's categorical attributes as strings (None where the corpus has no value)."""
+    rows = []
+    for clip in clips:
+        row = {}
+        for name in ATTRIBUTE_TARGETS:
+            value = clip.attribute(name)
+            row[name] = None if value is None or isinstance(value, (list, dict)) else str(value)
+        rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------- feature cache
@@ -171,6 +191,18 @@ class Trainer:
         self.global_ids = [self.caption_index[c.global_caption] for c in all_clips]
         self.fine_ids = [[self.caption_index[f] for f in c.fine_captions] for c in all_clips]
         parameters = [p for n, p in self.model.named_parameters() if not n.startswith("text_tower.")]
+        self.attributes: AttributeClassifiers | None = None
+        if settings.attribute_loss_weight > 0:
+            rows = attribute_rows(all_clips)
+            vocabulary = {name: sorted({r[name] for r in rows[: self.n_train] if r[name] is not None})
+                          for name in ATTRIBUTE_TARGETS}
+            vocabulary = {name: values for name, values in vocabulary.items() if len(values) >= 2}
+            if not vocabulary:
+                raise ValueError(f"{corpus} has no labelled attributes for --attribute-loss-weight "
+                                 f"(expected some of {', '.join(ATTRIBUTE_TARGETS)} in the manifest)")
+            self.attributes = AttributeClassifiers(int(self.config["embed_dim"]), vocabulary)
+            self.attribute_labels = self.attributes.encode_labels(rows)
+            parameters += list(self.attributes.parameters())
         self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
         self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.total_epochs = settings.stage1_epochs + settings.stage2_epochs
@@ -212,6 +244,8 @@ class Trainer:
         torch.manual_seed(settings.seed * 100003 + self.epoch)
         self.model.train()
         self.model.text_tower.eval()
+        if self.attributes is not None:
+            self.attributes.train()
         order = rng.permutation(self.n_train)
         losses, two_fine_steps = [], 0
         stage2_steps = self.steps_per_epoch * settings.stage2_epochs
@@ -220,23 +254,34 @@ class Trainer:
             if len(batch) < 2:
                 continue
             speech = self.model.encode_speech(**self._speech_batch(batch, rng))
+            labels = self.attribute_labels[batch] if self.attributes is not None else None
             if stage == 1:
                 text = self._text([self.fine_ids[i][rng.integers(len(self.fine_ids[i]))] for i in batch])
                 loss = clip_loss(speech, text, self.model.scale())
+                fine_rows, fine_owner = list(range(len(batch))), list(range(len(batch)))
             else:
                 stage2_step = (self.epoch - settings.stage1_epochs) * self.steps_per_epoch + step
                 two_fine = rng.random() < two_fine_share(stage2_step, stage2_steps)
                 two_fine_steps += int(two_fine)
-                ids = []
-                for i in batch:
+                ids, fine_rows, fine_owner = [], [], []
+                for k, i in enumerate(batch):
                     fine = rng.permutation(len(self.fine_ids[i]))
                     second = self.fine_ids[i][fine[-1]]
-                    first = self.fine_ids[i][fine[0]] if two_fine and len(fine) > 1 else self.global_ids[i]
+                    first_is_fine = two_fine and len(fine) > 1
+                    first = self.fine_ids[i][fine[0]] if first_is_fine else self.global_ids[i]
+                    # Global captions leave some attributes unsaid; only fine captions are classified.
+                    fine_rows += [2 * k, 2 * k + 1] if first_is_fine else [2 * k + 1]
+                    fine_owner += [k, k] if first_is_fine else [k]
                     ids += [first, second]
-                loss = multi_positive_loss(speech, self._text(ids), self.model.scale())
+                text = self._text(ids)
+                loss = multi_positive_loss(speech, text, self.model.scale())
+            if self.attributes is not None:
+                auxiliary = 0.5 * (self.attributes(speech, labels)
+                                   + self.attributes(text[fine_rows], labels[fine_owner]))
+                loss = loss + settings.attribute_loss_weight * auxiliary
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], 5.0)
             self.optimizer.step()
             self.scheduler.step()
             losses.append(float(loss.detach()))
@@ -266,6 +311,7 @@ class Trainer:
     def save_state(self) -> None:
         state = {
             "model": self.model.state_dict(),
+            "attributes": self.attributes.state_dict() if self.attributes is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
@@ -285,6 +331,8 @@ class Trainer:
         if state["settings"] != asdict(self.settings):
             raise ValueError(f"{path} was written with other settings {state['settings']}; use a new --out or the same flags")
         self.model.load_state_dict(state["model"])
+        if self.attributes is not None:
+            self.attributes.load_state_dict(state["attributes"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]

@@ -54,3 +54,20 @@ def test_two_fine_share_rises_linearly_from_5_to_50_percent():
     assert two_fine_share(50, 101) == pytest.approx(0.275)
     assert two_fine_share(100, 101) == pytest.approx(0.5)
     assert two_fine_share(500, 101) == pytest.approx(0.5)
+
+
+def test_attribute_classifiers_score_known_labels_only():
+    from searchengine.model.loss import UNKNOWN_LABEL, AttributeClassifiers
+
+    torch.manual_seed(0)
+    classifiers = AttributeClassifiers(4, {"gender": ["female", "male"], "noise": ["clean", "noisy", "very noisy"]})
+    labels = classifiers.encode_labels([{"gender": "male", "noise": None}, {"gender": "female", "noise": "hum"},
+                                        {"gender": "female", "noise": "noisy"}])
+    assert labels.tolist() == [[1, UNKNOWN_LABEL], [0, UNKNOWN_LABEL], [0, 1]]
+    embeddings = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1).detach().requires_grad_()
+    gender = torch.nn.functional.cross_entropy(classifiers.heads[0](embeddings), labels[:, 0])
+    noise = torch.nn.functional.cross_entropy(classifiers.heads[1](embeddings[2:]), labels[2:, 1])
+    assert torch.allclose(classifiers(embeddings, labels), (gender + noise) / 2)
+    # a batch with no known label at all contributes nothing (and still backpropagates)
+    nothing = classifiers(embeddings, torch.full((3, 2), UNKNOWN_LABEL))
+    assert nothing.item() == 0.0 and nothing.requires_grad

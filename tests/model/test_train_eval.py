@@ -6,6 +6,7 @@ machinery: caching, both stages, validation logging, export, exact resume, and t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -53,21 +54,23 @@ def corpus(tmp_path_factory):
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
-def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path):
-    straight = train(corpus, tmp_path / "straight", SETTINGS, log=lambda _: None)
+@pytest.mark.parametrize("attribute_loss_weight", [0.0, 1.0])
+def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, attribute_loss_weight):
+    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=attribute_loss_weight)
+    straight = train(corpus, tmp_path / "straight", settings, log=lambda _: None)
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log] == [1, 2]
     assert all("val_fine_t2s_R@1" in r and np.isfinite(r["loss"]) for r in log)
     assert (straight / "config.json").is_file() and (straight / "model.safetensors").is_file()
 
     # Interrupt after the first epoch, then resume: the result must be bit-identical.
-    interrupted = Trainer(corpus, tmp_path / "resumed", SETTINGS, log=lambda _: None)
+    interrupted = Trainer(corpus, tmp_path / "resumed", settings, log=lambda _: None)
     interrupted.history.append(interrupted._train_epoch())
     interrupted.epoch = 1
     interrupted.save_state()
     with pytest.raises(FileExistsError, match="--resume"):
-        train(corpus, tmp_path / "resumed", SETTINGS, log=lambda _: None)
-    resumed = train(corpus, tmp_path / "resumed", SETTINGS, resume=True, log=lambda _: None)
+        train(corpus, tmp_path / "resumed", settings, log=lambda _: None)
+    resumed = train(corpus, tmp_path / "resumed", settings, resume=True, log=lambda _: None)
     assert (resumed / STATE_FILE).is_file()
     for name in ("config.json",):
         assert json.loads((straight / name).read_text()) == json.loads((resumed / name).read_text())
@@ -75,6 +78,29 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+    # the attribute classifiers are a training aid: never part of the exported model
+    assert not any(key.startswith("attributes") for key in a)
+
+
+def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path):
+    plain = Trainer(corpus, tmp_path / "plain", SETTINGS, log=lambda _: None)
+    aided = Trainer(corpus, tmp_path / "aided", dataclasses.replace(SETTINGS, attribute_loss_weight=1.0),
+                    log=lambda _: None)
+    assert aided.attributes is not None and plain.attributes is None
+    # gender, pitch level and loudness vary in the corpus; accent and speaking rate have one value
+    assert set(aided.attributes.vocabulary) == {"gender", "pitch_level", "loudness"}
+    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the classifier term is added
+
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("attributes"), record.pop("gender"), record.pop("accent")
+        record["path"] = str(corpus / record["path"])
+    (unlabelled / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    with pytest.raises(ValueError, match="no labelled attributes"):
+        Trainer(unlabelled, tmp_path / "none", dataclasses.replace(SETTINGS, attribute_loss_weight=1.0),
+                log=lambda _: None)
 
 
 def test_evaluation_reports_the_protocol(corpus, tmp_path):
