@@ -3,14 +3,34 @@
 Batching, length bucketing, devices, mixed precision and progress bars are the encoder's business,
 not the caller's. Every concrete model (our CLSP checkpoints, the released CLSP, CLAP) subclasses
 `Encoder` and only implements how one prepared batch becomes embeddings.
+
+How a speech batch reaches the device (`Encoder.encode_speech`):
+
+* host side, in a background thread (`prefetched`): featurize and collate the next length bucket and,
+  when it is bound for CUDA, copy it into page-locked (pinned) memory (`host_batch`). A copy from
+  pinned memory is a DMA the GPU runs on its own, so it can be issued with `non_blocking=True`;
+  from ordinary pageable memory CUDA first stages it through a pinned buffer and the CPU waits.
+* device side, in the calling thread: copy the batch with `non_blocking=True` (`to_device`), run
+  the tower under bf16 autocast, L2-normalise, and start the (asynchronous) copy of the vectors back.
+  The vectors of a batch are read only after the next batch has been queued on the GPU, so the GPU
+  has the next batch's work waiting while the host collects the previous one's result.
+
+The queue between the two holds at most `prefetch` prepared batches, so host memory stays bounded.
+On CPU the same code runs without pinning (pinned memory needs CUDA) and gives the same vectors,
+bit for bit, as preparing and embedding each batch in turn: the batches and the arithmetic are
+identical, only the thread that featurizes differs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +38,11 @@ import torch
 from searchengine.model.audio import MODEL_SAMPLE_RATE, prepare_waveforms
 
 DEFAULT_ZERO_SHOT_TEMPLATE = "A speaker in a {} tone."
+DEFAULT_PREFETCH = 2
+"""Prepared speech batches kept ready ahead of the device: one being copied/computed, one or two
+waiting. More only costs host (pinned) memory once preparation keeps up."""
+
+T = TypeVar("T")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -47,6 +72,102 @@ def length_buckets(lengths: Sequence[int], batch_size: int, max_batch_samples: i
         yield batch
 
 
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Yield `items`, produced by a background thread that runs at most `depth` items ahead.
+
+    The producer blocks when `depth` items wait unconsumed (a bounded queue: memory stays bounded
+    however slow the consumer is). An exception raised while producing an item is re-raised in the
+    consumer at that item's place, after the items before it. When the consumer stops early (an
+    exception in its loop, `close()`), the producer stops after the item it is working on.
+    `depth <= 0` iterates in the calling thread, with no thread at all.
+
+    It overlaps work that releases the GIL (file I/O, waiting on worker processes, torch and numpy
+    kernels, CUDA copies) with the consumer's work; pure-Python work in the producer, and C code
+    that keeps the GIL (Praat's pitch tracker in clsp-mini's frontend), only interleaves with it.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put("error", exc)
+            return
+        put("done", None)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
+def timed(items: Iterable[T], add: Callable[[float], None]) -> Iterator[T]:
+    """Yield `items`, calling `add(seconds)` with the time each one took to arrive.
+
+    Wrapped around `prefetched`, that is the time the consumer sat idle waiting for input."""
+    iterator = iter(items)
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            add(time.perf_counter() - started)
+            return
+        add(time.perf_counter() - started)
+        yield item
+
+
+def host_batch(batch: dict[str, Any], device: str | torch.device) -> dict[str, Any]:
+    """A prepared batch ready to leave the host: its tensors in pinned memory when bound for CUDA.
+
+    Pinning only means something (and only works) when CUDA is present; for any other device, or on
+    a machine without CUDA, the batch is returned as it is."""
+    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
+        return batch
+    return {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def to_device(batch: dict[str, Any], device: str | torch.device) -> dict[str, Any]:
+    """Copy a batch's tensors to `device` without blocking the host where that is possible.
+
+    A copy from pinned host memory to CUDA returns at once and runs in stream order before the
+    kernels that read it; from pageable memory it is synchronous, as on CPU (where it is a no-op)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+@dataclass
+class SpeechTimes:
+    """Where `encode_speech`'s time went; pass one in to have a call add its figures to it."""
+
+    batches: int = 0
+    seconds: float = 0.0  # wall time inside encode_speech
+    prepare_wait_seconds: float = 0.0  # of which: waiting for the next prepared (featurized) batch
+
+
 class Encoder(ABC):
     """Speech and text -> L2-normalised float32 vectors in one space (inner product = cosine)."""
 
@@ -63,6 +184,17 @@ class Encoder(ABC):
     @abstractmethod
     def _text_batch(self, texts: list[str]) -> torch.Tensor:
         """Texts -> [B, dim] embeddings."""
+
+    # ------------------------------------------------------ optional split of `_speech_batch`
+    def _prepare_speech_batch(self, waveforms: list[np.ndarray]) -> Any:
+        """Host-side work for one batch (featurize, collate, pin): runs in `encode_speech`'s prefetch
+        thread. The default does nothing, so a model that only implements `_speech_batch` does all
+        its work in `_embed_speech_batch`."""
+        return waveforms
+
+    def _embed_speech_batch(self, prepared: Any) -> torch.Tensor:
+        """A `_prepare_speech_batch` result -> [B, dim] embeddings (device-side work)."""
+        return self._speech_batch(prepared)
 
     def _logit_scale(self) -> float:
         """Temperature used to turn cosines into zero-shot probabilities."""
@@ -81,8 +213,16 @@ class Encoder(ABC):
         batch_size: int = 32,
         max_batch_seconds: float = 480.0,
         show_progress: bool = False,
+        prefetch: int = DEFAULT_PREFETCH,
+        times: SpeechTimes | None = None,
     ) -> np.ndarray:
-        """Embed waveforms (any rate, mono or multichannel) -> float32 [N, dim], L2-normalised."""
+        """Embed waveforms (any rate, mono or multichannel) -> float32 [N, dim], L2-normalised.
+
+        Length-bucketed batches are prepared up to `prefetch` ahead in a background thread while the
+        device embeds the current one (see the module docstring); `prefetch=0` prepares each batch in
+        turn in the calling thread. Both give the same vectors. `times`, when given, is added to.
+        """
+        started = time.perf_counter()
         prepared = prepare_waveforms(waveforms, sample_rate)
         output = np.zeros((len(prepared), self.dim), dtype=np.float32)
         if not prepared:
@@ -90,12 +230,31 @@ class Encoder(ABC):
         lengths = [len(w) for w in prepared]
         batches = list(length_buckets(lengths, batch_size, int(max_batch_seconds * MODEL_SAMPLE_RATE)))
         progress = _progress(len(prepared), "speech", show_progress)
-        with torch.inference_mode(), self._autocast():
+        waited = [0.0]
+
+        def host_batches() -> Iterator[tuple[list[int], Any]]:
             for batch in batches:
-                vectors = self._speech_batch([prepared[i] for i in batch])
-                output[batch] = _normalise(vectors)
-                progress.update(len(batch))
+                yield batch, self._prepare_speech_batch([prepared[i] for i in batch])
+
+        def wait(seconds: float) -> None:
+            waited[0] += seconds
+
+        pending: tuple[list[int], torch.Tensor, Any] | None = None
+        with torch.inference_mode(), self._autocast():
+            for batch, host in timed(prefetched(host_batches(), prefetch), wait):
+                vectors = _start_readback(self._embed_speech_batch(host))
+                if pending is not None:  # the previous batch's result, while this one is queued
+                    output[pending[0]] = _finish_readback(pending[1], pending[2])
+                    progress.update(len(pending[0]))
+                pending = (batch, *vectors)
+            if pending is not None:
+                output[pending[0]] = _finish_readback(pending[1], pending[2])
+                progress.update(len(pending[0]))
         progress.close()
+        if times is not None:
+            times.batches += len(batches)
+            times.prepare_wait_seconds += waited[0]
+            times.seconds += time.perf_counter() - started
         return output
 
     def encode_text(self, texts: str | Sequence[str], batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
@@ -169,10 +328,16 @@ class ClspEncoder(Encoder):
         self.device = device
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return to_device(batch, self.device)
+
+    def _prepare_speech_batch(self, waveforms: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        return host_batch(self.model.speech_tower.prepare(waveforms), self.device)
+
+    def _embed_speech_batch(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.encode_speech(**self._to_device(prepared))
 
     def _speech_batch(self, waveforms: list[np.ndarray]) -> torch.Tensor:
-        return self.model.encode_speech(**self._to_device(self.model.speech_tower.prepare(waveforms)))
+        return self._embed_speech_batch(self._prepare_speech_batch(waveforms))
 
     def _text_batch(self, texts: list[str]) -> torch.Tensor:
         return self.model.encode_text(**self._to_device(self.model.text_tower.prepare(texts)))
@@ -184,6 +349,27 @@ class ClspEncoder(Encoder):
 def _normalise(vectors: torch.Tensor) -> np.ndarray:
     vectors = vectors.float()
     return torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
+
+
+def _start_readback(vectors: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Normalise on the device and start copying the result to the host.
+
+    On CUDA the copy goes into pinned memory without blocking and an event marks its end, so the
+    host can queue the next batch before it waits; elsewhere the result is already on the host."""
+    vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+    if vectors.device.type != "cuda":
+        return vectors, None
+    host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
+    host.copy_(vectors, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done
+
+
+def _finish_readback(host: torch.Tensor, done: Any) -> np.ndarray:
+    if done is not None:
+        done.synchronize()
+    return host.cpu().numpy()
 
 
 class _NoProgress:
