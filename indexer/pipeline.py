@@ -1,9 +1,16 @@
 """An indexing run: plan what changed, decode in workers, embed in length-bucketed batches, commit often.
 
-Data flows one way: `plan` (what is new, changed, gone) -> `decoded_items` (worker processes) ->
-`embed_chunks` (the model, in the main process) -> `run_index`'s write loop (one collection
+Data flows one way: `plan` (what is new, changed, gone) -> `decoded_in_workers` (worker processes)
+-> `embed_chunks` (the model, in the main process) -> `run_index`'s write loop (one collection
 transaction every `commit_every` files). The Ray backend replaces the middle two steps and feeds
 the same write loop, so both paths store identical rows.
+
+Overlap: a background thread drains the workers' results into a bounded queue (`prefetched`, one
+chunk deep), so the workers keep decoding while the main process embeds the previous chunk and
+writes it; inside `encode_speech` another thread featurizes and pins the next length bucket while
+the device embeds the current one. `LoopTimes` records how long the embedding loop sat waiting for
+either kind of input: near zero means decoding and featurizing keep up and the model (on CUDA, the
+GPU) sets the pace.
 
 Resumability comes from the store: a commit is atomic, and the plan skips every key already stored
 with the same file size+mtime (or, when those changed, the same content hash). A run killed at any
@@ -29,6 +36,7 @@ from indexer.describe import describe
 from indexer.manifest import Source, SourceItem, read_source
 from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
 from searchengine.audio import SAMPLE_RATE, file_hash
+from searchengine.model.encoder import DEFAULT_PREFETCH, SpeechTimes, prefetched, timed
 from searchengine.store import Caption, Collection
 
 DEFAULT_COMMIT_EVERY = 2000
@@ -60,6 +68,15 @@ class Chunk:
 
 
 @dataclass
+class LoopTimes:
+    """Where the embedding loop's time went, in seconds of the main process's wall time."""
+
+    input_wait: float = 0.0  # waiting for the next decoded file from the workers
+    embed: float = 0.0  # embedding speech and captions, including `speech.prepare_wait_seconds`
+    speech: SpeechTimes = field(default_factory=SpeechTimes)
+
+
+@dataclass
 class Summary:
     """What a run did; printed at the end and stored in `runs`."""
 
@@ -77,6 +94,9 @@ class Summary:
     wall_seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     captions_generated: int = 0
+    input_wait_seconds: float = 0.0  # embedding loop idle, waiting for decoded files
+    prepare_wait_seconds: float = 0.0  # ... waiting for featurized speech batches (inside embedding)
+    embed_seconds: float = 0.0  # embedding speech and captions (0: not measured, e.g. the Ray backend)
 
     @property
     def realtime_factor(self) -> float:
@@ -92,7 +112,16 @@ class Summary:
             f"{self.wall_seconds:.1f} s ({self.realtime_factor:.1f}x real time)",
             f"  failures by reason: {reasons}",
             *([f"  generated captions (re)written: {self.captions_generated}"] if self.captions_generated else []),
+            *([self.wait_line()] if self.embed_seconds else []),
         ]
+
+    def wait_line(self) -> str:
+        """How long embedding waited for input: the figure that says whether decoding keeps up."""
+        waited = self.input_wait_seconds + self.prepare_wait_seconds
+        share = waited / self.wall_seconds * 100 if self.wall_seconds else 0.0
+        return (f"  embedding: {self.embed_seconds - self.prepare_wait_seconds:.1f} s computing; input wait "
+                f"{self.input_wait_seconds:.1f} s for decoded files + {self.prepare_wait_seconds:.1f} s for "
+                f"featurized batches ({share:.0f} % of wall time)")
 
 
 def item_hash(item: SourceItem) -> str:
@@ -184,10 +213,16 @@ def _die_with_parent(_worker_id: int) -> None:
 def decoded_in_workers(
     items: list[SourceItem], workers: int, prefetch: int = 8, attributes: bool = False
 ) -> Iterator[Decoded | Failed]:
-    """Decode in `workers` DataLoader processes so decoding overlaps with embedding in this process."""
-    if workers <= 0:
-        yield from (process(i, attributes=attributes) for i in items)
-        return
+    """Decode in `workers` DataLoader processes so decoding overlaps with embedding in this process.
+
+    The workers start here, in the calling thread, not lazily in whichever thread first asks for an
+    item: `_die_with_parent` ties each worker's life to the thread that forked it, which must be the
+    indexer's main thread, not a prefetch thread that ends earlier. Results are numpy waveforms, not
+    padded tensors, so there is nothing worth pinning yet (`pin_memory=False`): the pinned copy is
+    made per model batch, after featurizing and padding (searchengine.model.encoder.host_batch).
+    """
+    if workers <= 0 or not items:
+        return (process(i, attributes=attributes) for i in items)
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
@@ -199,7 +234,7 @@ def decoded_in_workers(
         pin_memory=False,
         worker_init_fn=_die_with_parent,
     )
-    yield from loader
+    return iter(loader)
 
 
 def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:
@@ -212,28 +247,68 @@ def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:
     return out
 
 
-def embed(encoder: Any, decoded: list[Decoded], failed: list[Failed], batch_seconds: float) -> Chunk:
-    """Speech vectors for every segment and text vectors for every caption of `decoded`."""
+def embed(
+    encoder: Any,
+    decoded: list[Decoded],
+    failed: list[Failed],
+    batch_seconds: float,
+    times: SpeechTimes | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
+) -> Chunk:
+    """Speech vectors for every segment and text vectors for every caption of `decoded`.
+
+    `prefetch` speech batches are featurized ahead in a thread (see `Encoder.encode_speech`)."""
     waves = [w for d in decoded for w in d.waveforms]
-    speech = encoder.encode_speech(waves, SAMPLE_RATE, max_batch_seconds=batch_seconds) if waves else np.zeros((0, encoder.dim), np.float32)
+    if waves:
+        speech = encoder.encode_speech(waves, SAMPLE_RATE, max_batch_seconds=batch_seconds, prefetch=prefetch,
+                                       times=times)
+    else:
+        speech = np.zeros((0, encoder.dim), np.float32)
     caps = caption_texts(decoded)
     vectors = encoder.encode_text([t for _, _, t in caps]) if caps else np.zeros((0, encoder.dim), np.float32)
     return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32))
 
 
 def embed_chunks(
-    results: Iterable[Decoded | Failed], encoder: Any, batch_seconds: float, chunk_files: int
+    results: Iterable[Decoded | Failed],
+    encoder: Any,
+    batch_seconds: float,
+    chunk_files: int,
+    times: LoopTimes | None = None,
+    prefetch: bool = True,
 ) -> Iterator[Chunk]:
-    """Group decoded files into chunks of `chunk_files` (the encoder buckets them by length) and embed."""
+    """Group decoded files into chunks of `chunk_files` (the encoder buckets them by length) and embed.
+
+    With `prefetch` (the default), a background thread keeps taking results off `results` (the
+    workers' output queue) into a queue of at most `chunk_files` files while this thread embeds and
+    the caller writes, so the workers are never stalled by a full output queue and the next chunk is
+    usually decoded by the time it is wanted. At most two chunks of decoded audio are held at once. A worker exception
+    (as opposed to a bad file, which is a `Failed` record) reaches the caller at its place in order.
+    Without `prefetch`, files are taken and speech batches featurized only when needed, in this
+    thread: the path to compare against.
+    """
+    times = times if times is not None else LoopTimes()
+
+    def waited(seconds: float) -> None:
+        times.input_wait += seconds
+
+    source = timed(prefetched(results, chunk_files if prefetch else 0), waited)
     decoded: list[Decoded] = []
     failed: list[Failed] = []
-    for r in results:
+
+    def embedded() -> Chunk:
+        started = time.perf_counter()
+        chunk = embed(encoder, decoded, failed, batch_seconds, times.speech, DEFAULT_PREFETCH if prefetch else 0)
+        times.embed += time.perf_counter() - started
+        return chunk
+
+    for r in source:
         (decoded if isinstance(r, Decoded) else failed).append(r)
         if len(decoded) + len(failed) >= chunk_files:
-            yield embed(encoder, decoded, failed, batch_seconds)
+            yield embedded()
             decoded, failed = [], []
     if decoded or failed:
-        yield embed(encoder, decoded, failed, batch_seconds)
+        yield embedded()
 
 
 def clip_rows(d: Decoded) -> list[dict[str, Any]]:
@@ -330,6 +405,7 @@ def run_index(
     model_spec: str | None = None,
     args: dict[str, Any] | None = None,
     attributes: bool = True,
+    prefetch: bool = True,
 ) -> Summary:
     """Index `source` into `collection` with `encoder`; safe to kill and re-run at any moment.
 
@@ -337,12 +413,16 @@ def run_index(
     step bins the measurements over the whole collection, writes their words and a global caption
     for each clip without one (see indexer.describe). That step runs on every run, so a run killed
     before it, or one with nothing new to do, still leaves the collection described.
+
+    `prefetch=False` turns off the overlap threads (decoded files drained ahead of the embedding loop,
+    speech batches featurized ahead of the model) to measure what they buy; the vectors are the same.
     """
     started = time.perf_counter()
     chunk_files = max(1, min(chunk_files, commit_every))  # a commit can only fall between chunks
     src = read_source(source)
     coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
     summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items))
+    times = LoopTimes()
     try:
         p = plan(src, coll)
         summary.files_unchanged, summary.files_known_bad = p.unchanged, p.known_bad
@@ -359,7 +439,7 @@ def run_index(
                                 attributes=attributes)
         else:
             chunks = embed_chunks(decoded_in_workers(p.todo, workers, attributes=attributes), encoder, batch_seconds,
-                                  chunk_files)
+                                  chunk_files, times, prefetch)
         bar = _progress(len(p.todo), progress)
         tx = None
         since_commit = 0
@@ -383,6 +463,8 @@ def run_index(
         if attributes:
             summary.captions_generated = describe(tx, encoder).captions_written
         summary.wall_seconds = time.perf_counter() - started
+        summary.input_wait_seconds, summary.embed_seconds = times.input_wait, times.embed
+        summary.prepare_wait_seconds = times.speech.prepare_wait_seconds
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
     finally:

@@ -1,0 +1,159 @@
+"""The indexer's device path: prefetched batches, bounded queues, pinned host memory.
+
+Everything here runs on CPU. What only a CUDA machine can show (pinned tensors, non-blocking copies,
+bf16 autocast, the GPU never idle) is marked skipif-no-CUDA and is checked on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from indexer.decode import Decoded, process
+from indexer.manifest import SourceItem, read_source
+from indexer.pipeline import LoopTimes, decoded_in_workers, embed, embed_chunks, run_index
+from searchengine.model.encoder import SpeechTimes, host_batch, length_buckets, prefetched, to_device
+from searchengine.store import Collection
+
+CUDA = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def decoded(corpus: Path) -> list[Decoded]:
+    """Eight files of the generated corpus, decoded in this process."""
+    items = read_source(corpus / "manifest.jsonl").items[:8]
+    out = [process(i) for i in items]
+    assert all(isinstance(d, Decoded) for d in out)
+    return out
+
+
+def _prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "prefetch"]
+
+
+def test_prefetched_speech_equals_encoding_batch_by_batch(encoder, decoded):
+    """The prefetching path gives bit-identical vectors to preparing and embedding each length bucket
+    in turn in this thread (what `encode_speech` did before it prefetched)."""
+    waves = [w for d in decoded for w in d.waveforms]
+    reference = np.zeros((len(waves), encoder.dim), np.float32)
+    with torch.inference_mode():
+        for batch in length_buckets([len(w) for w in waves], 4):
+            vectors = torch.nn.functional.normalize(encoder._speech_batch([waves[i] for i in batch]).float(), dim=-1)
+            reference[batch] = vectors.cpu().numpy()
+    times = SpeechTimes()
+    for depth in (0, 1, 3):
+        got = encoder.encode_speech(waves, 16000, batch_size=4, prefetch=depth, times=times)
+        np.testing.assert_array_equal(got, reference)
+    assert times.batches == 3 * len(list(length_buckets([len(w) for w in waves], 4)))
+    assert 0 <= times.prepare_wait_seconds <= times.seconds
+    assert not _prefetch_threads()
+
+
+def test_pipeline_chunks_equal_direct_embedding(encoder, decoded):
+    """Decoded files fed through the prefetch queue embed exactly as the same files embedded directly,
+    and the loop reports where its time went."""
+    direct = embed(encoder, decoded, [], 240.0)
+    times = LoopTimes()
+    chunks = list(embed_chunks(iter(decoded), encoder, 240.0, chunk_files=len(decoded), times=times))
+    assert len(chunks) == 1
+    np.testing.assert_array_equal(chunks[0].speech, direct.speech)
+    np.testing.assert_array_equal(chunks[0].caption_vectors, direct.caption_vectors)
+    assert chunks[0].captions == direct.captions
+    assert times.embed > 0 and times.input_wait >= 0 and times.speech.batches >= 1
+
+
+def test_run_with_a_decode_worker_stores_the_directly_embedded_vectors(encoder, decoded, corpus, tmp_path):
+    """The whole local path (worker process -> drain thread -> prefetched batches -> collection) stores
+    the vectors a direct `embed` of the same files gives, and the summary says how long it waited."""
+    assert all(len(d.waveforms) == 1 for d in decoded)  # generated clips are < 30 s: one segment each
+    manifest = corpus / "prefetch-subset.jsonl"
+    manifest.write_text("\n".join((corpus / "manifest.jsonl").read_text().splitlines()[: len(decoded)]) + "\n")
+    summary = run_index(manifest, tmp_path / "coll", encoder, workers=1, progress=False, attributes=False)
+    assert summary.files_added == len(decoded) and summary.embed_seconds > 0
+    line = summary.lines()[-1]
+    assert "input wait" in line and "decoded files" in line and "featurized batches" in line
+    assert summary.input_wait_seconds + summary.prepare_wait_seconds <= summary.wall_seconds
+    direct = embed(encoder, decoded, [], 240.0)
+    coll = Collection.open(tmp_path / "coll", read_only=True)
+    ids = dict(coll.sql("SELECT source_key, id FROM clips").fetchall())
+    stored = coll.vectors("speech", [ids[d.item.key] for d in decoded])
+    coll.close()
+    np.testing.assert_allclose(stored, direct.speech, atol=1e-6, rtol=0)
+
+
+def test_prefetch_queue_is_bounded():
+    """The producer runs at most `depth` items ahead of the consumer (plus the one in its hands)."""
+    produced = []
+
+    def numbers():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    depth = 3
+    it = prefetched(numbers(), depth)
+    assert next(it) == 0
+    deadline = time.monotonic() + 10
+    while len(produced) < 1 + depth + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # give an unbounded producer the chance to run further
+    assert len(produced) == 1 + depth + 1
+    assert [next(it) for _ in range(3)] == [1, 2, 3]
+    it.close()  # stopping early stops the producer
+    assert not _prefetch_threads()
+    assert len(produced) < 1000
+
+
+def test_prefetch_reraises_the_producers_exception_in_order():
+    def items():
+        yield 1
+        yield 2
+        raise RuntimeError("broken producer")
+
+    got = []
+    with pytest.raises(RuntimeError, match="broken producer"):
+        for x in prefetched(items(), 1):
+            got.append(x)
+    assert got == [1, 2]
+    assert not _prefetch_threads()
+
+
+def test_worker_exception_reaches_the_indexer_after_the_files_before_it(encoder, decoded):
+    """A bad *file* is a `Failed` record (the errors table; see test_indexer). An exception inside a
+    decode worker process is a bug, and it must surface through the drain thread, not hang or vanish."""
+    good = [d.item for d in decoded[:2]]
+    broken = SourceItem(key="broken", path=None)  # os.stat(None): TypeError in the worker
+    chunks = embed_chunks(decoded_in_workers([*good, broken], workers=1), encoder, 240.0, chunk_files=1)
+    first = [next(chunks), next(chunks)]
+    assert [c.decoded[0].item.key for c in first] == [i.key for i in good]
+    with pytest.raises(TypeError):
+        next(chunks)
+    assert not _prefetch_threads()
+
+
+def test_host_batch_pins_only_for_cuda():
+    """Without CUDA (or for a CPU device) batches stay as they are: pinning needs CUDA."""
+    batch = {"frames": torch.zeros(2, 5, 3), "lengths": torch.tensor([5, 3]), "note": "kept"}
+    same = host_batch(batch, "cpu")
+    assert same["frames"] is batch["frames"] and not same["frames"].is_pinned()
+    moved = to_device(same, torch.device("cpu"))
+    assert moved["frames"] is batch["frames"] and moved["note"] == "kept"
+    if not CUDA:
+        assert not host_batch(batch, "cuda")["frames"].is_pinned()
+
+
+@pytest.mark.skipif(not CUDA, reason="pinned memory needs CUDA; checked on a GPU machine")
+def test_host_batch_is_pinned_and_copied_without_blocking_on_cuda():
+    """On a GPU machine: tensors bound for CUDA are pinned, and arrive intact on the device."""
+    batch = {"frames": torch.randn(2, 5, 3), "lengths": torch.tensor([5, 3])}
+    pinned = host_batch(batch, "cuda")
+    assert all(v.is_pinned() for v in pinned.values())
+    on_device = to_device(pinned, "cuda")
+    torch.cuda.synchronize()
+    assert on_device["frames"].is_cuda
+    assert torch.equal(on_device["frames"].cpu(), batch["frames"])
