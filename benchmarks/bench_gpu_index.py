@@ -9,15 +9,21 @@ processes reading generated WAV files, length-bucketed batches, collection commi
   masked-mean-pooled and projected to 512-d. Random weights cost the same compute as trained ones,
   and no checkpoint can be downloaded here. Captions go through clsp-mini's text tower.
 
+Both go through the indexer's device path (searchengine.model.encoder): length buckets featurized,
+collated and pinned in a prefetch thread, copied with `non_blocking=True`, embedded under bf16
+autocast, while decode workers fill a bounded queue one chunk ahead.
+
 While each run goes, GPU utilisation is sampled (pynvml, else `nvidia-smi`) ten times a second; the
 busy share is the mean utilisation over the run. Below 80 % the GPU is starved: compare with the
-"speech embedding alone" row, which feeds it pre-decoded batches.
+"speech embedding alone" row, which feeds it pre-decoded batches, and read the embedding loop's input
+wait (for decoded files, for featurized batches), which says what starved it.
 
-On a machine without CUDA the clsp-mini half runs on CPU (so the script is exercised) and the
-600 M tower is skipped with a message; `--big-layers 2` runs a tiny version of it on CPU.
+On a machine without CUDA the script says so and exits 0 without measuring; `--cpu` runs it there
+anyway (the clsp-mini half; `--big-layers 2` adds a tiny version of the big tower) to exercise it.
 
     python -m benchmarks gpu_index
     python -m benchmarks.bench_gpu_index --clips 400 --repeat 10
+    python -m benchmarks.bench_gpu_index --cpu --clips 8      # a smoke test without a GPU
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from searchengine.model.encoder import Encoder
+from searchengine.model.encoder import Encoder, host_batch, to_device
 
 
 class GpuSampler:
@@ -129,19 +135,26 @@ class BigSpeechTowerEncoder(Encoder):
         self.device = device
         self.dtype = dtype
 
-    def _speech_batch(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+    def _prepare_speech_batch(self, waveforms: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Padded batch, mask and lengths, pinned when bound for CUDA (runs in the prefetch thread)."""
         lengths = torch.tensor([len(w) for w in waveforms])
         batch = torch.zeros(len(waveforms), int(lengths.max()))
         for i, w in enumerate(waveforms):
             batch[i, : len(w)] = torch.from_numpy(np.asarray(w, np.float32))
         mask = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
-        batch = batch.pin_memory() if self.device.type == "cuda" else batch
-        hidden = self.tower(batch.to(self.device, self.dtype, non_blocking=True),
-                            attention_mask=mask.to(self.device)).last_hidden_state
+        return host_batch({"audio": batch, "mask": mask, "lengths": lengths}, self.device)
+
+    def _embed_speech_batch(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        lengths = prepared["lengths"]
+        on_device = to_device(prepared, self.device)
+        hidden = self.tower(on_device["audio"].to(self.dtype), attention_mask=on_device["mask"]).last_hidden_state
         frames = self.tower._get_feat_extract_output_lengths(lengths).to(self.device)
         keep = (torch.arange(hidden.shape[1], device=self.device)[None, :] < frames[:, None]).to(hidden.dtype)
         pooled = (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1)  # masked mean
         return self.proj(pooled)
+
+    def _speech_batch(self, waveforms: list[np.ndarray]) -> torch.Tensor:
+        return self._embed_speech_batch(self._prepare_speech_batch(waveforms))
 
     def _text_batch(self, texts: list[str]) -> torch.Tensor:
         return self.text_encoder._text_batch(texts)
@@ -178,7 +191,8 @@ def make_corpus(root: Path, clips: int, repeat: int) -> tuple[Path, float]:
     return manifest, len(rows) * repeat
 
 
-def run_one(label: str, encoder: Encoder, manifest: Path, root: Path, workers: int, batch_seconds: float) -> list[str]:
+def run_one(label: str, encoder: Encoder, manifest: Path, root: Path, workers: int, batch_seconds: float,
+            attributes: bool = False) -> list[str]:
     from indexer.decode import process
     from indexer.manifest import read_source
     from indexer.pipeline import run_index
@@ -199,18 +213,23 @@ def run_one(label: str, encoder: Encoder, manifest: Path, root: Path, workers: i
             torch.cuda.synchronize()
         t_alone = time.perf_counter() - t
     with GpuSampler() as sampler:
-        summary = run_index(manifest, collection, encoder, workers=workers, batch_seconds=batch_seconds, progress=False)
+        summary = run_index(manifest, collection, encoder, workers=workers, batch_seconds=batch_seconds, progress=False,
+                            attributes=attributes)
+    s = summary
     return [
-        f"| {label} | speech embedding alone, {len(waves)} pre-decoded segments | {sample_s / t_alone:.1f} | {alone.summary()} |",
-        f"| {label} | whole pipeline, {summary.files_added} files, {summary.audio_seconds / 60:.1f} min audio, "
-        f"{workers} decode workers | {summary.realtime_factor:.1f} | {sampler.summary()} |",
+        f"| {label} | speech embedding alone, {len(waves)} pre-decoded segments | {sample_s / t_alone:.1f} | - | "
+        f"{alone.summary()} |",
+        f"| {label} | whole pipeline ({'with attributes' if attributes else '`--no-attributes`'}), {s.files_added} files, {s.audio_seconds / 60:.1f} min audio, "
+        f"{workers} decode workers | {s.realtime_factor:.1f} | {s.input_wait_seconds:.1f} s files + "
+        f"{s.prepare_wait_seconds:.1f} s batches of {s.wall_seconds:.1f} s | {sampler.summary()} |",
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Small defaults on CPU; GPU-sized ones when CUDA is present."""
+    """GPU-sized defaults when CUDA is present; without it, a message and exit 0 unless `--cpu`."""
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cpu", action="store_true", help="without CUDA, run the small CPU version anyway")
     parser.add_argument("--clips", type=int, default=400 if cuda else 24, help="WAV files to generate")
     parser.add_argument("--repeat", type=int, default=10 if cuda else 1, help="times each file is listed")
     parser.add_argument("--workers", type=int, default=None, help="decode workers (default: as `clsp-search index`)")
@@ -218,24 +237,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-layers", type=int, default=30 if cuda else 0,
                         help="layers of the CLSP-sized tower (30 = ~600 M parameters; 0 = skip)")
     parser.add_argument("--big-hidden", type=int, default=1280)
+    parser.add_argument("--attributes", action="store_true",
+                        help="measure voice attributes in the decode workers too (off: the device path alone)")
     args = parser.parse_args(argv if argv is not None else [])
+    if not cuda and not args.cpu:
+        print("bench_gpu_index: no CUDA device on this machine, nothing measured (skipped). The CPU indexing "
+              "path is measured by bench_index; `--cpu` runs this script's small CPU version.", flush=True)
+        return
     from indexer.cli import default_workers
     device = torch.device("cuda" if cuda else "cpu")
     workers = default_workers() if args.workers is None else args.workers
     where = torch.cuda.get_device_name(0) if cuda else f"no GPU: CPU only ({os.cpu_count()} cores)"
     print(f"Device: {where}; torch {torch.__version__}", flush=True)
-    lines = ["| model | run | audio s / wall s | GPU utilisation |", "|---|---|---|---|"]
+    lines = ["| model | run | audio s / wall s | embedding loop input wait | GPU utilisation |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest, files = make_corpus(root, args.clips, args.repeat)
         mini = load_mini(device)
-        lines += run_one("clsp-mini", mini, manifest, root, workers, args.batch_seconds)
+        lines += run_one("clsp-mini", mini, manifest, root, workers, args.batch_seconds, args.attributes)
         if args.big_layers > 0:
             big = BigSpeechTowerEncoder(mini, device, layers=args.big_layers, hidden=args.big_hidden)
             label = f"{big.parameters / 1e6:.0f} M-parameter speech tower ({big.dtype})".replace("torch.", "")
-            lines += run_one(label, big, manifest, root, workers, args.batch_seconds)
+            lines += run_one(label, big, manifest, root, workers, args.batch_seconds, args.attributes)
         else:
-            lines.append("| CLSP-sized ~600 M speech tower | no GPU: skipped (run with --big-layers N to force) | - | - |")
+            lines.append("| CLSP-sized ~600 M speech tower | no GPU: skipped (run with --big-layers N to force) | - | - | - |")
     print("\n".join(lines), flush=True)
 
 
