@@ -34,11 +34,12 @@ $(STAMP): pyproject.toml
 
 setup: system-deps $(STAMP)
 
-# Each step resumes: a second `make demo` regenerates nothing and re-embeds nothing.
+# Each step resumes: a second `make demo` regenerates nothing and re-embeds nothing (after an update
+# of the bundled weights the old sample collection is moved aside and rebuilt).
 demo: setup
 	$(BIN)/clsp-search corpus generate $(DEMO_DIR) --n $(DEMO_N) --seed 7 --split-by-voice
 	@echo "Sample corpus: $(DEMO_DIR)/manifest.jsonl ($(DEMO_N) clips under $(DEMO_DIR)/audio)"
-	$(BIN)/clsp-search index $(DEMO_DIR)/manifest.jsonl --collection $(DEMO_COLLECTION) --model clsp-mini
+	$(BIN)/clsp-search index $(DEMO_DIR)/manifest.jsonl --collection $(DEMO_COLLECTION) --model clsp-mini --rebuild-on-model-change
 	@echo "Serving $(DEMO_COLLECTION) on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	$(BIN)/clsp-search serve $(DEMO_COLLECTION) --host $(HOST) --port $(PORT)
 

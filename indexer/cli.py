@@ -17,6 +17,27 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
+def set_aside_if_model_changed(collection: Path, model_id: str) -> Path | None:
+    """Rename a collection built with another model to `<collection>.previous` (replacing an older one).
+
+    A rename, not a delete: the old collection stays usable until the user removes it, and the new
+    one is built by the normal crash-safe path into the now empty directory.
+    """
+    import json
+    import shutil
+
+    info_file = collection / "collection.json"
+    if not info_file.is_file():
+        return None
+    if json.loads(info_file.read_text()).get("model_id") == model_id:
+        return None
+    previous = collection.with_name(collection.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    collection.rename(previous)
+    return previous
+
+
 def index(
     source: Annotated[Path, typer.Argument(help="Manifest (.jsonl, .csv, .parquet) or a folder of audio files.")],
     collection: Annotated[Path, typer.Option("--collection", "-c", help="Collection directory (created if new).")],
@@ -39,6 +60,14 @@ def index(
             "without a global caption from them (roughly halves throughput on CPU).",
         ),
     ] = True,
+    rebuild_on_model_change: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-on-model-change",
+            help="If the collection was built with other model weights, move it aside to DIR.previous and "
+            "build it anew (default: refuse, since vectors of two models cannot be mixed).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Embed speech and captions from SOURCE into the collection; safe to stop and re-run."""
@@ -67,6 +96,10 @@ def index(
     except CheckpointError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if rebuild_on_model_change:
+        previous = set_aside_if_model_changed(collection, encoder.model_id)
+        if previous is not None:
+            typer.echo(f"{collection} was built with other model weights; moved to {previous}, building anew")
     args = {"model": model, "device": device, "workers": workers, "batch_seconds": batch_seconds,
             "index_factory": index_factory, "delete_missing": delete_missing, "ray": ray, "attributes": attributes}
     try:

@@ -233,6 +233,27 @@ def test_other_model_is_refused(corpus, tmp_path):
     assert res.exit_code == 2 and "some-other-model@abcdef" in res.output
 
 
+def test_rebuild_on_model_change_sets_the_old_collection_aside(corpus, tmp_path):
+    rows = manifest_rows(corpus)[:2]
+    manifest = write_manifest(tmp_path / "two.jsonl", [{**r, "path": str(corpus / r["path"])} for r in rows])
+    Collection.create(tmp_path / "c", "some-other-model@abcdef", 512).close()
+    args = [str(manifest), "--collection", str(tmp_path / "c"), "--model", MODEL, "-q", "--no-attributes",
+            "--workers", "0", "--rebuild-on-model-change"]
+    res = CliRunner().invoke(cli_app(), args)
+    assert res.exit_code == 0, res.output
+    assert "moved to" in res.output
+    previous = Collection.open(tmp_path / "c.previous", read_only=True)
+    assert previous.stats()["model_id"] == "some-other-model@abcdef"
+    previous.close()
+    rebuilt = Collection.open(tmp_path / "c", read_only=True)
+    assert rebuilt.stats()["model_id"] != "some-other-model@abcdef"
+    assert rebuilt.sql("SELECT count(*) FROM clips").fetchone()[0] == 2
+    rebuilt.close()
+    # the same model again: nothing is moved, nothing re-embedded
+    res = CliRunner().invoke(cli_app(), args)
+    assert res.exit_code == 0 and "moved to" not in res.output
+
+
 def test_ray_path_yields_the_same_vectors(built, corpus, encoder, tmp_path):
     pytest.importorskip("ray", reason="the --ray backend is optional (pip install 'ray[data]')")
     rows = manifest_rows(corpus)[:4]
