@@ -60,11 +60,16 @@ def bandwidth_bytes_per_s() -> tuple[float, str]:
 
 
 def timed_qps(search: Callable[[np.ndarray], np.ndarray], xq: np.ndarray, batch: int) -> tuple[float, float]:
-    """(queries/s, seconds per batch) over as many batches as fit in ~2 s, after one warm-up."""
+    """(queries/s, seconds per batch) over as many batches as fit in ~2 s (at least one), after a warm-up.
+
+    Batches wrap around the query set, so a batch larger than the remaining queries still runs."""
+    if batch > len(xq):
+        raise ValueError(f"batch {batch} is larger than the {len(xq)} queries; pass --queries >= {batch}")
     search(xq[:batch])
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 2.0 and n + batch <= len(xq):
-        search(xq[n : n + batch])
+    while n == 0 or time.perf_counter() - t0 < 2.0:
+        start = n % (len(xq) - batch + 1)
+        search(xq[start : start + batch])
         n += batch
     dt = time.perf_counter() - t0
     return n / dt, dt / (n // batch)
