@@ -83,6 +83,47 @@ class ConvBlock(nn.Module):
         return x + self.dropout(self.pointwise(y))
 
 
+class ModulationSpectrum(nn.Module):
+    """Log band energies of the loudness envelope's modulation spectrum, 0.5-20 Hz, per clip.
+
+    Why: speaking rate is the rate of syllables, which shows as the dominant modulation frequency of
+    the energy envelope (about 3-8 Hz in speech). A few conv layers and a mean see it only
+    indirectly; this measures it directly, at the cost of one FFT of a 100 Hz track per clip. The
+    envelope is the mean log-mel energy of each frame; each clip is zero-padded to the same FFT
+    length (at least 4096 frames, 41 s) so a clip's spectrum does not depend on its batch. Band
+    energies are divided by their sum (the spectrum's shape, not its level, which loudness already
+    carries) and log-compressed, then layer-normalised.
+    """
+
+    MIN_FFT = 4096
+
+    def __init__(self, bands: int, frame_rate: float, n_mels: int, low_hz: float = 0.5, high_hz: float = 20.0) -> None:
+        super().__init__()
+        self.bands, self.frame_rate, self.n_mels = bands, frame_rate, n_mels
+        self.edges = np.geomspace(low_hz, min(high_hz, frame_rate / 2), bands + 1)
+        self.norm = nn.LayerNorm(bands)
+
+    def _band_matrix(self, n_fft: int, device: torch.device) -> torch.Tensor:
+        """[n_fft // 2 + 1, bands] averaging weights of the FFT bins inside each band."""
+        freqs = np.fft.rfftfreq(n_fft, d=1.0 / self.frame_rate)
+        matrix = np.zeros((len(freqs), self.bands), dtype=np.float32)
+        for k, (low, high) in enumerate(zip(self.edges[:-1], self.edges[1:], strict=True)):
+            inside = (freqs >= low) & (freqs < high)
+            matrix[inside, k] = 1.0 / max(int(inside.sum()), 1)
+        return torch.from_numpy(matrix).to(device)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = lengths_to_mask(lengths, frames.shape[1]).to(frames.dtype)
+        envelope = frames[..., : self.n_mels].float().mean(dim=-1)  # [B, T] mean log-mel energy
+        mean = (envelope * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        envelope = (envelope - mean) * mask
+        n_fft = max(self.MIN_FFT, 1 << int(np.ceil(np.log2(max(frames.shape[1], 2)))))
+        power = torch.fft.rfft(envelope, n=n_fft).abs().pow(2)
+        bands = power @ self._band_matrix(n_fft, frames.device)
+        shape = torch.log(bands / bands.sum(dim=1, keepdim=True).clamp(min=1e-12) + 1e-6)
+        return self.norm(shape)
+
+
 class SmallSpeechTower(nn.Module):
     """A small, CPU-fast speech encoder over log-mel + pitch frames.
 
@@ -111,6 +152,12 @@ class SmallSpeechTower(nn.Module):
         if self.pooling not in ("mean", "mean_std"):
             raise ValueError(f"unknown speech pooling {self.pooling!r} (expected 'mean' or 'mean_std')")
         self.output_dim = width * (2 if self.pooling == "mean_std" else 1)
+        # Optional envelope modulation spectrum (syllable rate): appended to the pooled vector.
+        self.modulation_bands = int(config.get("modulation_bands", 0))
+        if self.modulation_bands:
+            frame_rate = self.frontend_config.sample_rate / self.frontend_config.hop_length
+            self.modulation = ModulationSpectrum(self.modulation_bands, frame_rate, self.frontend_config.n_mels)
+            self.output_dim += self.modulation_bands
         self.register_buffer("feature_mean", torch.zeros(n_in))
         self.register_buffer("feature_std", torch.ones(n_in))
         # Stacking `stack` consecutive 10 ms frames into one step (25 steps/s for 4) is the cheapest
@@ -154,6 +201,7 @@ class SmallSpeechTower(nn.Module):
         return self.collate(self.featurize(waveforms))
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        frame_lengths = lengths
         x = (frames - self.feature_mean) / self.feature_std
         x = x * lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
         batch, n_frames, n_features = x.shape
@@ -167,9 +215,10 @@ class SmallSpeechTower(nn.Module):
         for layer in self.attention:
             x = layer(x, src_key_padding_mask=~mask)
         x = self.final_norm(x)
-        if self.pooling == "mean_std":
-            return masked_mean_std(x, mask)
-        return masked_mean(x, mask)
+        pooled = masked_mean_std(x, mask) if self.pooling == "mean_std" else masked_mean(x, mask)
+        if self.modulation_bands:
+            pooled = torch.cat([pooled, self.modulation(frames, frame_lengths)], dim=-1)
+        return pooled
 
 
 class HFSpeechTower(nn.Module):

@@ -37,6 +37,28 @@ def test_small_tower_output_width_follows_pooling():
         build_speech_tower({"type": "small", "pooling": "max"})
 
 
+def test_modulation_spectrum_peaks_at_the_syllable_rate():
+    """An envelope pulsing 4 times a second against one pulsing 8 times: each clip's largest
+    modulation band holds its own rate, and the two spectra differ there."""
+    from searchengine.model.towers import ModulationSpectrum
+
+    modulation = ModulationSpectrum(14, frame_rate=100.0, n_mels=4)
+    t = np.arange(500) / 100.0
+    frames = torch.zeros(2, 500, 5)
+    for row, rate in enumerate((4.0, 8.0)):
+        frames[row, :, :4] = torch.from_numpy(np.log(1.5 + np.sin(2 * np.pi * rate * t))).float()[:, None]
+    with torch.no_grad():
+        shape = modulation(frames, torch.tensor([500, 500]))
+    edges = modulation.edges
+    for row, rate in enumerate((4.0, 8.0)):
+        peak = int(shape[row].argmax())
+        assert edges[peak] <= rate < edges[peak + 1]
+    # padding to a longer batch changes nothing
+    with torch.no_grad():
+        padded = modulation(torch.cat([frames, torch.zeros(2, 300, 5)], dim=1), torch.tensor([500, 500]))
+    assert torch.allclose(shape, padded, atol=1e-4)
+
+
 def test_small_tower_embedding_does_not_depend_on_batch_padding(random_clsp_mini):
     tower = random_clsp_mini.speech_tower
     short, long = tone(1.3, 120), tone(3.1, 220)
