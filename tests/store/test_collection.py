@@ -127,6 +127,24 @@ def test_ivf_factory_is_used_once_trainable_and_supports_delete(tmp_path):
     coll.close()
 
 
+def test_ivf_rebuild_keeps_every_id_and_its_vector():
+    from searchengine.store import faiss_index as fi
+
+    data = unit(1200, 5)
+    ids = np.arange(1200, dtype=np.int64) * 3 + 7
+    ivf = fi.new_index("IVF16,Flat", DIM)
+    fi.train(ivf, data)
+    fi.add(ivf, data, ids)
+    fi.remove(ivf, ids[:10])
+    got_ids, got = fi.ids_and_vectors(ivf)
+    order = np.argsort(got_ids)
+    assert np.array_equal(got_ids[order], ids[10:])
+    np.testing.assert_allclose(got[order], data[10:], atol=1e-6)  # IVF,Flat stores vectors exactly
+    flat = fi.rebuild(ivf, "IDMap2,Flat", DIM)
+    _, hits = flat.search(data[10:20], 1)
+    assert np.array_equal(hits[:, 0], ids[10:20])
+
+
 CRASH = textwrap.dedent(
     """
     import os, signal, sys
