@@ -343,9 +343,11 @@ class Trainer:
             handle.write(json.dumps(record) + "\n")
         self.log_lines("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
 
-    def run(self) -> Path:
+    def run(self, stop_after_epoch: int | None = None) -> Path:
+        """Train to the end, or only up to `stop_after_epoch` (a later `--resume` continues exactly)."""
         training = {"corpus_clips_train": self.n_train, "corpus_clips_val": len(self.val_clips), **asdict(self.settings)}
-        while self.epoch < self.total_epochs:
+        last = self.total_epochs if stop_after_epoch is None else min(stop_after_epoch, self.total_epochs)
+        while self.epoch < last:
             started = time.time()
             record = {"epoch": self.epoch + 1, **self._train_epoch(), **self.validate()}
             record["seconds"] = round(time.time() - started, 1)

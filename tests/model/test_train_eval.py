@@ -63,11 +63,11 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, attribute_l
     assert all("val_fine_t2s_R@1" in r and np.isfinite(r["loss"]) for r in log)
     assert (straight / "config.json").is_file() and (straight / "model.safetensors").is_file()
 
-    # Interrupt after the first epoch, then resume: the result must be bit-identical.
+    # Stop after the first epoch (validated, exported and saved, as a run killed then would have left
+    # it), then resume: the result must be bit-identical.
     interrupted = Trainer(corpus, tmp_path / "resumed", settings, log=lambda _: None)
-    interrupted.history.append(interrupted._train_epoch())
-    interrupted.epoch = 1
-    interrupted.save_state()
+    interrupted.run(stop_after_epoch=1)
+    assert interrupted.epoch == 1
     with pytest.raises(FileExistsError, match="--resume"):
         train(corpus, tmp_path / "resumed", settings, log=lambda _: None)
     resumed = train(corpus, tmp_path / "resumed", settings, resume=True, log=lambda _: None)
