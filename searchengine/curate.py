@@ -145,31 +145,6 @@ def round_robin(hits: Sequence[Hit], key: Callable[[Hit], Hashable] = speaker_ke
     return out
 
 
-def cap_per_speaker(hits: Sequence[Hit], k: int, key: Callable[[Hit], Hashable] = speaker_key) -> list[Hit]:
-    """At most `k` clips of each speaker, the best-ranked ones."""
-    seen: Counter[Hashable] = Counter()
-    out = []
-    for hit in hits:
-        s = key(hit)
-        if seen[s] < k:
-            seen[s] += 1
-            out.append(hit)
-    return out
-
-
-def drop_near_duplicates(hits: Sequence[Hit], vectors: np.ndarray, threshold: float) -> list[Hit]:
-    """Greedy in list order: keep a clip unless its speech vector's cosine with an already kept clip
-    is above `threshold`. Vectors are L2-normalised (the store's invariant), so cosine is a dot."""
-    kept: list[Hit] = []
-    kept_vecs = np.empty_like(vectors, dtype=np.float32)
-    for hit, v in zip(hits, vectors, strict=True):
-        if kept and float((kept_vecs[:len(kept)] @ v).max()) > threshold:
-            continue
-        kept_vecs[len(kept)] = v
-        kept.append(hit)
-    return kept
-
-
 def select(
     hits: Sequence[Hit],
     n: int,
@@ -179,8 +154,8 @@ def select(
 ) -> tuple[list[Hit], Counter[str]]:
     """Pick up to `n` hits satisfying the per-speaker and duplicate constraints, in one greedy pass.
 
-    One pass rather than chaining the functions above, so a clip rejected as a duplicate does not
-    use up its speaker's quota, and the pass stops as soon as `n` are chosen (vectors are read a
+    One pass rather than separate per-speaker and duplicate filters, so a clip rejected as a
+    duplicate does not use up its speaker's quota, and the pass stops as soon as `n` are chosen (vectors are read a
     block at a time, only as far down the list as the pass gets). Returns the picks (ranks
     renumbered 1..) and how many clips each constraint turned away.
     """

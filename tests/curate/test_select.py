@@ -8,10 +8,8 @@ import pytest
 from searchengine.curate import (
     Constraints,
     CurationError,
-    cap_per_speaker,
     combine_filters,
     constraint_filter,
-    drop_near_duplicates,
     parse_range,
     round_robin,
     select,
@@ -34,19 +32,24 @@ def test_speaker_key_prefers_manifest_speaker_then_cluster_then_the_clip() -> No
     assert speaker_key(c) == ("clip", 2)
 
 
+def _ids(hits: list[Hit], constraints: Constraints, vectors: np.ndarray | None = None) -> list[int]:
+    lookup = None if vectors is None else (lambda ids: vectors[list(ids)])
+    return [h.id for h in select(hits, len(hits), constraints, lookup)[0]]
+
+
 def test_round_robin_and_cap_keep_rank_order_within_a_speaker() -> None:
     hits = _hits(["a", "a", "a", "b", "c", "b"])
     assert [h.id for h in round_robin(hits)] == [0, 3, 4, 1, 5, 2]
-    assert [h.id for h in cap_per_speaker(hits, 1)] == [0, 3, 4]
-    assert [h.id for h in cap_per_speaker(hits, 2)] == [0, 1, 3, 4, 5]
+    assert _ids(hits, Constraints(max_per_speaker=1)) == [0, 3, 4]
+    assert _ids(hits, Constraints(max_per_speaker=2)) == [0, 1, 3, 4, 5]
 
 
 def test_near_duplicates_are_dropped_greedily_in_rank_order() -> None:
     hits = _hits(["a", "b", "c", "d"])
     v = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8]], np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    assert [h.id for h in drop_near_duplicates(hits, v, 0.9)] == [0, 2, 3]
-    assert [h.id for h in drop_near_duplicates(hits, v, 0.5)] == [0, 2]
+    assert _ids(hits, Constraints(dedup_threshold=0.9), v) == [0, 2, 3]
+    assert _ids(hits, Constraints(dedup_threshold=0.5), v) == [0, 2]
 
 
 def test_select_combines_constraints_in_one_pass() -> None:
