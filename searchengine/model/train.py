@@ -258,12 +258,12 @@ class Trainer:
             if stage == 1:
                 text = self._text([self.fine_ids[i][rng.integers(len(self.fine_ids[i]))] for i in batch])
                 loss = clip_loss(speech, text, self.model.scale())
-                fine_rows, fine_owner = list(range(len(batch))), list(range(len(batch)))
+                fine_rows = list(range(len(batch)))
             else:
                 stage2_step = (self.epoch - settings.stage1_epochs) * self.steps_per_epoch + step
                 two_fine = rng.random() < two_fine_share(stage2_step, stage2_steps)
                 two_fine_steps += int(two_fine)
-                ids, fine_rows, fine_owner = [], [], []
+                ids, fine_rows = [], []
                 for k, i in enumerate(batch):
                     fine = rng.permutation(len(self.fine_ids[i]))
                     second = self.fine_ids[i][fine[-1]]
@@ -271,13 +271,14 @@ class Trainer:
                     first = self.fine_ids[i][fine[0]] if first_is_fine else self.global_ids[i]
                     # Global captions leave some attributes unsaid; only fine captions are classified.
                     fine_rows += [2 * k, 2 * k + 1] if first_is_fine else [2 * k + 1]
-                    fine_owner += [k, k] if first_is_fine else [k]
                     ids += [first, second]
                 text = self._text(ids)
                 loss = multi_positive_loss(speech, text, self.model.scale())
             if self.attributes is not None:
+                # Text rows come in equal groups per clip (1 in stage 1, 2 in stage 2): row // group = clip.
+                owners = [row // (len(text) // len(batch)) for row in fine_rows]
                 auxiliary = 0.5 * (self.attributes(speech, labels)
-                                   + self.attributes(text[fine_rows], labels[fine_owner]))
+                                   + self.attributes(text[fine_rows], labels[owners]))
                 loss = loss + settings.attribute_loss_weight * auxiliary
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
