@@ -102,15 +102,22 @@ class ModulationSpectrum(nn.Module):
         self.bands, self.frame_rate, self.n_mels = bands, frame_rate, n_mels
         self.edges = np.geomspace(low_hz, min(high_hz, frame_rate / 2), bands + 1)
         self.norm = nn.LayerNorm(bands)
+        self._band_matrices: dict[tuple[int, str], torch.Tensor] = {}  # built once per FFT length and device
 
     def _band_matrix(self, n_fft: int, device: torch.device) -> torch.Tensor:
         """[n_fft // 2 + 1, bands] averaging weights of the FFT bins inside each band."""
+        key = (n_fft, str(device))
+        if key not in self._band_matrices:
+            self._band_matrices[key] = self._build_band_matrix(n_fft).to(device)
+        return self._band_matrices[key]
+
+    def _build_band_matrix(self, n_fft: int) -> torch.Tensor:
         freqs = np.fft.rfftfreq(n_fft, d=1.0 / self.frame_rate)
         matrix = np.zeros((len(freqs), self.bands), dtype=np.float32)
         for k, (low, high) in enumerate(zip(self.edges[:-1], self.edges[1:], strict=True)):
             inside = (freqs >= low) & (freqs < high)
             matrix[inside, k] = 1.0 / max(int(inside.sum()), 1)
-        return torch.from_numpy(matrix).to(device)
+        return torch.from_numpy(matrix)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = lengths_to_mask(lengths, frames.shape[1]).to(frames.dtype)
