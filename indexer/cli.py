@@ -23,13 +23,12 @@ def set_aside_if_model_changed(collection: Path, model_id: str) -> Path | None:
     A rename, not a delete: the old collection stays usable until the user removes it, and the new
     one is built by the normal crash-safe path into the now empty directory.
     """
-    import json
     import shutil
 
-    info_file = collection / "collection.json"
-    if not info_file.is_file():
-        return None
-    if json.loads(info_file.read_text()).get("model_id") == model_id:
+    from searchengine.store import Collection
+
+    stored = Collection.stored_model_id(collection)
+    if stored is None or stored == model_id:
         return None
     previous = collection.with_name(collection.name + ".previous")
     if previous.exists():

@@ -191,6 +191,14 @@ class Collection:
         return coll
 
     @classmethod
+    def stored_model_id(cls, path: str | os.PathLike) -> str | None:
+        """The model id a collection was built with, read without opening it (None: no collection)."""
+        root = Path(path)
+        if not cls.exists(root):
+            return None
+        return json.loads((root / INFO_FILE).read_text(encoding="utf-8")).get("model_id")
+
+    @classmethod
     def open(
         cls, path: str | os.PathLike, model_id: str | None = None, read_only: bool = False, mmap: bool = False
     ) -> Collection:
