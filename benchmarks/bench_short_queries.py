@@ -21,12 +21,8 @@ import numpy as np
 from benchmarks.bench_search import _corpus
 
 
-def _value(clip, name: str):
-    return clip.attribute(name)
-
-
 def _in(name: str, *values: object) -> Callable:
-    return lambda clip: _value(clip, name) in values
+    return lambda clip: clip.attribute(name) in values
 
 
 def _all(*tests: Callable) -> Callable:
