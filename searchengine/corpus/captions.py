@@ -25,6 +25,7 @@ __all__ = [
     "MIN_FINE_WORDS",
     "OPPOSITES",
     "STYLE_ADJECTIVES",
+    "attribute_captions",
     "fine_captions",
     "global_caption",
     "phrasing_pools",
@@ -868,6 +869,50 @@ def fine_captions(
         elif attempts > 50 * max(n, 1):
             raise ValueError(f"cannot write {n} distinct captions within bounds for {dict(facts)}")
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Attribute captions: short sentences that describe one factor value and nothing else.
+# ---------------------------------------------------------------------------------------------------
+_ATTRIBUTE_FRAMES: dict[str, tuple[Callable[[_Parts], str | None], ...]] = {
+    "gender": (lambda p: f"{_cap(p.subject(age=False))} is heard.", lambda p: f"This is {p.subject(age=False)}."),
+    "age": (lambda p: f"{_cap(p.subject())} is heard.", lambda p: f"This is {p.subject()}."),
+    "accent": (lambda p: f"Someone{p.accent()}.", lambda p: f"{_cap(p.subject(age=False))}{p.accent()} is heard."),
+    "pitch_level": (lambda p: f"{_cap(_a(p.pitch_adj(True) or ''))} voice is heard.",
+                    lambda p: f"This voice sounds {p.pitch_adj(False)}."),
+    "pitch_variation": (lambda p: f"{_cap(_a(p.variation() or ''))} voice is heard.",
+                        lambda p: f"The intonation sounds {p.variation()}."),
+    "speaking_rate": (lambda p: f"{_cap(p.rate_adj() or '')} speech is heard.",
+                      lambda p: f"Someone who {p.verb()} {p.rate_adv()}."),
+    "loudness": (lambda p: f"Someone who {p.verb()} {p.loud_adv()}.", lambda p: f"The delivery is {p.loud_adj()}."),
+    "whisper": (lambda p: f"Someone who {p.verb()}." if p.whisper else p.voiced_sentence(),
+                lambda p: f"{_cap(p.verb_ing())} is heard." if p.whisper else None),
+    "noise": (lambda p: f"Heard {p.noise_tail()}.",),
+    "reverb": (lambda p: f"Heard {p.reverb_tail()}.",),
+    "channel": (lambda p: f"Heard {p.channel_tail()}.",),
+}
+ATTRIBUTE_CAPTION_FACTORS: tuple[str, ...] = tuple(_ATTRIBUTE_FRAMES)
+
+
+def attribute_captions(factor: str, value: Any, heldout: bool = False, draws: int = 200) -> tuple[str, ...]:
+    """Every short sentence (up to `draws` random draws) that describes `factor = value` alone.
+
+    A caption of many facts teaches what a combination sounds like; a query typed into a search box
+    or a zero-shot prompt usually names one fact. These sentences ("Someone who talks rapidly.",
+    "Heard over a telephone line.") are drawn from one phrasing pool with the same grammar as the
+    other captions, and are deterministic: the same factor and value always give the same tuple.
+    """
+    if factor not in _ATTRIBUTE_FRAMES:
+        raise ValueError(f"no attribute captions for {factor!r}; known: {', '.join(_ATTRIBUTE_FRAMES)}")
+    pool = "heldout" if heldout else "train"
+    rng = random.Random(f"{factor}:{value}:{pool}")
+    found: set[str] = set()
+    for _ in range(draws):
+        for frame in _ATTRIBUTE_FRAMES[factor]:
+            text = frame(_Parts({factor: value}, rng, pool))
+            if text:
+                found.add(re.sub(r"\s+", " ", text))
+    return tuple(sorted(found))
 
 
 LEXICON: dict[str, dict[Any, frozenset[str]]] = _build_lexicon()

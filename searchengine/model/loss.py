@@ -13,6 +13,13 @@ attributes from speech embeddings and from fine-caption embeddings. Contrastive 
 favours whatever separates a batch most easily (gender, channel, whisper) and leaves subtle factors
 (loudness, pace) nearly unused; the shared classifiers make every labelled factor a direction of the
 space that speech and text must agree on. They are dropped when the model is exported.
+
+`caption_class_loss` is a second training aid, also not in the published recipe: the classes of each
+labelled attribute are described by short attribute captions ("Someone who talks rapidly."), encoded by
+the text branch, and speech and fine-caption embeddings are classified against them, as zero-shot
+classification does at test time. The free linear classifiers above make each attribute a direction
+of the space; this one ties that direction to how a short text names it, which a long caption that
+mixes ten facts does not, so a one-fact query or prompt lands where the matching voices are.
 """
 
 from __future__ import annotations
@@ -57,6 +64,29 @@ def two_fine_share(step: int, total_steps: int, start: float = 0.05, end: float 
     return start + (end - start) * progress
 
 
+def encode_labels(vocabulary: dict[str, list[str]], rows: list[dict[str, str | None]]) -> torch.Tensor:
+    """[N, A] class indices of each row's attribute values; unknown or unseen values -> UNKNOWN_LABEL."""
+    indices = {name: {value: k for k, value in enumerate(values)} for name, values in vocabulary.items()}
+    return torch.tensor(
+        [[indices[name].get(row.get(name), UNKNOWN_LABEL) for name in vocabulary] for row in rows], dtype=torch.long
+    )
+
+
+def caption_class_loss(embeddings: torch.Tensor, classes: list[torch.Tensor], labels: torch.Tensor,
+                       scale: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of classifying [N, D] embeddings against each attribute's [C_k, D] class
+    embeddings (scaled cosines), over the attributes with at least one known label in `labels` [N, A]."""
+    losses = []
+    for k, class_embeddings in enumerate(classes):
+        column = labels[:, k]
+        if bool((column != UNKNOWN_LABEL).any()):
+            logits = scale * embeddings @ class_embeddings.T
+            losses.append(F.cross_entropy(logits, column, ignore_index=UNKNOWN_LABEL))
+    if not losses:
+        return embeddings.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
 class AttributeClassifiers(nn.Module):
     """One linear classifier per attribute over the (normalised) joint embedding space."""
 
@@ -67,11 +97,7 @@ class AttributeClassifiers(nn.Module):
 
     def encode_labels(self, rows: list[dict[str, str | None]]) -> torch.Tensor:
         """[N, A] class indices of each row's attribute values; unknown or unseen values -> UNKNOWN_LABEL."""
-        indices = {name: {value: k for k, value in enumerate(values)} for name, values in self.vocabulary.items()}
-        return torch.tensor(
-            [[indices[name].get(row.get(name), UNKNOWN_LABEL) for name in self.vocabulary] for row in rows],
-            dtype=torch.long,
-        )
+        return encode_labels(self.vocabulary, rows)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the attributes that have at least one known label in the batch."""

@@ -23,12 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from searchengine.corpus.captions import ATTRIBUTE_CAPTION_FACTORS, attribute_captions
 from searchengine.model.checkpoint import save_checkpoint
 from searchengine.model.clsp import CLSP
 from searchengine.model.config import get_model_config
 from searchengine.model.data import Clip, read_manifest
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
-from searchengine.model.loss import AttributeClassifiers, clip_loss, multi_positive_loss, two_fine_share
+from searchengine.model.loss import (
+    AttributeClassifiers,
+    caption_class_loss,
+    clip_loss,
+    encode_labels,
+    multi_positive_loss,
+    two_fine_share,
+)
 from searchengine.model.metrics import retrieval_metrics
 
 STATE_FILE = "train_state.pt"
@@ -53,11 +61,25 @@ class TrainSettings:
     #: Weight of the shared attribute classifiers (loss.AttributeClassifiers); 0 = the paper's
     #: objectives alone. Needs labelled attributes in the manifest.
     attribute_loss_weight: float = 0.0
+    #: Weight of classifying speech and fine-caption embeddings against short attribute captions
+    #: (loss.caption_class_loss); 0 = off. Needs labelled attributes in the manifest.
+    attribute_caption_weight: float = 0.0
 
 
 #: Manifest attributes the shared classifiers learn when attribute_loss_weight > 0.
 ATTRIBUTE_TARGETS = ("gender", "age", "accent", "pitch_level", "pitch_variation", "speaking_rate", "loudness",
                      "whisper", "noise", "reverb", "channel")
+
+
+def _label_vocabulary(rows: list[dict[str, str | None]], names: tuple[str, ...]) -> dict[str, list[str]]:
+    """Values seen in `rows` for each name, keeping only attributes with at least two values."""
+    vocabulary = {name: sorted({r[name] for r in rows if r.get(name) is not None}) for name in names}
+    return {name: values for name, values in vocabulary.items() if len(values) >= 2}  # type: ignore[misc]
+
+
+def _fact(value: str) -> str | bool:
+    """A label string back to the fact the caption grammar takes (whisper is a bool there)."""
+    return {"True": True, "False": False}.get(value, value)
 
 
 def attribute_rows(clips: list[Clip]) -> list[dict[str, str | None]]:
@@ -192,17 +214,31 @@ class Trainer:
         self.fine_ids = [[self.caption_index[f] for f in c.fine_captions] for c in all_clips]
         parameters = [p for n, p in self.model.named_parameters() if not n.startswith("text_tower.")]
         self.attributes: AttributeClassifiers | None = None
+        rows = attribute_rows(all_clips)
         if settings.attribute_loss_weight > 0:
-            rows = attribute_rows(all_clips)
-            vocabulary = {name: sorted({r[name] for r in rows[: self.n_train] if r[name] is not None})
-                          for name in ATTRIBUTE_TARGETS}
-            vocabulary = {name: values for name, values in vocabulary.items() if len(values) >= 2}
+            vocabulary = _label_vocabulary(rows[: self.n_train], ATTRIBUTE_TARGETS)
             if not vocabulary:
                 raise ValueError(f"{corpus} has no labelled attributes for --attribute-loss-weight "
                                  f"(expected some of {', '.join(ATTRIBUTE_TARGETS)} in the manifest)")
             self.attributes = AttributeClassifiers(int(self.config["embed_dim"]), vocabulary)
             self.attribute_labels = self.attributes.encode_labels(rows)
             parameters += list(self.attributes.parameters())
+        # Short attribute captions per class: {attribute: [[caption ids of class 0], [class 1], ...]}.
+        self.class_captions: dict[str, list[list[int]]] = {}
+        if settings.attribute_caption_weight > 0:
+            vocabulary = _label_vocabulary(rows[: self.n_train], ATTRIBUTE_CAPTION_FACTORS)
+            if not vocabulary:
+                raise ValueError(f"{corpus} has no labelled attributes for --attribute-caption-weight "
+                                 f"(expected some of {', '.join(ATTRIBUTE_CAPTION_FACTORS)} in the manifest)")
+            phrases: list[str] = []
+            for name, values in vocabulary.items():
+                self.class_captions[name] = []
+                for value in values:
+                    captions = attribute_captions(name, _fact(value))
+                    self.class_captions[name].append(list(range(len(phrases), len(phrases) + len(captions))))
+                    phrases += captions
+            self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
+            self.class_caption_labels = encode_labels(vocabulary, rows)
         self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
         self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.total_epochs = settings.stage1_epochs + settings.stage2_epochs
@@ -274,12 +310,19 @@ class Trainer:
                     ids += [first, second]
                 text = self._text(ids)
                 loss = multi_positive_loss(speech, text, self.model.scale())
+            # Text rows come in equal groups per clip (1 in stage 1, 2 in stage 2): row // group = clip.
+            owners = [row // (len(text) // len(batch)) for row in fine_rows]
             if self.attributes is not None:
-                # Text rows come in equal groups per clip (1 in stage 1, 2 in stage 2): row // group = clip.
-                owners = [row // (len(text) // len(batch)) for row in fine_rows]
                 auxiliary = 0.5 * (self.attributes(speech, labels)
                                    + self.attributes(text[fine_rows], labels[owners]))
                 loss = loss + settings.attribute_loss_weight * auxiliary
+            if self.class_captions:
+                classes = self._class_embeddings(rng)
+                scale = self.model.scale().detach()
+                caption_labels = self.class_caption_labels[batch]
+                auxiliary = 0.5 * (caption_class_loss(speech, classes, caption_labels, scale)
+                                   + caption_class_loss(text[fine_rows], classes, caption_labels[owners], scale))
+                loss = loss + settings.attribute_caption_weight * auxiliary
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], 5.0)
@@ -288,6 +331,15 @@ class Trainer:
             losses.append(float(loss.detach()))
         return {"stage": stage, "loss": float(np.mean(losses)), "two_fine_steps": two_fine_steps,
                 "logit_scale": float(self.model.scale().detach())}
+
+    def _class_embeddings(self, rng: np.random.Generator) -> list[torch.Tensor]:
+        """One randomly drawn attribute caption per class of each attribute, through the text head, so
+        every wording must on its own point at the voices it describes."""
+        out = []
+        for groups in self.class_captions.values():
+            ids = [group[int(rng.integers(len(group)))] for group in groups]
+            out.append(self.model.text_head(self.class_caption_features[ids]))
+        return out
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:

@@ -217,3 +217,43 @@ def test_lexical_diversity_and_no_dominant_frame():
     for texts in (fine, glob):
         openings = Counter(" ".join(t.split()[:2]) for t in texts)
         assert openings.most_common(1)[0][1] < 0.3 * len(texts), openings.most_common(3)
+
+
+ATTRIBUTE_VALUES = {**{f: v for f, v in cap.FACTOR_VALUES.items() if f in cap.ATTRIBUTE_CAPTION_FACTORS},
+                    "accent": ("American", "Scottish", "French", "Hindi")}
+
+
+@pytest.mark.parametrize("heldout", [False, True])
+def test_attribute_captions_name_their_value_and_nothing_else(heldout):
+    for factor, values in ATTRIBUTE_VALUES.items():
+        for value in values:
+            texts = cap.attribute_captions(factor, value, heldout)
+            assert len(texts) >= 2, (factor, value)
+            assert texts == cap.attribute_captions(factor, value, heldout)  # deterministic
+            for text in texts:
+                assert text[0].isupper() and text.endswith(".") and len(text.split()) <= 14, text
+                if factor == "accent":
+                    assert value in text, text
+                elif cap.LEXICON.get(factor, {}).get(value):
+                    assert mentions(text, cap.LEXICON[factor][value]), (factor, value, text)
+                for other in cap.OPPOSITES.get(factor, {}).get(value, ()):
+                    assert not mentions(text, cap.LEXICON[factor][other]), (factor, value, other, text)
+                # one fact only: no other factor's words (gender nouns are the subject of age captions)
+                for other_factor in ("pitch_level", "speaking_rate", "loudness", "reverb", "channel"):
+                    if other_factor != factor:
+                        words = {w for ws in cap.LEXICON[other_factor].values() for w in ws}
+                        assert not mentions(text, words - {"close", "normal", "average"}), (factor, text)
+
+
+def test_attribute_captions_keep_the_pools_apart_and_are_not_the_evaluation_prompts():
+    from searchengine.model.evaluate import ZERO_SHOT_TASKS
+
+    seen = {t for f, vs in ATTRIBUTE_VALUES.items() for v in vs for t in cap.attribute_captions(f, v)}
+    held = {t for f, vs in ATTRIBUTE_VALUES.items() for v in vs for t in cap.attribute_captions(f, v, heldout=True)}
+    assert seen and held and not seen & held
+    prompts = {template.format(word).lower()
+               for task in ZERO_SHOT_TASKS for template in task.templates
+               for word in (task.classes or {v: () for v in ("male", "female", *ATTRIBUTE_VALUES["accent"])})}
+    assert not {t.lower() for t in seen} & prompts  # zero-shot evaluation stays zero-shot
+    with pytest.raises(ValueError, match="no attribute captions"):
+        cap.attribute_captions("timbre", "warm")

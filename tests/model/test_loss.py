@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -70,4 +71,27 @@ def test_attribute_classifiers_score_known_labels_only():
     assert torch.allclose(classifiers(embeddings, labels), (gender + noise) / 2)
     # a batch with no known label at all contributes nothing (and still backpropagates)
     nothing = classifiers(embeddings, torch.full((3, 2), UNKNOWN_LABEL))
+    assert nothing.item() == 0.0 and nothing.requires_grad
+
+
+def test_caption_class_loss_classifies_against_class_texts_with_known_labels_only():
+    from searchengine.model.loss import UNKNOWN_LABEL, caption_class_loss, encode_labels
+
+    torch.manual_seed(1)
+    labels = encode_labels({"gender": ["female", "male"], "rate": ["fast", "medium", "slow"]},
+                           [{"gender": "male", "rate": None}, {"gender": "female", "rate": "slow"},
+                            {"gender": None, "rate": "fast"}])
+    assert labels.tolist() == [[1, UNKNOWN_LABEL], [0, 2], [UNKNOWN_LABEL, 0]]
+    normalise = functools.partial(torch.nn.functional.normalize, dim=-1)
+    speech, gender, rate = normalise(torch.randn(3, 4)), normalise(torch.randn(2, 4)), normalise(torch.randn(3, 4))
+    scale = torch.tensor(10.0)
+    by_hand_gender = -(torch.log_softmax(scale * speech[:2] @ gender.T, dim=1)[[0, 1], [1, 0]]).mean()
+    by_hand_rate = -(torch.log_softmax(scale * speech[1:] @ rate.T, dim=1)[[0, 1], [2, 0]]).mean()
+    loss = caption_class_loss(speech, [gender, rate], labels, scale)
+    assert torch.allclose(loss, (by_hand_gender + by_hand_rate) / 2)
+    # the right class text close to the speech embedding gives a lower loss than the wrong one
+    aligned = caption_class_loss(speech[:1], [torch.stack([-speech[0], speech[0]])], labels[:1, :1], scale)
+    crossed = caption_class_loss(speech[:1], [torch.stack([speech[0], -speech[0]])], labels[:1, :1], scale)
+    assert aligned < crossed
+    nothing = caption_class_loss(speech.requires_grad_(), [gender, rate], torch.full((3, 2), UNKNOWN_LABEL), scale)
     assert nothing.item() == 0.0 and nothing.requires_grad

@@ -54,9 +54,9 @@ def corpus(tmp_path_factory):
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
-@pytest.mark.parametrize("attribute_loss_weight", [0.0, 1.0])
-def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, attribute_loss_weight):
-    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=attribute_loss_weight)
+@pytest.mark.parametrize("aids", [0.0, 1.0], ids=["paper objectives", "with training aids"])
+def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids):
+    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=aids, attribute_caption_weight=aids)
     straight = train(corpus, tmp_path / "straight", settings, log=lambda _: None)
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log] == [1, 2]
@@ -101,6 +101,26 @@ def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path)
     with pytest.raises(ValueError, match="no labelled attributes"):
         Trainer(unlabelled, tmp_path / "none", dataclasses.replace(SETTINGS, attribute_loss_weight=1.0),
                 log=lambda _: None)
+
+
+def test_attribute_captions_describe_each_class_and_change_training(corpus, tmp_path):
+    from searchengine.corpus.captions import attribute_captions
+
+    plain = Trainer(corpus, tmp_path / "plain", SETTINGS, log=lambda _: None)
+    aided = Trainer(corpus, tmp_path / "aided", dataclasses.replace(SETTINGS, attribute_caption_weight=1.0),
+                    log=lambda _: None)
+    assert not plain.class_captions
+    assert list(aided.class_captions) == ["gender", "pitch_level", "loudness"]  # the attributes that vary
+    values = {"gender": ["female", "male"], "pitch_level": ["high", "low", "medium"], "loudness": ["loud", "quiet"]}
+    for name, groups in aided.class_captions.items():
+        for value, ids in zip(values[name], groups, strict=True):
+            assert len(ids) == len(attribute_captions(name, value)) >= 2
+    assert aided.class_caption_features.shape[0] == sum(len(g) for gs in aided.class_captions.values() for g in gs)
+    first = aided.train_clips[0]
+    row = aided.class_caption_labels[0].tolist()
+    assert [values[name][k] for name, k in zip(values, row, strict=True)] == [
+        first.attribute("gender"), first.attribute("pitch_level"), first.attribute("loudness")]
+    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the classification term is added
 
 
 def test_evaluation_reports_the_protocol(corpus, tmp_path):
