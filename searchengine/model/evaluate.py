@@ -7,6 +7,9 @@
   use held-out phrasings are scored as their own subset.
 - Zero-shot classification: for every categorical attribute the manifest has, each class becomes a
   few prompts (one per template, averaged); weighted accuracy (overall) and unweighted accuracy (mean of per-class recalls).
+- Zero-shot in held-out wording: the same classes, each described by the corpus's short one-fact
+  captions from the held-out phrasing pool (`corpus.captions.attribute_captions(..., heldout=True)`),
+  wording that no training caption used: zero-shot on held-out phrasings, not only held-out voices.
 - Style similarity: Spearman / Kendall (and Pearson) correlation between the cosine of two clips'
   speech embeddings and the share of categorical attributes the two clips agree on.
 """
@@ -117,15 +120,43 @@ def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroS
     truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
     probabilities = encoder.zero_shot(None, words, template=task.templates, speech_embeddings=speech[keep])
     predicted = probabilities.argmax(axis=1)
+    return {"clips": len(keep), "prompts": [task.templates[0].format(w) for w in words],
+            "templates": list(task.templates), **_accuracy(predicted, truth, words)}
+
+
+def _accuracy(predicted: np.ndarray, truth: np.ndarray, words: list[str]) -> dict[str, Any]:
     recalls = {w: float(np.mean(predicted[truth == k] == k)) for k, w in enumerate(words) if np.any(truth == k)}
-    return {
-        "clips": len(keep),
-        "prompts": [task.templates[0].format(w) for w in words],
-        "templates": list(task.templates),
-        "weighted_accuracy": float(np.mean(predicted == truth)),
-        "unweighted_accuracy": float(np.mean(list(recalls.values()))),
-        "per_class_recall": recalls,
-    }
+    return {"weighted_accuracy": float(np.mean(predicted == truth)),
+            "unweighted_accuracy": float(np.mean(list(recalls.values()))), "per_class_recall": recalls}
+
+
+def heldout_wording_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroShotTask) -> dict[str, Any] | None:
+    """Zero-shot with each class described by held-out-pool attribute captions (mean of their embeddings).
+
+    Returns None where the manifest's values are not ones the caption grammar can describe.
+    """
+    from searchengine.corpus.captions import attribute_captions
+
+    values = [clip.attribute(task.attribute) for clip in clips]
+    present = sorted({v for v in values if isinstance(v, str)})
+    classes = dict(task.classes) if task.classes else {v: (v,) for v in present}
+    value_to_class = {v: word for word, members in classes.items() for v in members}
+    keep = [i for i, v in enumerate(values) if v in value_to_class]
+    words = [w for w in classes if any(value_to_class[values[i]] == w for i in keep)]
+    if len(words) < 2:
+        return None
+    prompts: dict[str, list[str]] = {}
+    try:
+        for word in words:
+            prompts[word] = [c for v in classes[word] for c in attribute_captions(task.attribute, v, heldout=True)]
+    except (KeyError, ValueError):
+        return None
+    centroids = np.stack([encoder.encode_text(prompts[w]).mean(axis=0) for w in words])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
+    predicted = (speech[keep] @ centroids.T).argmax(axis=1)
+    return {"clips": len(keep), "prompts": [prompts[w][0] for w in words],
+            "prompts_per_class": {w: len(prompts[w]) for w in words}, **_accuracy(predicted, truth, words)}
 
 
 def style_similarity_report(clips: list[Clip], speech: np.ndarray, pairs: int = 4000, seed: int = 0) -> dict[str, Any]:
@@ -182,6 +213,11 @@ def evaluate(encoder, manifest: str | Path, split: str | None = "test", max_clip
         report = zero_shot_report(encoder, clips, speech, task)
         if report is not None:
             result["zero_shot"][task.key] = report
+    result["zero_shot_heldout_wording"] = {}
+    for task in ZERO_SHOT_TASKS:
+        report = heldout_wording_report(encoder, clips, speech, task)
+        if report is not None:
+            result["zero_shot_heldout_wording"][task.key] = report
     result["style_similarity"] = style_similarity_report(clips, speech)
     return result
 
@@ -196,10 +232,13 @@ def format_report(result: dict[str, Any]) -> str:
             for direction in ("speech_to_text", "text_to_speech"):
                 m = report[kind][direction]
                 lines.append(f"  {kind:8} {direction:15} {m['R@1']:6.3f} {m['R@5']:6.3f} {m['R@10']:6.3f} {m['mAP@10']:7.3f}")
-    lines.append("\nzero-shot classification")
-    for name, report in result["zero_shot"].items():
-        lines.append(f"  {name:20} weighted {report['weighted_accuracy']:.3f}  unweighted {report['unweighted_accuracy']:.3f}"
-                     f"  ({report['clips']} clips, {len(report['prompts'])} classes)")
+    for key, title in (("zero_shot", "zero-shot classification (evaluation prompts)"),
+                       ("zero_shot_heldout_wording", "zero-shot classification (held-out wording)")):
+        if result.get(key):
+            lines.append(f"\n{title}")
+        for name, report in (result.get(key) or {}).items():
+            lines.append(f"  {name:20} weighted {report['weighted_accuracy']:.3f}  unweighted "
+                         f"{report['unweighted_accuracy']:.3f}  ({report['clips']} clips, {len(report['prompts'])} classes)")
     similarity = result.get("style_similarity") or {}
     if similarity:
         lines.append(f"\nstyle similarity vs attribute agreement ({similarity['pairs']} pairs): spearman "

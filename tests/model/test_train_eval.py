@@ -139,3 +139,21 @@ def test_evaluation_reports_the_protocol(corpus, tmp_path):
     assert result["zero_shot"]["pitch_level_3way"]["clips"] == 6
     assert -1.0 <= result["style_similarity"]["spearman"] <= 1.0
     assert "zero-shot classification" in format_report(result)
+
+    # zero-shot in held-out wording: each class is the mean of the held-out pool's one-fact captions
+    from searchengine.corpus.captions import attribute_captions
+    from searchengine.model.data import read_manifest
+
+    heldout = result["zero_shot_heldout_wording"]
+    assert set(heldout) == {"gender", "pitch_level_3way"}
+    assert heldout["gender"]["prompts_per_class"] == {g: len(attribute_captions("gender", g, heldout=True))
+                                                      for g in ("female", "male")}
+    assert heldout["gender"]["prompts"][0] in attribute_captions("gender", "female", heldout=True)
+    encoder = load_model(directory, device="cpu")
+    clips = [c for c in read_manifest(corpus / "manifest.jsonl") if c.split == "test"]
+    speech = encoder.encode_speech([c.load_audio() for c in clips])
+    centroids = np.stack([encoder.encode_text(list(attribute_captions("gender", g, heldout=True))).mean(axis=0)
+                          for g in ("female", "male")])
+    by_hand = np.mean((speech @ centroids.T).argmax(axis=1) == [c.attribute("gender") == "male" for c in clips])
+    assert heldout["gender"]["weighted_accuracy"] == pytest.approx(by_hand)
+    assert "held-out wording" in format_report(result)
