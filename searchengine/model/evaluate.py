@@ -106,7 +106,9 @@ def retrieval_report(encoder, clips: list[Clip], speech: np.ndarray) -> dict[str
     return report
 
 
-def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroShotTask) -> dict[str, Any] | None:
+def _labelled(clips: list[Clip], task: ZeroShotTask) -> tuple[list[int], list[str], dict[str, tuple[str, ...]], np.ndarray] | None:
+    """(indices of clips with a value the task classifies, class words present, word -> manifest values,
+    true class index of each kept clip), or None with fewer than two classes present."""
     values = [clip.attribute(task.attribute) for clip in clips]
     present = sorted({v for v in values if isinstance(v, str)})
     if len(present) < 2:
@@ -117,7 +119,14 @@ def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroS
     words = [w for w in classes if any(value_to_class[values[i]] == w for i in keep)]
     if len(words) < 2:
         return None
-    truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
+    return keep, words, classes, np.array([words.index(value_to_class[values[i]]) for i in keep])
+
+
+def zero_shot_report(encoder, clips: list[Clip], speech: np.ndarray, task: ZeroShotTask) -> dict[str, Any] | None:
+    labelled = _labelled(clips, task)
+    if labelled is None:
+        return None
+    keep, words, _, truth = labelled
     probabilities = encoder.zero_shot(None, words, template=task.templates, speech_embeddings=speech[keep])
     predicted = probabilities.argmax(axis=1)
     return {"clips": len(keep), "prompts": [task.templates[0].format(w) for w in words],
@@ -137,14 +146,10 @@ def heldout_wording_report(encoder, clips: list[Clip], speech: np.ndarray, task:
     """
     from searchengine.corpus.captions import attribute_captions
 
-    values = [clip.attribute(task.attribute) for clip in clips]
-    present = sorted({v for v in values if isinstance(v, str)})
-    classes = dict(task.classes) if task.classes else {v: (v,) for v in present}
-    value_to_class = {v: word for word, members in classes.items() for v in members}
-    keep = [i for i, v in enumerate(values) if v in value_to_class]
-    words = [w for w in classes if any(value_to_class[values[i]] == w for i in keep)]
-    if len(words) < 2:
+    labelled = _labelled(clips, task)
+    if labelled is None:
         return None
+    keep, words, classes, truth = labelled
     prompts: dict[str, list[str]] = {}
     try:
         for word in words:
@@ -153,7 +158,6 @@ def heldout_wording_report(encoder, clips: list[Clip], speech: np.ndarray, task:
         return None
     centroids = np.stack([encoder.encode_text(prompts[w]).mean(axis=0) for w in words])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    truth = np.array([words.index(value_to_class[values[i]]) for i in keep])
     predicted = (speech[keep] @ centroids.T).argmax(axis=1)
     return {"clips": len(keep), "prompts": [prompts[w][0] for w in words],
             "prompts_per_class": {w: len(prompts[w]) for w in words}, **_accuracy(predicted, truth, words)}
