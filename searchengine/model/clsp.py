@@ -28,6 +28,12 @@ class CLSP(nn.Module):
         self.text_tower = build_text_tower(config["text_tower"], model_dir=text_model_dir)
         self.speech_head = ProjectionHead(self.speech_tower.output_dim, embed_dim, dropout)
         self.text_head = ProjectionHead(self.text_tower.output_dim, embed_dim, dropout)
+        # Optional linear path from the modulation-spectrum bands (the last values of the pooled vector)
+        # straight into the joint space: pace measured this way is the same for every voice, and a
+        # linear map cannot tie it to voice identity the way the MLP head can.
+        self.modulation_bands = int(config["speech_tower"].get("modulation_bands", 0))
+        self.modulation_skip = (nn.Linear(self.modulation_bands, embed_dim)
+                                if self.modulation_bands and config.get("modulation_skip") else None)
         init = float(config.get("init_logit_scale", DEFAULT_INIT_LOGIT_SCALE))
         self.logit_scale = nn.Parameter(torch.tensor(init))
 
@@ -37,7 +43,10 @@ class CLSP(nn.Module):
 
     def encode_speech(self, **speech_batch: torch.Tensor) -> torch.Tensor:
         """Prepared speech batch (see the tower's `prepare`) -> L2-normalised [B, 512]."""
-        return self.speech_head(self.speech_tower(**speech_batch))
+        pooled = self.speech_tower(**speech_batch)
+        if self.modulation_skip is None:
+            return self.speech_head(pooled)
+        return self.speech_head(pooled, self.modulation_skip(pooled[:, -self.modulation_bands :]))
 
     def encode_text(self, **text_batch: torch.Tensor) -> torch.Tensor:
         """Tokenised text batch -> L2-normalised [B, 512]."""

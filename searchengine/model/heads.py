@@ -20,5 +20,7 @@ class ProjectionHead(nn.Module):
             nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(embed_dim, embed_dim)
         )
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.mlp(self.projection(pooled)), dim=-1)
+    def forward(self, pooled: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`residual` ([B, embed_dim]) is added before normalisation: a linear path into the space."""
+        out = self.mlp(self.projection(pooled))
+        return nn.functional.normalize(out if residual is None else out + residual, dim=-1)

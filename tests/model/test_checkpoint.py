@@ -74,3 +74,27 @@ def test_invalid_config_json_is_reported(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_model(tmp_path, device="cpu")
+
+
+def test_modulation_skip_is_a_linear_path_from_the_modulation_bands(tmp_path):
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+
+    config = get_model_config("clsp-mini")
+    bands = config["speech_tower"]["modulation_bands"]
+    assert CLSP({**config, "modulation_skip": False}).modulation_skip is None
+    torch.manual_seed(2)
+    model = CLSP({**config, "modulation_skip": True}).eval()
+    batch = model.speech_tower.prepare([tone(2.0, 180), tone(1.2, 120)])
+    with torch.inference_mode():
+        pooled = model.speech_tower(**batch)
+        head = model.speech_head
+        by_hand = torch.nn.functional.normalize(
+            head.mlp(head.projection(pooled)) + model.modulation_skip(pooled[:, -bands:]), dim=-1)
+        np.testing.assert_allclose(model.encode_speech(**batch).numpy(), by_hand.numpy(), atol=1e-6)
+        without = torch.nn.functional.normalize(head.mlp(head.projection(pooled)), dim=-1)
+        assert not np.allclose(by_hand.numpy(), without.numpy(), atol=1e-3)
+    # the path is part of the checkpoint: a saved model loads with it and embeds the same
+    save_checkpoint(model, tmp_path / "skip")
+    np.testing.assert_allclose(load_model(tmp_path / "skip", device="cpu").encode_speech([tone(2.0, 180)]),
+                               by_hand[:1].numpy(), atol=1e-5)
