@@ -24,6 +24,8 @@ mixes ten facts does not, so a one-fact query or prompt lands where the matching
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,19 +74,22 @@ def encode_labels(vocabulary: dict[str, list[str]], rows: list[dict[str, str | N
     )
 
 
+def known_label_cross_entropy(embeddings: torch.Tensor, labels: torch.Tensor,
+                              logits_of: list[Callable[[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
+    """Mean over attributes k of the cross-entropy of `logits_of[k](embeddings)` against `labels[:, k]`,
+    skipping attributes with no known label in the batch (a batch with none gives a zero that still
+    backpropagates)."""
+    losses = [F.cross_entropy(logits(embeddings), labels[:, k], ignore_index=UNKNOWN_LABEL)
+              for k, logits in enumerate(logits_of) if bool((labels[:, k] != UNKNOWN_LABEL).any())]
+    return torch.stack(losses).mean() if losses else embeddings.sum() * 0.0
+
+
 def caption_class_loss(embeddings: torch.Tensor, classes: list[torch.Tensor], labels: torch.Tensor,
                        scale: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of classifying [N, D] embeddings against each attribute's [C_k, D] class
     embeddings (scaled cosines), over the attributes with at least one known label in `labels` [N, A]."""
-    losses = []
-    for k, class_embeddings in enumerate(classes):
-        column = labels[:, k]
-        if bool((column != UNKNOWN_LABEL).any()):
-            logits = scale * embeddings @ class_embeddings.T
-            losses.append(F.cross_entropy(logits, column, ignore_index=UNKNOWN_LABEL))
-    if not losses:
-        return embeddings.sum() * 0.0
-    return torch.stack(losses).mean()
+    return known_label_cross_entropy(
+        embeddings, labels, [lambda x, c=class_embeddings: scale * x @ c.T for class_embeddings in classes])
 
 
 class AttributeClassifiers(nn.Module):
@@ -101,11 +106,4 @@ class AttributeClassifiers(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the attributes that have at least one known label in the batch."""
-        losses = []
-        for k, head in enumerate(self.heads):
-            column = labels[:, k]
-            if bool((column != UNKNOWN_LABEL).any()):
-                losses.append(F.cross_entropy(head(embeddings), column, ignore_index=UNKNOWN_LABEL))
-        if not losses:
-            return embeddings.sum() * 0.0
-        return torch.stack(losses).mean()
+        return known_label_cross_entropy(embeddings, labels, list(self.heads))
