@@ -41,6 +41,27 @@ def masked_mean_std(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, torch.sqrt(variance + 1e-5)], dim=-1)
 
 
+class AttentionPooling(nn.Module):
+    """Softmax-weighted mean of token states, the weights scored by one learned linear map.
+
+    Mean pooling gives every token the same say, so in a long caption the few words that describe the
+    voice are diluted by the words that frame the sentence ("The recording has...", "Key traits:").
+    A learned score lets the pooled vector lean on the descriptive words whatever the frame. The score
+    starts at zero, so an untrained pooling is exactly the masked mean.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(dim, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.score(hidden).squeeze(-1).masked_fill(~mask, torch.finfo(hidden.dtype).min)
+        weights = scores.softmax(dim=-1).unsqueeze(-1)
+        return (hidden * weights).sum(dim=1)
+
+
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """[B] lengths -> [B, max_len] boolean mask, true on real (non-padding) positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
@@ -317,9 +338,14 @@ def build_speech_tower(config: dict[str, Any]) -> nn.Module:
 # ----------------------------------------------------------------------------------------------- text
 
 
+#: How a text tower turns token states into one vector.
+TEXT_POOLINGS = ("pooler", "cls", "mean", "attention")
+
+
 class HFTextTower(nn.Module):
-    """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta) or
-    mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM)."""
+    """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta), or
+    mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or a
+    learned attention pooling over the (possibly frozen) token states."""
 
     def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -339,6 +365,10 @@ class HFTextTower(nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(location)
             self.model = AutoModel.from_pretrained(location)
         self.pooling = config.get("pooling", "pooler")
+        if self.pooling not in TEXT_POOLINGS:
+            raise ValueError(f"unknown text pooling {self.pooling!r} (expected one of {', '.join(TEXT_POOLINGS)})")
+        # The only trainable part of a frozen tower: kept in checkpoints under text_tower.pool.
+        self.pool = AttentionPooling(int(self.model.config.hidden_size)) if self.pooling == "attention" else None
         self.max_length = int(config.get("max_length", 64))
         self.output_dim = int(self.model.config.hidden_size)
         self.trainable = bool(config.get("trainable", False))
@@ -350,15 +380,27 @@ class HFTextTower(nn.Module):
             self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        if self.pooling == "pooler":
-            return out.pooler_output
+    @property
+    def pools_tokens(self) -> bool:
+        """True when pooling has weights: a frozen tower's output must then be cached per token."""
+        return self.pool is not None
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Last-layer token states [B, T, D] (padding positions included; see attention_mask)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention)."""
         if self.pooling == "cls":
-            return out.last_hidden_state[:, 0]
-        if self.pooling == "mean":
-            return masked_mean(out.last_hidden_state, attention_mask.bool())
-        raise ValueError(f"unknown text pooling {self.pooling!r} (expected pooler, cls or mean)")
+            return hidden[:, 0]
+        if self.pooling == "attention":
+            return self.pool(hidden, mask)
+        return masked_mean(hidden, mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "pooler":
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).pooler_output
+        return self.pool_tokens(self.token_states(input_ids, attention_mask, **extra), attention_mask.bool())
 
 
 def build_text_tower(config: dict[str, Any], model_dir: str | Path | None = None) -> nn.Module:

@@ -142,34 +142,88 @@ def cache_speech_frames(clips: list[Clip], frontend: FrontendConfig, cache_dir: 
     return np.concatenate(features, axis=0), offsets
 
 
-def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: Callable[[str], None]) -> torch.Tensor:
-    """Pooled frozen-text-tower features [U, D] of the given captions, computing only unseen ones."""
+class TokenStates:
+    """Frozen last-layer token states of captions, pooled on demand by the tower's trainable pooling.
+
+    Indexing with caption ids returns pooled [N, D] features like the cached pooled tensor does, so the
+    trainer treats both alike; the gradient reaches the pooling weights.
+    """
+
+    def __init__(self, states: list[np.ndarray], pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.states = states
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __getitem__(self, ids: list[int]) -> torch.Tensor:
+        pieces = [self.states[i] for i in ids]
+        hidden = torch.zeros(len(pieces), max(len(p) for p in pieces), pieces[0].shape[1])
+        mask = torch.zeros(hidden.shape[:2], dtype=torch.bool)
+        for row, piece in enumerate(pieces):
+            hidden[row, : len(piece)] = torch.from_numpy(piece.astype(np.float32))
+            mask[row, : len(piece)] = True
+        return self.pool(hidden, mask)
+
+
+def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
+                        log: Callable[[str], None]) -> torch.Tensor | TokenStates:
+    """Frozen-text-tower features of the given captions, computing only unseen ones.
+
+    Pooled [U, D] features when the tower's pooling has no weights; token states (float16, `TokenStates`)
+    when it has (attention pooling), since those weights are trained.
+    """
+    tower = model.text_tower
+    tokens = bool(getattr(tower, "pools_tokens", False))
     key = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / f"text-{key}.npz"
-    known: dict[str, np.ndarray] = {}
-    if path.is_file():
-        stored = np.load(path, allow_pickle=False)
-        known = dict(zip(stored["captions"].tolist(), stored["features"], strict=True))
+    known = _load_text_cache(path)
     missing = sorted({c for c in captions if c not in known}, key=len)
     if missing:
         started = time.time()
-        tower = model.text_tower.eval()
+        tower.eval()
         with torch.inference_mode():
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
-                for caption, vector in zip(batch, tower(**tower.prepare(batch)).numpy(), strict=True):
-                    known[caption] = vector
+                prepared = tower.prepare(batch)
+                if tokens:
+                    hidden = tower.token_states(**prepared).numpy().astype(np.float16)
+                    lengths = prepared["attention_mask"].sum(dim=1).tolist()
+                    vectors = [hidden[row, :length] for row, length in enumerate(lengths)]
+                else:
+                    vectors = list(tower(**prepared).numpy())
+                known.update(zip(batch, vectors, strict=True))
                 if (start // 128) % 20 == 19:
                     _save_text_cache(path, known)
         _save_text_cache(path, known)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
+    if tokens:
+        return TokenStates([known[c] for c in captions], tower.pool_tokens)
     return torch.from_numpy(np.stack([known[c] for c in captions]).astype(np.float32))
 
 
+def _load_text_cache(path: Path) -> dict[str, np.ndarray]:
+    """caption -> pooled vector [D] or token states [T, D], as `_save_text_cache` wrote them."""
+    if not path.is_file():
+        return {}
+    stored = np.load(path, allow_pickle=False)
+    captions = stored["captions"].tolist()
+    if "offsets" not in stored:
+        return dict(zip(captions, stored["features"], strict=True))
+    states, offsets = stored["features"], stored["offsets"]
+    return {c: states[offsets[i] : offsets[i + 1]] for i, c in enumerate(captions)}
+
+
 def _save_text_cache(path: Path, known: dict[str, np.ndarray]) -> None:
+    """Write the cache to a new file, then rename it over the old one (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, captions=np.array(list(known)), features=np.stack(list(known.values())))
+    values = list(known.values())
+    if values and values[0].ndim == 2:  # token states: concatenated, with row offsets per caption
+        offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])])
+        np.savez(tmp, captions=np.array(list(known)), features=np.concatenate(values), offsets=offsets)
+    else:
+        np.savez(tmp, captions=np.array(list(known)), features=np.stack(values))
     tmp.replace(path)
 
 
@@ -212,7 +266,9 @@ class Trainer:
         self.text_features = cache_text_features(self.model, captions, cache, log)
         self.global_ids = [self.caption_index[c.global_caption] for c in all_clips]
         self.fine_ids = [[self.caption_index[f] for f in c.fine_captions] for c in all_clips]
-        parameters = [p for n, p in self.model.named_parameters() if not n.startswith("text_tower.")]
+        # Everything trainable: the speech tower, both heads, the temperature and, with attention
+        # pooling, the text pooling weights (the frozen text transformer has requires_grad off).
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.attributes: AttributeClassifiers | None = None
         rows = attribute_rows(all_clips)
         if settings.attribute_loss_weight > 0:

