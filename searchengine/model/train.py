@@ -2,9 +2,9 @@
 
 The recipe is built for a small CPU: everything frozen is computed once and cached under
 `OUT/cache/` (speech frames of every clip; pooled text-tower features of every distinct caption when
-the text tower is frozen), so an epoch only runs the small speech tower and the heads. Every epoch
-ends with a validation retrieval pass (held-out voices) and a resumable checkpoint
-(`OUT/train_state.pt`); the best epoch by validation R@1 is exported as a normal checkpoint
+the text tower is frozen, or its token states when a learned attention pooling sits on top), so an
+epoch only runs the small speech tower, the pooling and the heads. Every epoch ends with a validation
+retrieval pass (held-out voices) and a resumable checkpoint (`OUT/train_state.pt`); the best epoch by validation R@1 is exported as a normal checkpoint
 directory in OUT. Runs are deterministic for a seed, also across `--resume`.
 """
 

@@ -54,9 +54,10 @@ def corpus(tmp_path_factory):
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
-@pytest.mark.parametrize("aids", [0.0, 1.0], ids=["paper objectives", "with training aids"])
-def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids):
-    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=aids, attribute_caption_weight=aids)
+@pytest.mark.parametrize(("aids", "config"), [(0.0, "clsp-mini"), (1.0, "clsp-mini-attention")],
+                         ids=["paper objectives", "with training aids and attention pooling"])
+def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, config):
+    settings = dataclasses.replace(SETTINGS, config=config, attribute_loss_weight=aids, attribute_caption_weight=aids)
     straight = train(corpus, tmp_path / "straight", settings, log=lambda _: None)
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log] == [1, 2]
@@ -80,8 +81,11 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids):
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
     # the attribute classifiers are a training aid: never part of the exported model
     assert not any(key.startswith("attributes") for key in a)
-    # the text pooling (attention over cached token states) was trained and exported
-    assert a["text_tower.pool.score.weight"].abs().sum() > 0
+    # attention pooling over cached token states is trained and exported; mean pooling has no weights
+    if config == "clsp-mini-attention":
+        assert a["text_tower.pool.score.weight"].abs().sum() > 0
+    else:
+        assert not any(key.startswith("text_tower.") for key in a)
 
 
 def test_cached_token_states_pool_like_the_text_tower(corpus, tmp_path):
@@ -91,7 +95,7 @@ def test_cached_token_states_pool_like_the_text_tower(corpus, tmp_path):
     from searchengine.model.config import get_model_config
     from searchengine.model.train import TokenStates, cache_text_features
 
-    model = CLSP(get_model_config("clsp-mini")).eval()
+    model = CLSP(get_model_config("clsp-mini-attention")).eval()
     with torch.no_grad():
         model.text_tower.pool.score.weight.normal_(0, 0.5)
     captions = ["A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."]
