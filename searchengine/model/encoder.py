@@ -290,15 +290,24 @@ class Encoder(ABC):
         templates = [template] if isinstance(template, str) else list(template)
         if not templates:
             raise ValueError("zero_shot needs at least one template")
-        text = np.zeros((len(labels), self.dim), dtype=np.float32)
-        for pattern in templates:
-            text += self.encode_text([pattern.format(label) for label in labels])
-        text = _normalise(torch.from_numpy(text))
+        text = self.class_embeddings([[pattern.format(label) for pattern in templates] for label in labels])
         speech = speech_embeddings if speech_embeddings is not None else self.encode_speech(waveforms, sample_rate)
         logits = self._logit_scale() * (speech @ text.T)
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         return (probabilities / probabilities.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def class_embeddings(self, prompts: Sequence[Sequence[str]]) -> np.ndarray:
+        """One unit vector per class [C, D]: the normalised mean of that class's prompt embeddings.
+
+        CLIP's prompt ensembling: a class described by several wordings depends less on any one of them.
+        """
+        if not prompts or any(not group for group in prompts):
+            raise ValueError("class_embeddings needs at least one prompt for every class")
+        vectors = self.encode_text([prompt for group in prompts for prompt in group])
+        ends = np.cumsum([len(group) for group in prompts])
+        sums = np.stack([vectors[end - len(group) : end].sum(axis=0) for group, end in zip(prompts, ends, strict=True)])
+        return _normalise(torch.from_numpy(sums))
 
     def style_similarity(self, a: Any, b: Any, sample_rate: int = MODEL_SAMPLE_RATE) -> float | np.ndarray:
         """Speaking-style similarity in 0..1: the cosine of the speech embeddings, mapped (cos + 1) / 2.

@@ -156,9 +156,7 @@ def heldout_wording_report(encoder, clips: list[Clip], speech: np.ndarray, task:
             prompts[word] = [c for v in classes[word] for c in attribute_captions(task.attribute, v, heldout=True)]
     except (KeyError, ValueError):
         return None
-    centroids = np.stack([encoder.encode_text(prompts[w]).mean(axis=0) for w in words])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    predicted = (speech[keep] @ centroids.T).argmax(axis=1)
+    predicted = (speech[keep] @ encoder.class_embeddings([prompts[w] for w in words]).T).argmax(axis=1)
     return {"clips": len(keep), "prompts": [prompts[w][0] for w in words],
             "prompts_per_class": {w: len(prompts[w]) for w in words}, **_accuracy(predicted, truth, words)}
 

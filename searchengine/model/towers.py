@@ -395,7 +395,9 @@ class HFTextTower(nn.Module):
             return hidden[:, 0]
         if self.pooling == "attention":
             return self.pool(hidden, mask)
-        return masked_mean(hidden, mask)
+        if self.pooling == "mean":
+            return masked_mean(hidden, mask)
+        raise ValueError(f"{self.pooling!r} pooling reads the model's pooler output, not token states")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         if self.pooling == "pooler":

@@ -4,8 +4,8 @@ The recipe is built for a small CPU: everything frozen is computed once and cach
 `OUT/cache/` (speech frames of every clip; pooled text-tower features of every distinct caption when
 the text tower is frozen, or its token states when a learned attention pooling sits on top), so an
 epoch only runs the small speech tower, the pooling and the heads. Every epoch ends with a validation
-retrieval pass (held-out voices) and a resumable checkpoint (`OUT/train_state.pt`); the best epoch by validation R@1 is exported as a normal checkpoint
-directory in OUT. Runs are deterministic for a seed, also across `--resume`.
+retrieval pass (held-out voices) and a resumable checkpoint (`OUT/train_state.pt`); the best epoch
+by validation R@1 is exported as a normal checkpoint directory in OUT. Runs are deterministic for a seed, also across `--resume`.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     when it has (attention pooling), since those weights are trained.
     """
     tower = model.text_tower
-    tokens = bool(getattr(tower, "pools_tokens", False))
+    tokens = tower.pools_tokens
     key = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / f"text-{key}.npz"
     known = _load_text_cache(path)

@@ -74,6 +74,16 @@ def test_zero_shot_with_several_templates_scores_the_mean_prompt(encoder):
         encoder.zero_shot(waves, labels, template=[])
 
 
+def test_class_embeddings_are_normalised_means_of_each_class_prompts(encoder):
+    prompts = [["A calm voice."], ["A fast speaker.", "Someone talking rapidly.", "A hurried voice."]]
+    classes = encoder.class_embeddings(prompts)
+    for group, vector in zip(prompts, classes, strict=True):
+        mean = encoder.encode_text(group).mean(axis=0)
+        np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-5)
+    with pytest.raises(ValueError, match="every class"):
+        encoder.class_embeddings([["A calm voice."], []])
+
+
 def test_style_similarity_is_a_mapped_cosine(encoder):
     a, b = tone(1.5, 120), tone(1.5, 300, amplitude=0.05)
     same = encoder.style_similarity(a, a)
