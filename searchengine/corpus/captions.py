@@ -263,17 +263,6 @@ _HELDOUT: dict[str, Any] = {
 
 _POOLS = {"train": _TRAIN, "heldout": _HELDOUT}
 
-# Training phrases are listed everyday word first and drawn with Zipf weights (1/rank): people write
-# "slow" far more often than "plodding", so a model should meet the common word most and the rare
-# ones often enough to learn that they mean the same. Drawn uniformly, eight synonyms made "slow" as
-# rare as "plodding", and short everyday queries got worse. The held-out pool is drawn uniformly, as
-# it always was, so held-out captions (and figures measured on them) do not move.
-ZIPF_POOLS = frozenset({"train"})
-
-
-def _zipf_weights(n: int) -> tuple[float, ...]:
-    return tuple(1.0 / rank for rank in range(1, n + 1))
-
 
 def _strings(node: Any) -> list[str]:
     if isinstance(node, str):
@@ -391,7 +380,6 @@ class _Parts:
 
     def __init__(self, facts: Mapping[str, Any], rng: random.Random, pool: str):
         self.f, self.rng, self.pool = facts, rng, _POOLS[pool]
-        self.zipf = pool in ZIPF_POOLS
         self.gender = _known(facts, "gender")
         self.whisper = _known(facts, "whisper")
         # Set when a caption ran long: optional asides (relative pitch, "fully voiced") are dropped.
@@ -401,8 +389,6 @@ class _Parts:
         node: Any = self.pool
         for key in path:
             node = node[key]
-        if self.zipf:
-            return node[self.rng.choices(range(len(node)), weights=_zipf_weights(len(node)))[0]]
         return node[self.rng.randrange(len(node))]
 
     def has(self, key: str) -> bool:
