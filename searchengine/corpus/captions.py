@@ -61,119 +61,86 @@ FOREIGN_ACCENTS = frozenset(
 # Keys are the same in both; no phrase appears in both (tests check it).
 # ---------------------------------------------------------------------------------------------------
 _TRAIN: dict[str, Any] = {
-    "noun": {
-        "male": ("man", "male speaker", "male narrator", "fellow", "male presenter"),
-        "female": ("woman", "female speaker", "female narrator", "female presenter"),
-        None: ("speaker", "person", "narrator", "presenter"),
-    },
-    "rel_noun": {"male": ("man", "male speaker", "male narrator"), "female": ("woman", "female speaker", "female narrator")},
-    "unknown_pronoun": ("the speaker", "the narrator"),
-    "age": {
-        "young": ("young", "younger", "young-sounding", "juvenile"),
-        "adult": ("adult", "grown-up", "full-grown"),
-        "elderly": ("elderly", "older", "old-sounding", "retirement-age"),
-    },
-    "hedge_adv": ("somewhat", "rather", "fairly", "reasonably"),
-    "hedge_pred": ("somewhat", "rather", "fairly", "a touch", "quite"),
-    "intens": ("very", "extremely", "really", "remarkably", "especially"),
+    "noun": {"male": ("man", "male speaker"), "female": ("woman", "female speaker"), None: ("speaker", "person")},
+    "rel_noun": {"male": ("man", "male speaker"), "female": ("woman", "female speaker")},
+    "unknown_pronoun": ("the speaker",),
+    "age": {"young": ("young", "younger"), "adult": ("adult",), "elderly": ("elderly", "older")},
+    "hedge_adv": ("somewhat", "rather", "fairly"),
+    "hedge_pred": ("somewhat", "rather", "fairly", "a touch"),
+    "intens": ("very", "extremely"),
     "pitch_adj": {
-        "low": ("low-pitched", "deep", "low", "deep-toned", "low-toned", "deep-sounding"),
-        "medium": ("mid-pitched", "medium-pitched", "moderately pitched", "average-pitched", "normal-pitched"),
-        "high": ("high-pitched", "high", "high-toned", "shrill", "elevated"),
+        "low": ("low-pitched", "deep", "low"),
+        "medium": ("mid-pitched", "medium-pitched", "moderately pitched"),
+        "high": ("high-pitched", "high"),
     },
     "rel_pitch": (
         "{cmp} than average for a {g}",
         "{cmp} than is typical for a {g}",
-        "{cmp} than a typical {g}",
-        "{cmp} than you would expect from a {g}",
     ),
-    "rel_cmp": {
-        "low": ("lower", "deeper"),
-        "high": ("higher", "shriller"),
-        "very low": ("much lower", "much deeper"),
-        "very high": ("much higher", "considerably higher"),
-    },
+    "rel_cmp": {"low": ("lower",), "high": ("higher",), "very low": ("much lower",), "very high": ("much higher",)},
     "var_adj": {
-        "monotone": ("flat", "monotone", "unvarying", "droning", "uninflected"),
-        "moderate": ("moderately varied", "naturally varied", "normally inflected", "balanced"),
-        "expressive": ("expressive", "animated", "lively", "spirited", "emphatic", "vivid"),
+        "monotone": ("flat", "monotone", "unvarying"),
+        "moderate": ("moderately varied", "naturally varied"),
+        "expressive": ("expressive", "animated", "lively"),
     },
-    "rate_adj": {
-        "slow": ("slow", "leisurely", "measured", "deliberate", "plodding", "languid", "slow-moving"),
-        "medium": ("normal", "average", "steady", "regular", "typical", "medium"),
-        "fast": ("quick", "fast", "rapid", "speedy", "rushed", "racing", "breakneck", "fast-moving"),
-    },
-    "rate_adv": {
-        "slow": ("slowly", "deliberately", "languidly", "leisurely"),
-        "fast": ("quickly", "rapidly", "speedily", "fast"),
-    },
-    "rate_noun": ("pace", "speed", "talking speed", "speaking pace"),
-    "rate_medium_adj": ("moderately paced", "evenly paced", "normally paced", "steadily paced", "regularly paced"),
+    "rate_adj": {"slow": ("slow", "leisurely"), "medium": ("normal", "average", "steady"), "fast": ("quick", "fast", "rapid")},
+    "rate_adv": {"slow": ("slowly",), "fast": ("quickly", "rapidly")},
+    "rate_noun": ("pace", "speed"),
+    "rate_medium_adj": ("moderately paced", "evenly paced"),
     "loud_adj": {
-        "quiet": ("quiet", "soft", "soft-spoken", "muted"),
-        "normal": ("moderate in volume", "of normal loudness", "of average volume", "of typical volume"),
-        "loud": ("loud", "forceful", "resounding", "bold", "thunderous"),
+        "quiet": ("quiet", "soft"),
+        "normal": ("moderate in volume", "of normal loudness"),
+        "loud": ("loud", "forceful"),
     },
     "loud_adv": {
-        "quiet": ("quietly", "softly", "in a soft-spoken way"),
-        "normal": ("at a normal volume", "at a moderate level", "at an average volume", "at a typical volume"),
-        "loud": ("loudly", "forcefully", "boldly", "resoundingly"),
+        "quiet": ("quietly", "softly"),
+        "normal": ("at a normal volume", "at a moderate level"),
+        "loud": ("loudly", "forcefully"),
     },
-    "verb": {True: ("whispers", "speaks in a whisper", "talks in a whisper"), False: ("speaks", "talks", "reads", "narrates")},
-    "verb_ing": {True: ("whispering", "speaking in a whisper"), False: ("speaking", "talking", "reading", "narrating")},
-    "voiced": ("The speech is fully voiced.", "It is an ordinary voiced delivery.", "Every word is fully voiced."),
-    "accent": (" with {a} {L} accent", " with {a} {L} accent", " who has {a} {L} accent", " speaking with {a} {L} accent"),
-    "accent_foreign": (" speaking English with a {s} {L} accent", " with a {s} {L} accent",
-                       " with a {s} {L} accent in English"),
-    "accent_strength": ("strong", "noticeable", "slight", "pronounced", "subtle"),
+    "verb": {True: ("whispers",), False: ("speaks", "talks")},
+    "verb_ing": {True: ("whispering",), False: ("speaking", "talking")},
+    "voiced": ("The speech is fully voiced.", "It is an ordinary voiced delivery."),
+    "accent": (" with {a} {L} accent", " with {a} {L} accent"),
+    "accent_foreign": (" speaking English with a {s} {L} accent", " with a {s} {L} accent"),
+    "accent_strength": ("strong", "noticeable", "slight"),
     "timbre": {
-        "creaky": ("creaky", "gravelly", "croaky"),
-        "hoarse": ("hoarse", "husky", "throaty"),
-        "breathy": ("breathy", "airy", "feathery"),
-        "nasal": ("nasal", "nasally"),
-        "robotic": ("robotic", "synthetic", "artificial", "computerised"),
-        "smooth": ("smooth", "polished", "sleek"),
-        "bright": ("bright", "brilliant", "crisp"),
-        "warm": ("warm", "mellow", "rich"),
-        "thin": ("thin", "reedy", "lean"),
-        "rough": ("rough", "coarse", "harsh"),
+        "creaky": ("creaky", "gravelly"),
+        "hoarse": ("hoarse", "husky"),
+        "breathy": ("breathy", "airy"),
+        "nasal": ("nasal",),
+        "robotic": ("robotic", "synthetic"),
+        "smooth": ("smooth", "polished"),
+        "bright": ("bright", "brilliant"),
+        "warm": ("warm", "mellow"),
+        "thin": ("thin", "reedy"),
+        "rough": ("rough", "coarse"),
     },
-    "timbre_plain": ("unremarkable", "neutral", "unmarked", "plain"),
-    "noise_level": {
-        "slightly noisy": ("light", "slight", "minor"),
-        "noisy": ("noticeable", "steady", "constant", "obvious"),
-        "very noisy": ("heavy", "strong", "intense", "thick"),
-    },
+    "timbre_plain": ("unremarkable", "neutral"),
+    "noise_level": {"slightly noisy": ("light", "slight"), "noisy": ("noticeable", "steady"), "very noisy": ("heavy", "strong")},
     "noise_color": {
-        "white": ("hiss", "white noise", "broadband hiss"),
-        "pink": ("rushing noise", "pink noise", "rushing pink noise"),
-        "brown": ("rumble", "brown noise", "brownian noise"),
-        None: ("background noise", "noise", "ambient noise"),
+        "white": ("hiss", "white noise"),
+        "pink": ("rushing noise", "pink noise"),
+        "brown": ("rumble", "brown noise"),
+        None: ("background noise", "noise"),
     },
-    "clean_np": ("a clean background", "a silent background", "a perfectly clean background"),
-    "noise_tail": ("over {np}", "with {np} behind the voice", "with {np} underneath", "accompanied by {np}"),
-    "clean_tail": ("in a clean recording", "against a silent background", "in a clean setting",
-                   "with a clean, silent background"),
+    "clean_np": ("a clean background", "a silent background"),
+    "noise_tail": ("over {np}", "with {np} behind the voice"),
+    "clean_tail": ("in a clean recording", "against a silent background"),
     "reverb_tail": {
-        "close": ("close to the microphone", "close-miked and dry", "dry and close-up", "in a close, dry recording"),
-        "slightly distant": ("slightly distant, with a little room reverb", "a little way from the microphone, with light reverb",
-                             "a step back from the microphone, with some reverb"),
-        "distant": ("at a distance in a reverberant room", "with noticeable echo, away from the microphone",
-                    "distant, in an echoey room"),
-        "very distant": ("far from the microphone in a large echoey hall", "very distant, with heavy echo",
-                         "very far away, in a big reverberant hall"),
+        "close": ("close to the microphone", "close-miked and dry"),
+        "slightly distant": ("slightly distant, with a little room reverb", "a little way from the microphone, with light reverb"),
+        "distant": ("at a distance in a reverberant room", "with noticeable echo, away from the microphone"),
+        "very distant": ("far from the microphone in a large echoey hall", "very distant, with heavy echo"),
     },
     "channel_tail": {
-        "telephone": ("over a telephone line", "through a telephone", "through a telephone receiver", "on a telephone call"),
-        "studio": ("in a studio", "with full studio bandwidth", "in a recording studio", "in a studio booth"),
+        "telephone": ("over a telephone line", "through a telephone"),
+        "studio": ("in a studio", "with full studio bandwidth"),
     },
     "filler": (
         "Nothing else about the clip stands out.",
         "That sums up both the voice and the recording.",
         "These are the features a listener notices first.",
         "The description covers only what can be heard.",
-        "Nothing more is worth mentioning.",
-        "That is everything the recording reveals.",
     ),
 }
 
@@ -560,8 +527,6 @@ _GLOBAL_FRAMES: dict[str, tuple[str, ...]] = {
         "{Subject}{pitch_with} {verb}{rate}{extras}.",
         "{Subject} {verb}{rate}{pitch_in}{extras}.",
         "{Rate_adj_speech}from {subject}{pitch_with}{extras}.",
-        "A recording of {subject}{pitch_with} who {verb}{rate}{extras}.",
-        "{Subject}{pitch_with}, {verb_ing}{rate}{extras}.",
     ),
     "heldout": (
         "This is {subject} {verb_ing}{rate}{pitch_with_h}{extras}.",
@@ -776,40 +741,6 @@ def _story(p: _Parts) -> str:
     )
 
 
-def _questions(p: _Parts) -> str:
-    """Questions a listener might ask, each answered in turn."""
-    pitch, timbre, var = p.pitch_adj(attributive=False), p.timbre(), p.variation()
-    rate, loud = p.rate_adv(), p.loud_adv()
-    conds = p.conditions()
-    how = _and([rate or "", loud or ""])
-    sound = _and([f"{pitch}{p.pitch_relative(0.4)}" if pitch else "", f"{timbre} in timbre" if timbre else ""])
-    return _sentences(
-        f"Who is speaking? {_cap(p.subject())}{p.accent()}.",
-        f"How does the voice sound? {_cap(sound)}." if sound else None,
-        f"How is it delivered? {_cap(p.pronoun())} {p.verb()}{' ' + how if how else ''}"
-        + (f", with {var} intonation." if var else ".") if how or var or p.whisper else None,
-        p.voiced_sentence(),
-        f"Where was it recorded? {_cap(_and(conds))}." if conds else None,
-    )
-
-
-def _review(p: _Parts) -> str:
-    """A reviewer's paragraph: the recording, the speaker, then how the voice is used."""
-    conds = p.conditions()
-    pitch, timbre, var = p.pitch_adj(attributive=True), p.timbre(), p.variation()
-    rate, loud = p.rate_np(), p.loud_adj()
-    voice = ", ".join(d for d in (pitch, timbre) if d)
-    return _sentences(
-        f"This recording features {p.subject()}{p.accent()}"
-        + (f" with {_a(voice)} voice" if voice else "") + f"{p.pitch_relative(0.3)}.",
-        f"{_cap(p.pronoun())} {p.verb()} at {rate}." if rate
-        else (f"{_cap(p.pronoun())} {p.verb()}." if p.whisper else None),
-        f"The reading is {_and([loud or '', f'{var} in intonation' if var else ''])}." if loud or var else None,
-        p.voiced_sentence(),
-        f"The sound was captured {_and(conds)}." if conds else None,
-    )
-
-
 def _profile(p: _Parts) -> str:
     """Held-out: a talker profile that leads with register and texture."""
     pitch, timbre, var = p.pitch_adj(attributive=False), p.timbre(), p.variation()
@@ -890,7 +821,7 @@ def _traits(p: _Parts) -> str:
 
 
 _FINE_FRAMES: dict[str, tuple[Callable[[_Parts], str], ...]] = {
-    "train": (_listener, _technical, _casting, _comparison, _summary, _story, _questions, _review),
+    "train": (_listener, _technical, _casting, _comparison, _summary, _story),
     "heldout": (_profile, _imagine, _director, _traits),
 }
 
