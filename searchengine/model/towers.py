@@ -62,6 +62,15 @@ class AttentionPooling(nn.Module):
         return (hidden * weights).sum(dim=1)
 
 
+def pad_rows(pieces: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length [T_i, D] arrays -> zero-padded float32 [B, max T, D] and lengths [B]."""
+    lengths = torch.tensor([p.shape[0] for p in pieces], dtype=torch.long)
+    batch = torch.zeros(len(pieces), int(lengths.max()), pieces[0].shape[1], dtype=torch.float32)
+    for i, piece in enumerate(pieces):
+        batch[i, : piece.shape[0]] = torch.from_numpy(np.asarray(piece, dtype=np.float32))
+    return batch, lengths
+
+
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """[B] lengths -> [B, max_len] boolean mask, true on real (non-padding) positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
@@ -219,10 +228,7 @@ class SmallSpeechTower(nn.Module):
 
     @staticmethod
     def collate(frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        lengths = torch.tensor([f.shape[0] for f in frames], dtype=torch.long)
-        batch = torch.zeros(len(frames), int(lengths.max()), frames[0].shape[1], dtype=torch.float32)
-        for i, f in enumerate(frames):
-            batch[i, : f.shape[0]] = torch.from_numpy(np.asarray(f, dtype=np.float32))
+        batch, lengths = pad_rows(frames)
         return {"frames": batch, "lengths": lengths}
 
     def prepare(self, waveforms: list[np.ndarray]) -> dict[str, torch.Tensor]:
