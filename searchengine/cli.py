@@ -29,6 +29,7 @@ app.command("similar")(query_cli.similar)
 app.command("export")(query_cli.export)
 app.command("serve")(query_cli.serve)
 app.command("train")(model_cli.train)
+app.command("tune-text")(model_cli.tune_text)
 app.command("eval")(model_cli.evaluate)
 
 

@@ -2,9 +2,11 @@
 
 A caption model trained on templated text learns the templates, not the words. So captions here are
 assembled from a phrase grammar with synonyms, hedges, relative terms, and several sentence frames
-and clause orders. The phrase inventory is split into two disjoint pools: `heldout=False` draws
-only from the training pool and `heldout=True` only from the held-out pool, so evaluation can ask
-whether a model understands descriptions worded in ways it never saw.
+and clause orders. Corpus captions draw from one of two disjoint pools: `heldout=False` only from
+the training pool and `heldout=True` only from the held-out pool, so evaluation can ask whether a
+model understands descriptions worded in ways it never saw. A third pool, `pool="wide"`, is the
+training pool with more synonyms and frames; it writes paraphrases for training a text head on wider
+wording (`clsp-search tune-text`) and, like the training pool, shares nothing with the held-out pool.
 
 Captions only state what the facts say. An unknown fact (missing or None) is never mentioned, and
 `LEXICON` lists, for every binned value, the phrases that signal it, so tests can check that a
@@ -57,8 +59,9 @@ FOREIGN_ACCENTS = frozenset(
 )
 
 # ---------------------------------------------------------------------------------------------------
-# The phrase inventory. Every choice a caption makes is drawn from exactly one of these two pools.
-# Keys are the same in both; no phrase appears in both (tests check it).
+# The phrase inventory. Every choice a caption makes is drawn from exactly one pool: training, wide
+# (below: training plus more synonyms) or held-out. Keys are the same in all; no phrase of the
+# held-out pool appears in another (tests check it).
 # ---------------------------------------------------------------------------------------------------
 _TRAIN: dict[str, Any] = {
     "noun": {"male": ("man", "male speaker"), "female": ("woman", "female speaker"), None: ("speaker", "person")},
@@ -228,7 +231,103 @@ _HELDOUT: dict[str, Any] = {
     ),
 }
 
-_POOLS = {"train": _TRAIN, "heldout": _HELDOUT}
+# The wide pool: the training pool plus three to eight ways to say each value and more frames, for
+# paraphrase training of a text head (`clsp-search tune-text`). Corpus captions never draw from it,
+# so manifests and the recipes trained on them do not move; it shares no phrase with the held-out
+# pool (tests check it). Drawn uniformly like the others: the training pool's everyday words stay
+# in the manifest captions a paraphrase run mixes in.
+_WIDE_EXTRA: dict[str, Any] = {
+    "noun": {"male": ("male narrator", "fellow", "male presenter"), "female": ("female narrator", "female presenter"),
+             None: ("narrator", "presenter")},
+    "rel_noun": {"male": ("male narrator",), "female": ("female narrator",)},
+    "unknown_pronoun": ("the narrator",),
+    "age": {"young": ("young-sounding", "juvenile"), "adult": ("grown-up", "full-grown"),
+            "elderly": ("old-sounding", "retirement-age")},
+    "hedge_adv": ("reasonably",),
+    "hedge_pred": ("quite",),
+    "intens": ("really", "remarkably", "especially"),
+    "pitch_adj": {
+        "low": ("deep-toned", "low-toned", "deep-sounding"),
+        "medium": ("average-pitched", "normal-pitched"),
+        "high": ("high-toned", "shrill", "elevated"),
+    },
+    "rel_pitch": ("{cmp} than a typical {g}", "{cmp} than you would expect from a {g}"),
+    "rel_cmp": {"low": ("deeper",), "high": ("shriller",), "very low": ("much deeper",), "very high": ("considerably higher",)},
+    "var_adj": {
+        "monotone": ("droning", "uninflected"),
+        "moderate": ("normally inflected", "balanced"),
+        "expressive": ("spirited", "emphatic", "vivid"),
+    },
+    "rate_adj": {
+        "slow": ("measured", "deliberate", "plodding", "languid", "slow-moving"),
+        "medium": ("regular", "typical", "medium"),
+        "fast": ("speedy", "rushed", "racing", "breakneck", "fast-moving"),
+    },
+    "rate_adv": {"slow": ("deliberately", "languidly", "leisurely"), "fast": ("speedily", "fast")},
+    "rate_noun": ("talking speed", "speaking pace"),
+    "rate_medium_adj": ("normally paced", "steadily paced", "regularly paced"),
+    "loud_adj": {
+        "quiet": ("soft-spoken", "muted"),
+        "normal": ("of average volume", "of typical volume"),
+        "loud": ("resounding", "bold", "thunderous"),
+    },
+    "loud_adv": {
+        "quiet": ("in a soft-spoken way",),
+        "normal": ("at an average volume", "at a typical volume"),
+        "loud": ("boldly", "resoundingly"),
+    },
+    "verb": {True: ("speaks in a whisper", "talks in a whisper"), False: ("reads", "narrates")},
+    "verb_ing": {True: ("speaking in a whisper",), False: ("reading", "narrating")},
+    "voiced": ("Every word is fully voiced.",),
+    "accent": (" who has {a} {L} accent", " speaking with {a} {L} accent"),
+    "accent_foreign": (" with a {s} {L} accent in English",),
+    "accent_strength": ("pronounced", "subtle"),
+    "timbre": {
+        "creaky": ("croaky",), "hoarse": ("throaty",), "breathy": ("feathery",), "nasal": ("nasally",),
+        "robotic": ("artificial", "computerised"), "smooth": ("sleek",), "bright": ("crisp",), "warm": ("rich",),
+        "thin": ("lean",), "rough": ("harsh",),
+    },
+    "timbre_plain": ("unmarked", "plain"),
+    "noise_level": {"slightly noisy": ("minor",), "noisy": ("constant", "obvious"), "very noisy": ("intense", "thick")},
+    "noise_color": {
+        "white": ("broadband hiss",), "pink": ("rushing pink noise",), "brown": ("brownian noise",),
+        None: ("ambient noise",),
+    },
+    "clean_np": ("a perfectly clean background",),
+    "noise_tail": ("with {np} underneath", "accompanied by {np}"),
+    "clean_tail": ("in a clean setting", "with a clean, silent background"),
+    "reverb_tail": {
+        "close": ("dry and close-up", "in a close, dry recording"),
+        "slightly distant": ("a step back from the microphone, with some reverb",),
+        "distant": ("distant, in an echoey room",),
+        "very distant": ("very far away, in a big reverberant hall",),
+    },
+    "channel_tail": {
+        "telephone": ("through a telephone receiver", "on a telephone call"),
+        "studio": ("in a recording studio", "in a studio booth"),
+    },
+    "filler": ("Nothing more is worth mentioning.", "That is everything the recording reveals."),
+}
+
+
+def _extend(base: Any, extra: Any) -> Any:
+    """`base` with `extra`'s phrases appended slot by slot (nested the same way), base phrases first."""
+    if isinstance(base, Mapping):
+        return {key: _extend(value, extra.get(key, ())) if extra else value for key, value in base.items()}
+    return tuple(base) + tuple(extra)
+
+
+_WIDE: dict[str, Any] = _extend(_TRAIN, _WIDE_EXTRA)
+
+_POOLS = {"train": _TRAIN, "wide": _WIDE, "heldout": _HELDOUT}
+
+
+def _pool_name(heldout: bool, pool: str | None) -> str:
+    """The pool a caption draws from: `heldout=True` is the held-out pool, else `pool` (default "train")."""
+    name = "heldout" if heldout else (pool or "train")
+    if name not in _POOLS:
+        raise ValueError(f"unknown phrasing pool {name!r}; known: {', '.join(_POOLS)}")
+    return name
 
 
 def _strings(node: Any) -> list[str]:
@@ -241,7 +340,8 @@ def _strings(node: Any) -> list[str]:
 
 def phrasing_pools() -> dict[str, dict[str, frozenset[str]]]:
     """For each pool, every phrase it can draw, per slot; frames appear under the slots
-    "global_frames" and "fine_frames" by their template text. The two pools are disjoint."""
+    "global_frames" and "fine_frames" by their template text. The held-out pool shares nothing with
+    the other two; the wide pool contains the training pool."""
     out: dict[str, dict[str, frozenset[str]]] = {}
     for name, pool in _POOLS.items():
         slots = {key: frozenset(_strings(value)) for key, value in pool.items()}
@@ -259,7 +359,7 @@ def _family(value: str) -> str:
 
 
 def _build_lexicon() -> dict[str, dict[Any, frozenset[str]]]:
-    both = (_TRAIN, _HELDOUT)
+    both = (_TRAIN, _WIDE, _HELDOUT)
     lex: dict[str, dict[Any, set[str]]] = {f: {v: set() for v in vals} for f, vals in FACTOR_VALUES.items()}
     lex["timbre"] = {t: set() for t in TIMBRE_TAGS}
     for pool in both:
@@ -522,11 +622,16 @@ def _sentences(*parts: str | None) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Global captions: one short sentence, gender + pitch + rate, plus the most marked 1-3 other factors.
 # ---------------------------------------------------------------------------------------------------
+_TRAIN_GLOBAL_FRAMES = (
+    "{Subject}{pitch_with} {verb}{rate}{extras}.",
+    "{Subject} {verb}{rate}{pitch_in}{extras}.",
+    "{Rate_adj_speech}from {subject}{pitch_with}{extras}.",
+)
 _GLOBAL_FRAMES: dict[str, tuple[str, ...]] = {
-    "train": (
-        "{Subject}{pitch_with} {verb}{rate}{extras}.",
-        "{Subject} {verb}{rate}{pitch_in}{extras}.",
-        "{Rate_adj_speech}from {subject}{pitch_with}{extras}.",
+    "train": _TRAIN_GLOBAL_FRAMES,
+    "wide": _TRAIN_GLOBAL_FRAMES + (
+        "A recording of {subject}{pitch_with} who {verb}{rate}{extras}.",
+        "{Subject}{pitch_with}, {verb_ing}{rate}{extras}.",
     ),
     "heldout": (
         "This is {subject} {verb_ing}{rate}{pitch_with_h}{extras}.",
@@ -585,9 +690,10 @@ def _global_extras(p: _Parts) -> tuple[str, str]:
     return adverb, "".join(", " + t for t in tails if t)
 
 
-def global_caption(facts: Mapping[str, Any], rng: random.Random, heldout: bool = False) -> str:
+def global_caption(facts: Mapping[str, Any], rng: random.Random, heldout: bool = False, *,
+                   pool: str | None = None) -> str:
     """One short sentence naming the clip's main factors, worded from one phrasing pool."""
-    pool = "heldout" if heldout else "train"
+    pool = _pool_name(heldout, pool)
     p = _Parts(facts, rng, pool)
     frame = _GLOBAL_FRAMES[pool][rng.randrange(len(_GLOBAL_FRAMES[pool]))]
     pitch_attr = p.pitch_adj(attributive=True)
@@ -820,8 +926,44 @@ def _traits(p: _Parts) -> str:
     return "Key traits of the excerpt: " + "; ".join(items) + "."
 
 
+def _questions(p: _Parts) -> str:
+    """Questions a listener might ask, each answered in turn."""
+    pitch, timbre, var = p.pitch_adj(attributive=False), p.timbre(), p.variation()
+    rate, loud = p.rate_adv(), p.loud_adv()
+    conds = p.conditions()
+    how = _and([rate or "", loud or ""])
+    sound = _and([f"{pitch}{p.pitch_relative(0.4)}" if pitch else "", f"{timbre} in timbre" if timbre else ""])
+    return _sentences(
+        f"Who is speaking? {_cap(p.subject())}{p.accent()}.",
+        f"How does the voice sound? {_cap(sound)}." if sound else None,
+        f"How is it delivered? {_cap(p.pronoun())} {p.verb()}{' ' + how if how else ''}"
+        + (f", with {var} intonation." if var else ".") if how or var or p.whisper else None,
+        p.voiced_sentence(),
+        f"Where was it recorded? {_cap(_and(conds))}." if conds else None,
+    )
+
+
+def _review(p: _Parts) -> str:
+    """A reviewer's paragraph: the recording, the speaker, then how the voice is used."""
+    conds = p.conditions()
+    pitch, timbre, var = p.pitch_adj(attributive=True), p.timbre(), p.variation()
+    rate, loud = p.rate_np(), p.loud_adj()
+    voice = ", ".join(d for d in (pitch, timbre) if d)
+    return _sentences(
+        f"This recording features {p.subject()}{p.accent()}"
+        + (f" with {_a(voice)} voice" if voice else "") + f"{p.pitch_relative(0.3)}.",
+        f"{_cap(p.pronoun())} {p.verb()} at {rate}." if rate
+        else (f"{_cap(p.pronoun())} {p.verb()}." if p.whisper else None),
+        f"The reading is {_and([loud or '', f'{var} in intonation' if var else ''])}." if loud or var else None,
+        p.voiced_sentence(),
+        f"The sound was captured {_and(conds)}." if conds else None,
+    )
+
+
+_TRAIN_FINE_FRAMES = (_listener, _technical, _casting, _comparison, _summary, _story)
 _FINE_FRAMES: dict[str, tuple[Callable[[_Parts], str], ...]] = {
-    "train": (_listener, _technical, _casting, _comparison, _summary, _story),
+    "train": _TRAIN_FINE_FRAMES,
+    "wide": _TRAIN_FINE_FRAMES + (_questions, _review),
     "heldout": (_profile, _imagine, _director, _traits),
 }
 
@@ -845,14 +987,14 @@ def _fit(p: _Parts, frame: Callable[[_Parts], str]) -> str | None:
 
 
 def fine_captions(
-    facts: Mapping[str, Any], rng: random.Random, n: int = 4, heldout: bool = False
+    facts: Mapping[str, Any], rng: random.Random, n: int = 4, heldout: bool = False, *, pool: str | None = None
 ) -> list[str]:
     """n distinct descriptions of 25-60 words, each from a different frame while frames last.
 
     Every known fact is described in each caption (conditions, voice, delivery), in words and an
     order that vary between captions; unknown facts are left out.
     """
-    pool = "heldout" if heldout else "train"
+    pool = _pool_name(heldout, pool)
     frames = list(_FINE_FRAMES[pool])
     out: list[str] = []
     order: list[Callable[[_Parts], str]] = []
@@ -894,7 +1036,8 @@ _ATTRIBUTE_FRAMES: dict[str, tuple[Callable[[_Parts], str | None], ...]] = {
 ATTRIBUTE_CAPTION_FACTORS: tuple[str, ...] = tuple(_ATTRIBUTE_FRAMES)
 
 
-def attribute_captions(factor: str, value: Any, heldout: bool = False, draws: int = 200) -> tuple[str, ...]:
+def attribute_captions(factor: str, value: Any, heldout: bool = False, draws: int = 200, *,
+                       pool: str | None = None) -> tuple[str, ...]:
     """Every short sentence (up to `draws` random draws) that describes `factor = value` alone.
 
     A caption of many facts teaches what a combination sounds like; a query typed into a search box
@@ -904,7 +1047,7 @@ def attribute_captions(factor: str, value: Any, heldout: bool = False, draws: in
     """
     if factor not in _ATTRIBUTE_FRAMES:
         raise ValueError(f"no attribute captions for {factor!r}; known: {', '.join(_ATTRIBUTE_FRAMES)}")
-    pool = "heldout" if heldout else "train"
+    pool = _pool_name(heldout, pool)
     rng = random.Random(f"{factor}:{value}:{pool}")
     found: set[str] = set()
     for _ in range(draws):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import bisect
 import functools
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -183,6 +185,25 @@ def facts(voice: Voice, factors: Factors) -> dict:
         "reverb": attrs["reverb"],
         "channel": attrs["channel"],
     }
+
+
+#: Facts a manifest record stores among its attributes (the rest sit at the top level of the record).
+_ATTRIBUTE_FACTS = ("age", "timbre", "pitch_level", "pitch_variation", "speaking_rate", "loudness", "whisper",
+                    "noise", "noise_color", "reverb", "channel")
+
+
+def facts_from_record(record: Mapping[str, Any]) -> dict:
+    """The `facts` dict of a manifest record, as `facts` gave it when the corpus was written.
+
+    Lets a trainer word a clip anew (paraphrases from another phrasing pool) from the manifest alone,
+    without the voice catalogue or the audio. Facts the record lacks are None, so captions leave them
+    out.
+    """
+    attributes = record.get("attributes") or {}
+    out: dict[str, Any] = {key: record.get(key) for key in ("gender", "accent")}
+    out.update({key: attributes.get(key) for key in _ATTRIBUTE_FACTS})
+    out["timbre"] = list(out["timbre"] or [])
+    return out
 
 
 # --- espeak-ng calibration -------------------------------------------------------------------------

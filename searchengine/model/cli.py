@@ -44,6 +44,41 @@ def train(
     typer.echo(f"model written to {directory}")
 
 
+def tune_text(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Corpus directory (with manifest.jsonl) or the manifest itself.")],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write (checkpoint, cache, logs).")],
+    model: Annotated[str, typer.Option("--model", help="The model whose text head is retrained (name or directory).")] = "clsp-mini",
+    seed: Annotated[int, typer.Option(help="Seed; the same seed, model and data give the same head.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Epochs over the training clips.")] = 150,
+    batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 128,
+    learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
+    paraphrase_share: Annotated[float, typer.Option(
+        help="Share of training captions taken from paraphrases in the wide phrasing pool (the rest: the manifest's).")] = 0.5,
+    paraphrase_sets: Annotated[int, typer.Option(help="Paraphrase sets per clip (one global + four fine captions each).")] = 1,
+    attribute_caption_weight: Annotated[float, typer.Option(
+        help="Weight of classifying against short one-attribute captions (0 = off; needs labelled attributes).")] = 1.0,
+    keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
+    workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
+) -> None:
+    """Retrain a model's text head on wider wording against its locked speech side; speech embeddings
+    (and so a collection's speech index) stay exactly as they were."""
+    from searchengine.model.checkpoint import CheckpointError
+    from searchengine.model.tune_text import TextTuneSettings
+    from searchengine.model.tune_text import tune_text as run_tuning
+
+    settings = TextTuneSettings(seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
+                                attribute_caption_weight=attribute_caption_weight, reset_head=not keep_head,
+                                workers=workers)
+    try:
+        directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
+    except (CheckpointError, ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"model written to {directory}")
+
+
 def evaluate(
     model: Annotated[str, typer.Option("--model", help="clsp-mini, a checkpoint directory, released CLSP or CLAP.")] = "clsp-mini",
     manifest: Annotated[Path, typer.Option("--manifest", help="Manifest (jsonl) or corpus directory.")] = Path("manifest.jsonl"),

@@ -72,7 +72,7 @@ ATTRIBUTE_TARGETS = ("gender", "age", "accent", "pitch_level", "pitch_variation"
                      "whisper", "noise", "reverb", "channel")
 
 
-def _label_vocabulary(rows: list[dict[str, str | None]], names: tuple[str, ...]) -> dict[str, list[str]]:
+def label_vocabulary(rows: list[dict[str, str | None]], names: tuple[str, ...]) -> dict[str, list[str]]:
     """Values seen in `rows` for each name, keeping only attributes with at least two values."""
     vocabulary = {name: sorted({r[name] for r in rows if r.get(name) is not None}) for name in names}
     return {name: values for name, values in vocabulary.items() if len(values) >= 2}  # type: ignore[misc]
@@ -81,6 +81,21 @@ def _label_vocabulary(rows: list[dict[str, str | None]], names: tuple[str, ...])
 def _fact(value: str) -> str | bool:
     """A label string back to the fact the caption grammar takes (whisper is a bool there)."""
     return {"True": True, "False": False}.get(value, value)
+
+
+def attribute_caption_classes(vocabulary: dict[str, list[str]], pools: tuple[str, ...] = ("train",),
+                              ) -> tuple[dict[str, list[list[int]]], list[str]]:
+    """Short one-fact captions for every class of every attribute in `vocabulary`, from the given phrasing
+    pools: ({attribute: [[indices into phrases of class 0], [class 1], ...]}, phrases)."""
+    classes: dict[str, list[list[int]]] = {}
+    phrases: list[str] = []
+    for name, values in vocabulary.items():
+        classes[name] = []
+        for value in values:
+            captions = list(dict.fromkeys(c for pool in pools for c in attribute_captions(name, _fact(value), pool=pool)))
+            classes[name].append(list(range(len(phrases), len(phrases) + len(captions))))
+            phrases += captions
+    return classes, phrases
 
 
 def attribute_rows(clips: list[Clip]) -> list[dict[str, str | None]]:
@@ -231,6 +246,26 @@ def _save_text_cache(path: Path, known: dict[str, np.ndarray]) -> None:
 # -------------------------------------------------------------------------------------------- trainer
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then cosine decay to zero at `total_steps`."""
+
+    def schedule(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def log_epoch(path: Path, record: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Append an epoch's record to the run's jsonl log and show it as one line."""
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    log("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+
+
 class Trainer:
     def __init__(self, corpus: Path, out: Path, settings: TrainSettings, log: Callable[[str], None] = print) -> None:
         self.out = Path(out)
@@ -273,7 +308,7 @@ class Trainer:
         self.attributes: AttributeClassifiers | None = None
         rows = attribute_rows(all_clips)
         if settings.attribute_loss_weight > 0:
-            vocabulary = _label_vocabulary(rows[: self.n_train], ATTRIBUTE_TARGETS)
+            vocabulary = label_vocabulary(rows[: self.n_train], ATTRIBUTE_TARGETS)
             if not vocabulary:
                 raise ValueError(f"{corpus} has no labelled attributes for --attribute-loss-weight "
                                  f"(expected some of {', '.join(ATTRIBUTE_TARGETS)} in the manifest)")
@@ -283,31 +318,17 @@ class Trainer:
         # Short attribute captions per class: {attribute: [[caption ids of class 0], [class 1], ...]}.
         self.class_captions: dict[str, list[list[int]]] = {}
         if settings.attribute_caption_weight > 0:
-            vocabulary = _label_vocabulary(rows[: self.n_train], ATTRIBUTE_CAPTION_FACTORS)
+            vocabulary = label_vocabulary(rows[: self.n_train], ATTRIBUTE_CAPTION_FACTORS)
             if not vocabulary:
                 raise ValueError(f"{corpus} has no labelled attributes for --attribute-caption-weight "
                                  f"(expected some of {', '.join(ATTRIBUTE_CAPTION_FACTORS)} in the manifest)")
-            phrases: list[str] = []
-            for name, values in vocabulary.items():
-                self.class_captions[name] = []
-                for value in values:
-                    captions = attribute_captions(name, _fact(value))
-                    self.class_captions[name].append(list(range(len(phrases), len(phrases) + len(captions))))
-                    phrases += captions
+            self.class_captions, phrases = attribute_caption_classes(vocabulary)
             self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
             self.class_caption_labels = encode_labels(vocabulary, rows)
         self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
         self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.total_epochs = settings.stage1_epochs + settings.stage2_epochs
-        total_steps = self.steps_per_epoch * self.total_epochs
-
-        def schedule(step: int) -> float:
-            if step < settings.warmup_steps:
-                return (step + 1) / settings.warmup_steps
-            progress = (step - settings.warmup_steps) / max(1, total_steps - settings.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.steps_per_epoch * self.total_epochs)
         self.epoch = 0
         self.best_score = -1.0
         self.history: list[dict[str, Any]] = []
@@ -449,9 +470,7 @@ class Trainer:
         return True
 
     def _log(self, record: dict[str, Any]) -> None:
-        with (self.out / LOG_FILE).open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        self.log_lines("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        log_epoch(self.out / LOG_FILE, record, self.log_lines)
 
     def run(self, stop_after_epoch: int | None = None) -> Path:
         """Train to the end, or only up to `stop_after_epoch` (a later `--resume` continues exactly)."""

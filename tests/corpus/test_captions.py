@@ -44,15 +44,20 @@ def fact_sets(n: int, seed: int, p_known: float = 0.8) -> list[dict]:
     return [random_facts(rng, p_known) for _ in range(n)]
 
 
-def all_captions(facts: dict, seed: int, heldout: bool) -> list[str]:
+def all_captions(facts: dict, seed: int, heldout: bool, pool: str | None = None) -> list[str]:
     rng = random.Random(seed)
-    return [cap.global_caption(facts, rng, heldout)] + cap.fine_captions(facts, rng, 4, heldout)
+    return [cap.global_caption(facts, rng, heldout, pool=pool)] + cap.fine_captions(facts, rng, 4, heldout, pool=pool)
 
 
-@pytest.mark.parametrize("heldout", [False, True])
-def test_fine_caption_word_counts_and_distinctness(heldout):
+#: (heldout, pool) for the three phrasing pools: training, wide (paraphrases) and held-out.
+POOLS = [(False, None), (False, "wide"), (True, None)]
+POOL_IDS = ["train", "wide", "heldout"]
+
+
+@pytest.mark.parametrize(("heldout", "pool"), POOLS, ids=POOL_IDS)
+def test_fine_caption_word_counts_and_distinctness(heldout, pool):
     for i, facts in enumerate(fact_sets(800, seed=1 + heldout, p_known=0.85)):
-        texts = cap.fine_captions(facts, random.Random(i), n=4, heldout=heldout)
+        texts = cap.fine_captions(facts, random.Random(i), n=4, heldout=heldout, pool=pool)
         assert len(texts) == 4 and len(set(texts)) == 4
         for text in texts:
             assert cap.MIN_FINE_WORDS <= len(text.split()) <= cap.MAX_FINE_WORDS, (facts, text)
@@ -132,8 +137,9 @@ def test_global_caption_prefers_marked_factors():
 
 def test_slow_clip_is_described_as_slow():
     facts = {"gender": "male", "speaking_rate": "very slow", "pitch_level": "high"}
-    for seed in range(200):
-        for text in all_captions(facts, seed, heldout=seed % 2 == 1):
+    for seed in range(300):
+        heldout, pool = POOLS[seed % 3]
+        for text in all_captions(facts, seed, heldout, pool):
             assert mentions(text, cap.LEXICON["speaking_rate"]["very slow"])
             assert not mentions(text, cap.LEXICON["speaking_rate"]["fast"])
             assert not mentions(text, cap.LEXICON["pitch_level"]["low"])
@@ -141,8 +147,8 @@ def test_slow_clip_is_described_as_slow():
 
 def test_unknown_facts_are_never_mentioned():
     for i, facts in enumerate(fact_sets(600, seed=7, p_known=0.5)):
-        for heldout in (False, True):
-            for text in all_captions(facts, i, heldout):
+        for heldout, pool in POOLS:
+            for text in all_captions(facts, i, heldout, pool):
                 for factor, values in cap.LEXICON.items():
                     if facts.get(factor) is None:
                         phrases = set().union(*values.values())
@@ -160,12 +166,34 @@ def test_deterministic_for_an_rng_state():
 
 def test_phrasing_pools_are_disjoint_and_complete():
     pools = cap.phrasing_pools()
-    train, held = pools["train"], pools["heldout"]
-    assert train.keys() == held.keys()
-    for slot in train:
-        assert train[slot] and held[slot], slot
-        assert not train[slot] & held[slot], (slot, train[slot] & held[slot])
-    assert not set().union(*train.values()) & set().union(*held.values())
+    held = pools["heldout"]
+    for name in ("train", "wide"):
+        pool = pools[name]
+        assert pool.keys() == held.keys()
+        for slot in pool:
+            assert pool[slot] and held[slot], slot
+            assert not pool[slot] & held[slot], (name, slot, pool[slot] & held[slot])
+        assert not set().union(*pool.values()) & set().union(*held.values())
+    for slot, phrases in pools["train"].items():  # the wide pool only adds to the training pool
+        assert phrases < pools["wide"][slot], slot
+
+
+def test_wide_pool_words_each_value_several_ways():
+    """A head trained on two words per value learns those words, not the concept: the wide pool offers
+    at least three per value for the factors people search by most, and more frames than the others."""
+    wide = cap._POOLS["wide"]
+    for slot in ("pitch_adj", "rate_adj", "loud_adj", "var_adj", "age", "noun"):
+        for value, words in wide[slot].items():
+            assert len(set(words)) >= 3, (slot, value, words)
+    for slot in ("rate_noun", "hedge_adv", "intens", "rel_pitch", "noise_tail", "clean_tail"):
+        assert len(set(wide[slot])) >= 3, slot
+    for value, tails in wide["reverb_tail"].items():
+        assert len(set(tails)) >= 3, value
+    pools = cap.phrasing_pools()
+    for frames in ("global_frames", "fine_frames"):
+        assert len(pools["wide"][frames]) > len(pools["train"][frames]) >= len(pools["heldout"][frames]), frames
+    with pytest.raises(ValueError, match="unknown phrasing pool"):
+        cap.global_caption({"gender": "male"}, random.Random(0), pool="casual")
 
 
 class _Forbidden:
@@ -175,11 +203,14 @@ class _Forbidden:
         raise AssertionError(f"read {key!r} from the wrong pool")
 
 
-@pytest.mark.parametrize("heldout", [False, True])
-def test_each_mode_reads_only_its_own_pool(monkeypatch, heldout):
-    monkeypatch.setitem(cap._POOLS, "train" if heldout else "heldout", _Forbidden())
+@pytest.mark.parametrize(("heldout", "pool"), POOLS, ids=POOL_IDS)
+def test_each_mode_reads_only_its_own_pool(monkeypatch, heldout, pool):
+    own = "heldout" if heldout else pool or "train"
+    for name in cap._POOLS:
+        if name != own:
+            monkeypatch.setitem(cap._POOLS, name, _Forbidden())
     for i, facts in enumerate(fact_sets(300, seed=9, p_known=0.9)):
-        all_captions(facts, i, heldout)
+        all_captions(facts, i, heldout, pool)
 
 
 def test_heldout_captions_use_heldout_only_phrases():
@@ -223,13 +254,13 @@ ATTRIBUTE_VALUES = {**{f: v for f, v in cap.FACTOR_VALUES.items() if f in cap.AT
                     "accent": ("American", "Scottish", "French", "Hindi")}
 
 
-@pytest.mark.parametrize("heldout", [False, True])
-def test_attribute_captions_name_their_value_and_nothing_else(heldout):
+@pytest.mark.parametrize(("heldout", "pool"), POOLS, ids=POOL_IDS)
+def test_attribute_captions_name_their_value_and_nothing_else(heldout, pool):
     for factor, values in ATTRIBUTE_VALUES.items():
         for value in values:
-            texts = cap.attribute_captions(factor, value, heldout)
+            texts = cap.attribute_captions(factor, value, heldout, pool=pool)
             assert len(texts) >= 2, (factor, value)
-            assert texts == cap.attribute_captions(factor, value, heldout)  # deterministic
+            assert texts == cap.attribute_captions(factor, value, heldout, pool=pool)  # deterministic
             for text in texts:
                 assert text[0].isupper() and text.endswith(".") and len(text.split()) <= 14, text
                 if factor == "accent":
@@ -248,7 +279,8 @@ def test_attribute_captions_name_their_value_and_nothing_else(heldout):
 def test_attribute_captions_keep_the_pools_apart_and_are_not_the_evaluation_prompts():
     from searchengine.model.evaluate import ZERO_SHOT_TASKS
 
-    seen = {t for f, vs in ATTRIBUTE_VALUES.items() for v in vs for t in cap.attribute_captions(f, v)}
+    seen = {t for f, vs in ATTRIBUTE_VALUES.items() for v in vs
+            for pool in ("train", "wide") for t in cap.attribute_captions(f, v, pool=pool)}
     held = {t for f, vs in ATTRIBUTE_VALUES.items() for v in vs for t in cap.attribute_captions(f, v, heldout=True)}
     assert seen and held and not seen & held
     prompts = {template.format(word).lower()

@@ -150,3 +150,22 @@ def test_cli_unwritable_out_dir_is_one_clear_line(tmp_path):
     assert done.returncode == 2
     assert "cannot write to" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_facts_from_a_record_rewrite_its_captions(small_manifest):
+    """A manifest record holds every fact its captions were written from, so a trainer can word a clip
+    anew from the manifest alone: the same caption rng gives back the very same captions."""
+    import random
+
+    from searchengine.corpus.captions import fine_captions, global_caption
+    from searchengine.corpus.factors import facts_from_record
+
+    from .conftest import SMALL_SEED
+
+    for record in small_manifest:
+        facts = facts_from_record(record)
+        rng = random.Random(f"clsp-corpus-captions:{SMALL_SEED}:{int(record['id'])}")
+        held = record["heldout_phrasing"]
+        assert global_caption(facts, rng, heldout=held) == record["global_caption"]
+        assert fine_captions(facts, rng, n=len(record["fine_captions"]), heldout=held) == record["fine_captions"]
+    assert facts_from_record({"id": "x"})["pitch_level"] is None  # missing facts stay unknown

@@ -1,0 +1,281 @@
+"""Retraining a model's text head on wider wording against its locked speech side (`clsp-search tune-text`).
+
+A search box meets words the training captions never used. Training end to end on a wider caption
+vocabulary helps with that but costs the rest: the small text head must fit many more wordings while
+the speech side is still moving. Here the speech side of a trained model is locked (LiT's recipe with
+the roles swapped: the locked tower is the one whose features already carry the attributes) and
+only the text head is trained, on the corpus's own captions mixed with paraphrases of every clip
+written from its facts with the wide phrasing pool (`corpus.captions`, `pool="wide"`).
+
+Everything frozen is computed once and cached under `OUT/cache/`: speech embeddings of every training
+and validation clip (whole clips, as search embeds them) and text-tower features of every caption. An
+epoch is then only the text head over cached features, seconds on a CPU. Each epoch ends with a
+validation pass (held-out voices, corpus captions and paraphrases) and a resumable state file; the
+best epoch is exported as a checkpoint whose speech side is byte-for-byte the base model's, so a
+collection's speech index stays valid.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from searchengine.corpus.captions import ATTRIBUTE_CAPTION_FACTORS, fine_captions, global_caption
+from searchengine.corpus.factors import facts_from_record
+from searchengine.model.checkpoint import save_checkpoint
+from searchengine.model.data import Clip, read_manifest
+from searchengine.model.encoder import ClspEncoder
+from searchengine.model.loss import caption_class_loss, clip_loss, encode_labels
+from searchengine.model.metrics import retrieval_metrics
+from searchengine.model.registry import load_model
+from searchengine.model.train import (
+    attribute_caption_classes,
+    attribute_rows,
+    cache_speech_frames,
+    cache_text_features,
+    label_vocabulary,
+    log_epoch,
+    warmup_cosine,
+)
+
+STATE_FILE = "tune_state.pt"
+LOG_FILE = "tune_log.jsonl"
+PARAPHRASE_POOL = "wide"
+
+
+@dataclass
+class TextTuneSettings:
+    seed: int = 0
+    epochs: int = 150
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    #: Share of training captions drawn from the paraphrases rather than the manifest's own captions.
+    paraphrase_share: float = 0.5
+    #: Paraphrase sets written per clip, each one global and `fine_per_set` fine captions.
+    paraphrase_sets: int = 1
+    fine_per_set: int = 4
+    #: Share of training captions that are global (short) rather than fine-grained.
+    global_share: float = 0.4
+    #: Weight of classifying speech and fine-caption embeddings against one-fact attribute captions
+    #: (training and wide pools), as in `clsp-search train`; 0 = off.
+    attribute_caption_weight: float = 1.0
+    #: Start the text head from fresh weights (True) or from the base model's head.
+    reset_head: bool = True
+    workers: int = 2
+    max_val_clips: int = 600
+
+
+def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int) -> list[tuple[str, list[str]]]:
+    """`sets` (global caption, fine captions) of a clip, worded anew from its facts with the wide pool.
+
+    Deterministic for (seed, clip id, set), so a resumed run and its cache see the same sentences."""
+    facts = facts_from_record(clip.record)
+    out = []
+    for k in range(sets):
+        rng = random.Random(f"clsp-paraphrase:{seed}:{clip.id}:{k}")
+        out.append((global_caption(facts, rng, pool=PARAPHRASE_POOL),
+                    fine_captions(facts, rng, n=fine_per_set, pool=PARAPHRASE_POOL)))
+    return out
+
+
+class TextTuner:
+    def __init__(self, base_model: str, corpus: Path, out: Path, settings: TextTuneSettings,
+                 log: Callable[[str], None] = print) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.log_lines = log
+        encoder = load_model(base_model, device="cpu")
+        if not isinstance(encoder, ClspEncoder) or not hasattr(encoder.model.speech_tower, "frontend_config"):
+            raise ValueError(f"{base_model} is not a clsp-search checkpoint with the small speech tower; "
+                             "tune-text retrains the text head of a model `clsp-search train` wrote")
+        self.base_id = encoder.model_id
+        self.model = encoder.model.eval()
+        clips = read_manifest(corpus)
+        # Held-out phrasings are never trained on: they measure generalisation to unseen wording.
+        self.train_clips = [c for c in clips if c.split in ("train", None) and not c.heldout_phrasing]
+        self.val_clips = [c for c in clips if c.split == "val" and not c.heldout_phrasing][: settings.max_val_clips]
+        if not self.train_clips:
+            raise ValueError(f"{corpus} has no training clips (split 'train', not heldout_phrasing)")
+        all_clips = self.train_clips + self.val_clips
+        self.n_train = len(self.train_clips)
+        cache = self.out / "cache"
+        self.speech = self._speech_embeddings(all_clips, cache)
+        # Caption ids per clip: [source][set] -> (global id, [fine ids]); source 0 = manifest, 1 = paraphrases.
+        captions: dict[str, int] = {}
+
+        def ids(global_text: str, fine_texts: list[str]) -> tuple[int, list[int]]:
+            return captions.setdefault(global_text, len(captions)), [captions.setdefault(f, len(captions)) for f in fine_texts]
+
+        self.own = [ids(c.global_caption, c.fine_captions) for c in all_clips]
+        self.para = [[ids(g, f) for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set)]
+                     for c in all_clips]
+        self.text_features = cache_text_features(self.model, list(captions), cache, log)
+        self.class_captions: dict[str, list[list[int]]] = {}
+        if settings.attribute_caption_weight > 0:
+            rows = attribute_rows(all_clips)
+            vocabulary = label_vocabulary(rows[: self.n_train], ATTRIBUTE_CAPTION_FACTORS)
+            if not vocabulary:
+                raise ValueError(f"{corpus} has no labelled attributes for the attribute captions "
+                                 f"(expected some of {', '.join(ATTRIBUTE_CAPTION_FACTORS)}); pass --attribute-caption-weight 0")
+            self.class_captions, phrases = attribute_caption_classes(vocabulary, pools=("train", PARAPHRASE_POOL))
+            self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
+            self.class_caption_labels = encode_labels(vocabulary, rows)
+        self.head = self.model.text_head
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        for parameter in self.head.parameters():
+            parameter.requires_grad_(True)
+        if settings.reset_head:
+            torch.manual_seed(settings.seed)
+            for layer in self.head.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.reset_parameters()
+        self.scale = self.model.scale().detach()  # the base model's temperature, locked with its speech side
+        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.learning_rate,
+                                           weight_decay=settings.weight_decay)
+        self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
+        self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.steps_per_epoch * settings.epochs)
+        self.epoch = 0
+        self.best_score = -1.0
+        self.history: list[dict[str, Any]] = []
+
+    def _speech_embeddings(self, clips: list[Clip], cache: Path) -> torch.Tensor:
+        """The locked speech side's embeddings of whole clips, computed once and cached."""
+        path = cache / f"speech-{self.base_id.replace('@', '-')}.npz"
+        ids = np.array([c.id for c in clips])
+        if path.is_file():
+            stored = np.load(path, allow_pickle=False)
+            if np.array_equal(stored["ids"], ids):
+                return torch.from_numpy(stored["embeddings"])
+        tower = self.model.speech_tower
+        frames, offsets = cache_speech_frames(clips, tower.frontend_config, cache, self.settings.workers, self.log_lines)
+        started, pieces = time.time(), []
+        with torch.inference_mode():
+            for start in range(0, len(clips), 64):
+                batch = [np.asarray(frames[offsets[i] : offsets[i + 1]], dtype=np.float32)
+                         for i in range(start, min(start + 64, len(clips)))]
+                pieces.append(self.model.encode_speech(**tower.collate(batch)).numpy())
+        embeddings = np.concatenate(pieces)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, ids=ids, embeddings=embeddings)
+        tmp.replace(path)
+        self.log_lines(f"embedded {len(clips)} clips with the locked speech side in {time.time() - started:.0f}s")
+        return torch.from_numpy(embeddings)
+
+    def _train_epoch(self) -> dict[str, float]:
+        settings = self.settings
+        rng = np.random.default_rng([settings.seed, self.epoch])
+        torch.manual_seed(settings.seed * 100003 + self.epoch)
+        self.head.train()
+        order = rng.permutation(self.n_train)
+        losses = []
+        for step in range(self.steps_per_epoch):
+            batch = [int(i) for i in order[step * settings.batch_size : (step + 1) * settings.batch_size]]
+            if len(batch) < 2:
+                continue
+            ids, fine_rows = [], []
+            for row, i in enumerate(batch):
+                source = self.para[i][int(rng.integers(len(self.para[i])))] if rng.random() < settings.paraphrase_share \
+                    else self.own[i]
+                if rng.random() < settings.global_share:
+                    ids.append(source[0])
+                else:
+                    ids.append(source[1][int(rng.integers(len(source[1])))])
+                    fine_rows.append(row)  # global captions leave attributes unsaid; only fine ones are classified
+            text = self.head(self.text_features[ids])
+            speech = self.speech[batch]
+            loss = clip_loss(speech, text, self.scale)
+            if self.class_captions:
+                classes = [self.head(self.class_caption_features[[group[int(rng.integers(len(group)))] for group in groups]])
+                           for groups in self.class_captions.values()]
+                labels = self.class_caption_labels[batch]
+                auxiliary = 0.5 * (caption_class_loss(speech, classes, labels, self.scale)
+                                   + caption_class_loss(text[fine_rows], classes, labels[fine_rows], self.scale))
+                loss = loss + settings.attribute_caption_weight * auxiliary
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.head.parameters(), 5.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            losses.append(float(loss.detach()))
+        return {"loss": float(np.mean(losses))}
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Text->speech R@1 on validation voices: the manifest's global and last fine caption, and the
+        same from the first paraphrase set."""
+        if not self.val_clips:
+            return {}
+        self.head.eval()
+        indices = range(self.n_train, self.n_train + len(self.val_clips))
+        speech = self.speech[list(indices)].numpy()
+        result = {}
+        for name, source in (("", self.own), ("paraphrase_", [p[0] for p in self.para])):
+            for kind, ids in (("global", [source[i][0] for i in indices]), ("fine", [source[i][1][-1] for i in indices])):
+                metrics = retrieval_metrics(speech, self.head(self.text_features[ids]).numpy())
+                result[f"val_{name}{kind}_t2s_R@1"] = metrics["text_to_speech"]["R@1"]
+        return result
+
+    def save_state(self) -> None:
+        state = {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_score": self.best_score,
+                 "history": self.history, "settings": asdict(self.settings), "base": self.base_id}
+        tmp = self.out / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / STATE_FILE)
+
+    def load_state(self) -> bool:
+        path = self.out / STATE_FILE
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["settings"] != asdict(self.settings) or state["base"] != self.base_id:
+            raise ValueError(f"{path} was written from {state['base']} with settings {state['settings']}; "
+                             "use a new --out or the same model and flags")
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]
+        return True
+
+    def run(self, stop_after_epoch: int | None = None) -> Path:
+        """Train to the end, or only up to `stop_after_epoch` (a later `--resume` continues exactly)."""
+        tuning = {"base_model": self.base_id, "train_clips": self.n_train, "val_clips": len(self.val_clips),
+                  "paraphrase_pool": PARAPHRASE_POOL, **asdict(self.settings)}
+        last = self.settings.epochs if stop_after_epoch is None else min(stop_after_epoch, self.settings.epochs)
+        while self.epoch < last:
+            started = time.time()
+            record = {"epoch": self.epoch + 1, **self._train_epoch(), **self.validate()}
+            record["seconds"] = round(time.time() - started, 1)
+            score = float(np.mean([v for k, v in record.items() if k.endswith("t2s_R@1")] or [0.0]))
+            self.epoch += 1
+            if score >= self.best_score:
+                self.best_score = score
+                save_checkpoint(self.model, self.out, extra={"text_tuning": {**tuning, "epoch": self.epoch}})
+                record["exported"] = True
+            self.history.append(record)
+            log_epoch(self.out / LOG_FILE, record, self.log_lines)
+            self.save_state()
+        return self.out
+
+
+def tune_text(base_model: str, corpus: str | Path, out: str | Path, settings: TextTuneSettings | None = None,
+              resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Retrain (or resume retraining) the text head of `base_model`; returns the exported checkpoint directory."""
+    tuner = TextTuner(base_model, Path(corpus), Path(out), settings or TextTuneSettings(), log)
+    if resume and tuner.load_state():
+        log(f"resumed after epoch {tuner.epoch} of {tuner.settings.epochs}")
+    elif (Path(out) / STATE_FILE).is_file():
+        raise FileExistsError(f"{out} holds a tuning run; pass --resume to continue it or choose a new --out")
+    return tuner.run()

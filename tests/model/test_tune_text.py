@@ -1,0 +1,112 @@
+"""`clsp-search tune-text`: the bundled clsp-mini's text head retrained on a small generated corpus.
+
+Real parts throughout: the committed weights as the base, a corpus rendered by the generator, the
+frozen MiniLM text tower. What is checked is what a user relies on: the speech side (and so every
+speech index built with the base model) is untouched, the run exports, logs and resumes exactly, and
+the paraphrases it trains on are new wordings of the clip's own facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from searchengine.model.tune_text import STATE_FILE, TextTuner, TextTuneSettings, paraphrases, tune_text
+
+pytestmark = pytest.mark.slow
+
+
+def mentions(text: str, phrases) -> bool:
+    return re.search(r"\b(?:" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b", text.lower()) is not None
+
+SETTINGS = TextTuneSettings(seed=2, epochs=2, batch_size=8, warmup_steps=2, workers=1)
+
+
+@pytest.fixture(scope="module")
+def corpus(make_corpus):
+    return make_corpus(40, 3)
+
+
+@pytest.fixture(scope="module")
+def base_weights():
+    from searchengine.model.registry import WEIGHTS_DIR
+
+    return load_file(str(WEIGHTS_DIR / "clsp-mini" / "model.safetensors"))
+
+
+def test_tuning_locks_the_speech_side_exports_and_resumes_exactly(corpus, base_weights, tmp_path):
+    from searchengine.model import load_model
+    from searchengine.model.data import read_manifest
+
+    straight = tune_text("clsp-mini", corpus, tmp_path / "straight", SETTINGS, log=lambda _: None)
+    log = [json.loads(line) for line in (straight / "tune_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert all(np.isfinite(r["loss"]) and "val_paraphrase_fine_t2s_R@1" in r for r in log)
+    config = json.loads((straight / "config.json").read_text())
+    assert config["text_tuning"]["base_model"] == load_model("clsp-mini", device="cpu").model_id
+    assert config["training"]["epoch"] == 56  # the base model's own recipe is kept beside
+
+    tuned = load_file(str(straight / "model.safetensors"))
+    assert tuned.keys() == base_weights.keys()
+    for key, value in tuned.items():
+        same = np.array_equal(value.numpy(), base_weights[key].numpy())
+        assert same != key.startswith("text_head."), key  # only the text head moved, all of it
+
+    # Speech embeddings are bit-identical, so a collection indexed with the base model stays valid;
+    # text embeddings are new.
+    base, new = load_model("clsp-mini", device="cpu"), load_model(straight, device="cpu")
+    clips = read_manifest(corpus)[:4]
+    audio = [c.load_audio() for c in clips]
+    np.testing.assert_array_equal(base.encode_speech(audio, 16000), new.encode_speech(audio, 16000))
+    captions = [c.global_caption for c in clips]
+    assert not np.allclose(base.encode_text(captions), new.encode_text(captions), atol=1e-3)
+
+    # Stopped after one epoch (as a killed run leaves it), then resumed: bit-identical result.
+    TextTuner("clsp-mini", corpus, tmp_path / "resumed", SETTINGS, log=lambda _: None).run(stop_after_epoch=1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        tune_text("clsp-mini", corpus, tmp_path / "resumed", SETTINGS, log=lambda _: None)
+    with pytest.raises(ValueError, match="other settings|same model and flags"):
+        tune_text("clsp-mini", corpus, tmp_path / "resumed", dataclasses.replace(SETTINGS, seed=3), resume=True,
+                  log=lambda _: None)
+    resumed = tune_text("clsp-mini", corpus, tmp_path / "resumed", SETTINGS, resume=True, log=lambda _: None)
+    assert (resumed / STATE_FILE).is_file()
+    again = load_file(str(resumed / "model.safetensors"))
+    for key in tuned:
+        assert np.array_equal(tuned[key].numpy(), again[key].numpy()), key
+
+
+def test_paraphrases_reword_the_clips_own_facts(corpus, monkeypatch):
+    from searchengine.corpus import captions as cap
+    from searchengine.model.data import read_manifest
+
+    class Forbidden:
+        def __getitem__(self, key):
+            raise AssertionError("a paraphrase read the held-out pool")
+
+    monkeypatch.setitem(cap._POOLS, "heldout", Forbidden())  # held-out wording stays unseen in training
+    clips = [c for c in read_manifest(corpus) if c.attribute("speaking_rate") in ("very slow", "slow")]
+    assert clips
+    for clip in clips:
+        sets = paraphrases(clip, seed=0, sets=2, fine_per_set=4)
+        assert sets == paraphrases(clip, seed=0, sets=2, fine_per_set=4)  # deterministic
+        assert sets != paraphrases(clip, seed=1, sets=2, fine_per_set=4)
+        assert len(sets) == 2 and sets[0] != sets[1] and all(len(fine) == 4 for _, fine in sets)
+        own = {clip.global_caption, *clip.fine_captions}
+        slow = cap.LEXICON["speaking_rate"][clip.attribute("speaking_rate")]
+        fast = cap.LEXICON["speaking_rate"]["fast"] | cap.LEXICON["speaking_rate"]["very fast"]
+        for global_text, fine in sets:
+            for text in (global_text, *fine):
+                assert text not in own
+                assert mentions(text, slow) and not mentions(text, fast), text
+
+
+def test_only_our_own_checkpoints_can_be_tuned(corpus, tmp_path):
+    from searchengine.model.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no model"):
+        TextTuner(str(tmp_path / "missing"), corpus, tmp_path / "out", SETTINGS, log=lambda _: None)
