@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from searchengine.corpus.captions import ATTRIBUTE_CAPTION_FACTORS, attribute_captions
 from searchengine.model.checkpoint import save_checkpoint
@@ -144,13 +145,16 @@ def cache_speech_frames(clips: list[Clip], frontend: FrontendConfig, cache_dir: 
     todo = [(str(c.path), asdict(frontend), str(t)) for c, t in zip(clips, targets, strict=True) if not t.is_file()]
     if todo:
         started = time.time()
+        progress = tqdm(total=len(todo), unit="clip", desc="speech frames", disable=None)
         if workers <= 1:
             for job in todo:
                 _featurize(job)
+                progress.update()
         else:
             with get_context("spawn").Pool(workers) as pool:
                 for _ in pool.imap_unordered(_featurize, todo, chunksize=16):
-                    pass
+                    progress.update()
+        progress.close()
         log(f"computed speech frames of {len(todo)} clips in {time.time() - started:.0f}s")
     return concatenate_rows([np.load(t) for t in targets])
 
@@ -198,6 +202,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     if missing:
         started = time.time()
         tower.eval()
+        progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
         with torch.inference_mode():
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
@@ -209,8 +214,10 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
                 else:
                     vectors = list(tower(**prepared).numpy())
                 known.update(zip(batch, vectors, strict=True))
+                progress.update(len(batch))
                 if (start // 128) % 20 == 19:
                     _save_text_cache(path, known)
+        progress.close()
         _save_text_cache(path, known)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
     if tokens:
