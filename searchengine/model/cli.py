@@ -49,12 +49,12 @@ def tune_text(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write (checkpoint, cache, logs).")],
     model: Annotated[str, typer.Option("--model", help="The model whose text head is retrained (name or directory).")] = "clsp-mini",
     seed: Annotated[int, typer.Option(help="Seed; the same seed, model and data give the same head.")] = 0,
-    epochs: Annotated[int, typer.Option(help="Epochs over the training clips.")] = 150,
+    epochs: Annotated[int, typer.Option(help="Epochs over the training clips.")] = 300,
     batch_size: Annotated[int, typer.Option(help="Clips per step.")] = 128,
     learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate (cosine decay).")] = 1e-3,
     paraphrase_share: Annotated[float, typer.Option(
-        help="Share of training captions taken from paraphrases in the wide phrasing pool (the rest: the manifest's).")] = 0.5,
-    paraphrase_sets: Annotated[int, typer.Option(help="Paraphrase sets per clip (one global + four fine captions each).")] = 1,
+        help="Share of training captions taken from paraphrases in the wide phrasing pool (the rest: the manifest's).")] = 0.7,
+    paraphrase_sets: Annotated[int, typer.Option(help="Paraphrase sets per clip (one global + four fine captions each).")] = 2,
     attribute_caption_weight: Annotated[float, typer.Option(
         help="Weight of classifying against short one-attribute captions (0 = off; needs labelled attributes).")] = 1.0,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,

@@ -54,15 +54,15 @@ PARAPHRASE_POOL = "wide"
 @dataclass
 class TextTuneSettings:
     seed: int = 0
-    epochs: int = 150
+    epochs: int = 300
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
     #: Share of training captions drawn from the paraphrases rather than the manifest's own captions.
-    paraphrase_share: float = 0.5
+    paraphrase_share: float = 0.7
     #: Paraphrase sets written per clip, each one global and `fine_per_set` fine captions.
-    paraphrase_sets: int = 1
+    paraphrase_sets: int = 2
     fine_per_set: int = 4
     #: Share of training captions that are global (short) rather than fine-grained.
     global_share: float = 0.4
