@@ -46,17 +46,23 @@ LOG_FILE = "train_log.jsonl"
 
 
 @dataclass
-class TrainSettings:
-    config: str = "clsp-mini"
+class RunSettings:
+    """What every training run here shares: seed, optimiser schedule, feature workers, validation size."""
+
     seed: int = 0
-    stage1_epochs: int = 8
-    stage2_epochs: int = 12
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
     workers: int = 2
     max_val_clips: int = 600
+
+
+@dataclass
+class TrainSettings(RunSettings):
+    config: str = "clsp-mini"
+    stage1_epochs: int = 8
+    stage2_epochs: int = 12
     #: Fine captions used per clip (the first k; 0 = all). Frozen text features are cached for the
     #: global caption plus these, so k bounds the one-off text-tower cost on a small CPU.
     fine_captions_per_clip: int = 2
@@ -265,6 +271,21 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def save_run_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a run's resumable state to a new file, then rename it over the old one: a run killed
+    while saving leaves the previous epoch's state intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_run_state(path: Path) -> dict[str, Any] | None:
+    """The state `save_run_state` wrote, or None when the run has none yet."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def log_epoch(path: Path, record: dict[str, Any], log: Callable[[str], None]) -> None:
     """Append an epoch's record to the run's jsonl log and show it as one line."""
     with path.open("a") as handle:
@@ -457,15 +478,13 @@ class Trainer:
             "history": self.history,
             "settings": asdict(self.settings),
         }
-        tmp = self.out / (STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out / STATE_FILE)
+        save_run_state(self.out / STATE_FILE, state)
 
     def load_state(self) -> bool:
         path = self.out / STATE_FILE
-        if not path.is_file():
+        state = load_run_state(path)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
         if state["settings"] != asdict(self.settings):
             raise ValueError(f"{path} was written with other settings {state['settings']}; use a new --out or the same flags")
         self.model.load_state_dict(state["model"])

@@ -37,12 +37,15 @@ from searchengine.model.loss import caption_class_loss, clip_loss, encode_labels
 from searchengine.model.metrics import retrieval_metrics
 from searchengine.model.registry import load_model
 from searchengine.model.train import (
+    RunSettings,
     attribute_caption_classes,
     attribute_rows,
     cache_speech_frames,
     cache_text_features,
     label_vocabulary,
+    load_run_state,
     log_epoch,
+    save_run_state,
     warmup_cosine,
 )
 
@@ -52,13 +55,8 @@ PARAPHRASE_POOL = "wide"
 
 
 @dataclass
-class TextTuneSettings:
-    seed: int = 0
+class TextTuneSettings(RunSettings):
     epochs: int = 300
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
     #: Share of training captions drawn from the paraphrases rather than the manifest's own captions.
     paraphrase_share: float = 0.7
     #: Paraphrase sets written per clip, each one global and `fine_per_set` fine captions.
@@ -71,8 +69,6 @@ class TextTuneSettings:
     attribute_caption_weight: float = 1.0
     #: Start the text head from fresh weights (True) or from the base model's head.
     reset_head: bool = True
-    workers: int = 2
-    max_val_clips: int = 600
 
 
 def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int) -> list[tuple[str, list[str]]]:
@@ -231,15 +227,13 @@ class TextTuner:
         state = {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_score": self.best_score,
                  "history": self.history, "settings": asdict(self.settings), "base": self.base_id}
-        tmp = self.out / (STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.out / STATE_FILE)
+        save_run_state(self.out / STATE_FILE, state)
 
     def load_state(self) -> bool:
         path = self.out / STATE_FILE
-        if not path.is_file():
+        state = load_run_state(path)
+        if state is None:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
         if state["settings"] != asdict(self.settings) or state["base"] != self.base_id:
             raise ValueError(f"{path} was written from {state['base']} with settings {state['settings']}; "
                              "use a new --out or the same model and flags")
