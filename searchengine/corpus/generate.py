@@ -132,20 +132,37 @@ def _render_star(args: tuple[ClipPlan, Path]) -> tuple[int, float]:
     return render_clip(*args)
 
 
-def _check_state(out_dir: Path, state: dict) -> None:
-    """Refuse to resume into a directory made with another seed or voice set (its clips would mix)."""
+def _corpus_state(seed: int, split_by_voice: bool, voices: Sequence[Voice]) -> dict:
+    """What a corpus directory records about how its clips were made: the seed, the split, the voice
+    ids (which fix every plan) and each voice's synthesizer setting (which fixes how it sounds)."""
+    return {"seed": seed, "split_by_voice": split_by_voice, "voices": sorted(v.id for v in voices),
+            "voice_specs": {v.id: v.params.get("voice") for v in sorted(voices, key=lambda v: v.id)}}
+
+
+def _stale_voices(out_dir: Path, state: dict) -> set[str]:
+    """Voices whose clips in `out_dir` were spoken with another synthesizer setting than now.
+
+    Refuses a directory made with another seed, split or voice set (its clips would mix). A directory
+    whose state predates the recorded settings has all its voices stale: its clips are rendered anew.
+    """
     path = out_dir / STATE_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old is not None and old != state:
-            raise CorpusError(
-                f"{out_dir} holds a corpus made with other settings (seed, voices or split); "
-                "choose an empty directory"
-            )
-    path.write_text(json.dumps(state, indent=1) + "\n")
+    if not path.exists():
+        return set()
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return set()
+    if not isinstance(old, dict):
+        return set()
+    if any(old.get(key) != state[key] for key in ("seed", "split_by_voice", "voices")):
+        raise CorpusError(
+            f"{out_dir} holds a corpus made with other settings (seed, voices or split); "
+            "choose an empty directory"
+        )
+    old_specs = old.get("voice_specs")
+    if not isinstance(old_specs, dict):
+        return set(state["voices"])
+    return {vid for vid, spec in state["voice_specs"].items() if old_specs.get(vid) != spec}
 
 
 def prepare_out_dir(out_dir: Path) -> None:
@@ -181,13 +198,22 @@ def generate(
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir)
     voices = list(voices)
-    _check_state(out_dir, {"seed": seed, "split_by_voice": split_by_voice,
-                           "voices": sorted(v.id for v in voices)})
+    state = _corpus_state(seed, split_by_voice, voices)
+    stale_voices = _stale_voices(out_dir, state)
     for stale in (out_dir / AUDIO_DIR).glob(".*.tmp.wav"):
         stale.unlink(missing_ok=True)
 
     voice_splits = assign_voice_splits(voices, seed) if split_by_voice else None
     plans = [plan_clip(i, seed, voices, voice_splits) for i in range(n)]
+    # Clips spoken with an outdated setting go before the new state is written, so that a run killed
+    # in between still finds them stale next time.
+    if stale_voices:  # clips past --n too: a later, larger run would reuse them
+        indices = [int(f.stem) for f in (out_dir / AUDIO_DIR).glob("[0-9]*.wav") if f.stem.isdigit()]
+        for i in range(max(indices, default=-1) + 1):
+            plan = plans[i] if i < n else plan_clip(i, seed, voices, voice_splits)
+            if plan.voice.id in stale_voices:
+                (out_dir / plan.path).unlink(missing_ok=True)
+    (out_dir / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
     durations: dict[int, float] = {}
     todo: list[ClipPlan] = []
     for plan in plans:

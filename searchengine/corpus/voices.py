@@ -139,15 +139,21 @@ def installed_engines() -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _espeak_voice_files() -> frozenset[str]:
-    """Voice files espeak-ng lists (e.g. `gmw/en-US`, `roa/fr`), mbrola voices excluded."""
-    files = set()
+def _espeak_voice_files() -> dict[str, str]:
+    """Voice files espeak-ng lists (e.g. `gmw/en-US`, `roa/fr`), mbrola voices excluded, each under its
+    own name and its language code: {name or code: file}.
+
+    Voices are always spoken by file name. A language code does not always name a voice file
+    (`fr-fr` is the file `roa/fr`), and then espeak-ng drops a `+variant` suffix without a word:
+    `fr-fr+f4` speaks with the default male voice.
+    """
+    files: dict[str, str] = {}
     for line in _run(["espeak-ng", "--voices"]).splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 5 and not parts[4].startswith("mb/"):
-            files.add(parts[4])
-            files.add(parts[1])  # the language code also works as a voice name
-    return frozenset(files)
+            files[parts[4]] = parts[4]
+            files.setdefault(parts[1], parts[4])
+    return files
 
 
 @functools.lru_cache(maxsize=1)
@@ -197,7 +203,7 @@ def _espeak_voices() -> list[Voice]:
                     accent=accent,
                     age=age,
                     timbre=timbre,
-                    params={"voice": f"{code}+{variant}", "family": "espeak-foreign"},
+                    params={"voice": f"{files[code]}+{variant}", "family": "espeak-foreign"},
                     controls_pitch_range=True,
                 )
             )

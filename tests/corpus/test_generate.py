@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from searchengine.corpus.generate import assign_voice_splits, generate
+from searchengine.corpus.generate import CorpusError, assign_voice_splits, generate
 from searchengine.corpus.voices import available_voices, select_voices
 
 BINS = {
@@ -104,6 +104,35 @@ def test_resume_renders_only_missing_clips(tmp_path):
         if w.name not in deleted:
             assert w.stat().st_mtime_ns == mtimes[w.name], f"{w.name} was rendered again"
     assert not list((out / "audio").glob(".*"))
+
+
+def test_a_changed_voice_setting_renders_that_voice_anew(tmp_path):
+    """A voice whose synthesizer setting changed since a corpus was made (a fixed voice spec) has its
+    clips rendered again on the next run; every other clip is reused, and the manifest is the same."""
+    voices = select_voices(["espeak-ng:en-us+m3", "espeak-ng:en-us+f3"])
+    out = tmp_path / "respec"
+    generate(out, n=10, seed=4, voices=voices, workers=2)
+    manifest = (out / "manifest.jsonl").read_bytes()
+    records = [json.loads(line) for line in manifest.decode().splitlines()]
+    changed = {r["path"] for r in records if r["voice"] == "espeak-ng:en-us+f3"}
+    assert 0 < len(changed) < len(records)
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in (r["path"] for r in records)}
+    state = json.loads((out / ".corpus.json").read_text())
+    state["voice_specs"]["espeak-ng:en-us+f3"] = "en-us+f3"  # as an older catalogue spelled it
+    (out / ".corpus.json").write_text(json.dumps(state))
+
+    summary = generate(out, n=10, seed=4, voices=voices, workers=2)
+    assert summary["rendered"] == len(changed)
+    assert (out / "manifest.jsonl").read_bytes() == manifest
+    for path, before in mtimes.items():
+        assert ((out / path).stat().st_mtime_ns != before) == (path in changed), path
+    assert json.loads((out / ".corpus.json").read_text())["voice_specs"]["espeak-ng:en-us+f3"] == "gmw/en-US+f3"
+
+    state.pop("voice_specs")  # a corpus made before settings were recorded: everything is spoken anew
+    (out / ".corpus.json").write_text(json.dumps(state))
+    assert generate(out, n=10, seed=4, voices=voices, workers=2)["rendered"] == 10
+    with pytest.raises(CorpusError, match="other settings"):
+        generate(out, n=10, seed=5, voices=voices, workers=2)
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
