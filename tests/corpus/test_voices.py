@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from searchengine.corpus.factors import Factors
+from searchengine.corpus.render import synthesize
 from searchengine.corpus.voices import VoiceSelectionError, available_voices, select_voices
 
 GENDERS = {"male", "female"}
 AGES = {"young", "adult", "elderly", None}
+#: Every factor at the voice's own default: what the voice itself sounds like.
+NEUTRAL = Factors(0.0, None, 1.0, -25.0, False, None, None, 0.0, False)
 TIMBRES = {"creaky", "hoarse", "breathy", "nasal", "robotic", "smooth", "bright", "warm", "thin", "rough"}
 
 
@@ -35,15 +40,9 @@ def test_voices_cover_accents_genders_and_whisper():
 
 def test_every_listed_voice_speaks():
     """One voice per engine renders a word: discovery offers nothing that cannot synthesize."""
-    import numpy as np
-
-    from searchengine.corpus.factors import Factors
-    from searchengine.corpus.render import synthesize
-
-    neutral = Factors(0.0, None, 1.0, -25.0, False, None, None, 0.0, False)
     for engine in sorted({v.engine for v in available_voices()}):
         voice = next(v for v in available_voices() if v.engine == engine)
-        x = synthesize("Hello there.", voice, neutral)
+        x = synthesize("Hello there.", voice, NEUTRAL)
         assert x.dtype == np.float32 and len(x) > 1600 and np.abs(x).max() > 0.01
 
 
@@ -63,18 +62,13 @@ def test_every_voice_sounds_like_its_gender():
     heard: every voiced voice, at its default pitch, has a median F0 on its gender's side of 140 Hz
     (men here speak near 100-110 Hz, women above 150). This catches a voice spec the synthesizer
     silently reads as another voice, as espeak-ng does with `fr-fr+f4` (the male default voice)."""
-    import numpy as np
     import parselmouth
 
-    from searchengine.corpus.factors import Factors
-    from searchengine.corpus.render import synthesize
-
-    neutral = Factors(0.0, None, 1.0, -25.0, False, None, None, 0.0, False)
     wrong = []
     for voice in available_voices():
         if voice.whisper:
             continue
-        x = synthesize("The quick brown fox jumps over the lazy dog near the river bank.", voice, neutral)
+        x = synthesize("The quick brown fox jumps over the lazy dog near the river bank.", voice, NEUTRAL)
         f0 = parselmouth.Sound(x.astype(np.float64), 16000).to_pitch(time_step=0.02).selected_array["frequency"]
         median = float(np.median(f0[f0 > 0]))
         if (median > 140) != (voice.gender == "female"):
