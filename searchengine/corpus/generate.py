@@ -134,9 +134,12 @@ def _render_star(args: tuple[ClipPlan, Path]) -> tuple[int, float]:
 
 def _corpus_state(seed: int, split_by_voice: bool, voices: Sequence[Voice]) -> dict:
     """What a corpus directory records about how its clips were made: the seed, the split, the voice
-    ids (which fix every plan) and each voice's synthesizer setting (which fixes how it sounds)."""
-    return {"seed": seed, "split_by_voice": split_by_voice, "voices": sorted(v.id for v in voices),
-            "voice_specs": {v.id: v.params.get("voice") for v in sorted(voices, key=lambda v: v.id)}}
+    ids (which fix every plan) and each voice's synthesizer setting (which fixes how it sounds).
+
+    "voices" repeats the keys of "voice_specs" because state files written before the settings were
+    recorded have only "voices", and the seed/split/voices comparison must read both kinds."""
+    specs = {v.id: v.params.get("voice") for v in sorted(voices, key=lambda v: v.id)}
+    return {"seed": seed, "split_by_voice": split_by_voice, "voices": list(specs), "voice_specs": specs}
 
 
 def _stale_voices(out_dir: Path, state: dict) -> set[str]:
