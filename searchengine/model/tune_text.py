@@ -67,6 +67,11 @@ class TextTuneSettings(RunSettings):
     #: Weight of classifying speech and fine-caption embeddings against one-fact attribute captions
     #: (training and wide pools), as in `clsp-search train`; 0 = off.
     attribute_caption_weight: float = 1.0
+    #: Attribute captions averaged into each class's embedding per step, drawn at random from the class's
+    #: captions. Zero-shot classification meets a class as the mean of several wordings (prompt
+    #: ensembling), and this trains against such means; 1 = one caption per class, the bundled model's
+    #: recipe (4 was measured and not adopted: MODEL_CARD.md).
+    class_prompts: int = 1
     #: Start the text head from fresh weights (True) or from the base model's head.
     reset_head: bool = True
 
@@ -89,6 +94,8 @@ class TextTuner:
                  log: Callable[[str], None] = print) -> None:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        if settings.class_prompts < 1:
+            raise ValueError(f"class_prompts must be at least 1, got {settings.class_prompts}")
         self.settings = settings
         self.log_lines = log
         encoder = load_model(base_model, device="cpu")
@@ -193,8 +200,7 @@ class TextTuner:
             speech = self.speech[batch]
             loss = clip_loss(speech, text, self.scale)
             if self.class_captions:
-                classes = [self.head(self.class_caption_features[[group[int(rng.integers(len(group)))] for group in groups]])
-                           for groups in self.class_captions.values()]
+                classes = self._class_embeddings(rng)
                 labels = self.class_caption_labels[batch]
                 auxiliary = 0.5 * (caption_class_loss(speech, classes, labels, self.scale)
                                    + caption_class_loss(text[fine_rows], classes, labels[fine_rows], self.scale))
@@ -206,6 +212,20 @@ class TextTuner:
             self.scheduler.step()
             losses.append(float(loss.detach()))
         return {"loss": float(np.mean(losses))}
+
+    def _class_embeddings(self, rng: np.random.Generator) -> list[torch.Tensor]:
+        """Per attribute, [classes, D]: each class as the normalised mean of `class_prompts` of its attribute
+        captions drawn at random (with replacement), through the text head being trained."""
+        k = self.settings.class_prompts
+        out = []
+        for groups in self.class_captions.values():
+            if k == 1:
+                out.append(self.head(self.class_caption_features[[group[int(rng.integers(len(group)))] for group in groups]]))
+                continue
+            rows = [group[int(j)] for group in groups for j in rng.integers(len(group), size=k)]
+            embeddings = self.head(self.class_caption_features[rows]).view(len(groups), k, -1).mean(dim=1)
+            out.append(torch.nn.functional.normalize(embeddings, dim=-1))
+        return out
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:

@@ -108,6 +108,30 @@ def test_paraphrases_reword_the_clips_own_facts(corpus, monkeypatch):
                 assert mentions(text, slow) and not mentions(text, fast), text
 
 
+def test_each_class_is_trained_as_the_mean_of_its_captions(corpus, tmp_path):
+    """Zero-shot meets a class as the mean of several prompts, so training classifies against such means:
+    with many draws, a class's embedding is the normalised mean over all of its own captions."""
+    import torch
+
+    settings = dataclasses.replace(SETTINGS, class_prompts=500, reset_head=False)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "run", settings, log=lambda _: None)
+    tuner.head.eval()  # no dropout: the draws are the only randomness
+    with torch.no_grad():
+        drawn = tuner._class_embeddings(np.random.default_rng(0))
+        assert len(drawn) == len(tuner.class_captions) > 0
+        for (name, groups), classes in zip(tuner.class_captions.items(), drawn, strict=True):
+            assert classes.shape == (len(groups), tuner.model.embed_dim), name
+            np.testing.assert_allclose(classes.norm(dim=-1).numpy(), 1.0, atol=1e-5)
+            full = torch.nn.functional.normalize(
+                torch.stack([tuner.head(tuner.class_caption_features[group]).mean(dim=0) for group in groups]), dim=-1)
+            agreement = classes @ full.T
+            assert (agreement.argmax(dim=1) == torch.arange(len(groups))).all(), name
+            assert float(agreement.diagonal().min()) > 0.98, name
+    with pytest.raises(ValueError, match="class_prompts"):
+        TextTuner("clsp-mini", corpus, tmp_path / "bad", dataclasses.replace(SETTINGS, class_prompts=0),
+                  log=lambda _: None)
+
+
 def test_only_our_own_checkpoints_can_be_tuned(corpus, tmp_path):
     from searchengine.model.checkpoint import CheckpointError
 
