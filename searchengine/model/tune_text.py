@@ -92,10 +92,10 @@ def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int) -> list[tup
 class TextTuner:
     def __init__(self, base_model: str, corpus: Path, out: Path, settings: TextTuneSettings,
                  log: Callable[[str], None] = print) -> None:
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         if settings.class_prompts < 1:
             raise ValueError(f"class_prompts must be at least 1, got {settings.class_prompts}")
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.log_lines = log
         encoder = load_model(base_model, device="cpu")
@@ -219,7 +219,7 @@ class TextTuner:
         k = self.settings.class_prompts
         out = []
         for groups in self.class_captions.values():
-            if k == 1:
+            if k == 1:  # the recipe's own draws, bit for bit: no second normalisation of unit vectors
                 out.append(self.head(self.class_caption_features[[group[int(rng.integers(len(group)))] for group in groups]]))
                 continue
             rows = [group[int(j)] for group in groups for j in rng.integers(len(group), size=k)]
