@@ -59,6 +59,9 @@ def tune_text(
         help="Weight of classifying against short one-attribute captions (0 = off; needs labelled attributes).")] = 1.0,
     class_prompts: Annotated[int, typer.Option(
         help="One-attribute captions averaged into each class per step, as zero-shot averages prompts (1 = one).")] = 1,
+    text_pooling: Annotated[str, typer.Option(
+        help="Text pooling of the tuned model: mean, cls or head_mean (the head per token, then the mean); "
+             "default: the model's own.")] = "",
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -72,7 +75,7 @@ def tune_text(
     settings = TextTuneSettings(seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
-                                reset_head=not keep_head,
+                                reset_head=not keep_head, text_pooling=text_pooling,
                                 workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)

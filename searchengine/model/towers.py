@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
+from searchengine.model.heads import TokenBatch
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -344,15 +345,17 @@ def build_speech_tower(config: dict[str, Any]) -> nn.Module:
 # ----------------------------------------------------------------------------------------------- text
 
 
-#: How a text tower turns token states into one vector.
-TEXT_POOLINGS = ("pooler", "cls", "mean", "attention", "mean_attention")
+#: How a text tower turns token states into one vector (`head_mean`: the projection head does, per token).
+TEXT_POOLINGS = ("pooler", "cls", "mean", "attention", "mean_attention", "head_mean")
 
 
 class HFTextTower(nn.Module):
     """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta), or
     mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or a
     learned attention pooling over the (possibly frozen) token states, or both side by side
-    (`mean_attention`: the mean and the attention-pooled vector concatenated, [2D]).
+    (`mean_attention`: the mean and the attention-pooled vector concatenated, [2D]), or not at all
+    (`head_mean`: the tower hands its token states on as a `TokenBatch` and the projection head maps each
+    token before averaging; measured in the model card).
 
     Attention alone leans on the words it learned to trust, so a query that mixes them with unfamiliar
     words is pulled toward them; keeping the plain mean beside it lets the head weigh the whole sentence
@@ -394,16 +397,19 @@ class HFTextTower(nn.Module):
 
     @property
     def pools_tokens(self) -> bool:
-        """True when pooling has weights: a frozen tower's output must then be cached per token."""
-        return self.pool is not None
+        """True when trained weights act on each token (attention pooling, or the head under `head_mean`):
+        a frozen tower's output must then be cached per token."""
+        return self.pool is not None or self.pooling == "head_mean"
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """Last-layer token states [B, T, D] (padding positions included; see attention_mask)."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
-    def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention) or [B, 2D]
-        (mean_attention)."""
+    def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
+        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention), [B, 2D]
+        (mean_attention), or the states themselves for the head to map (head_mean)."""
+        if self.pooling == "head_mean":
+            return TokenBatch(hidden, mask)
         if self.pooling == "cls":
             return hidden[:, 0]
         if self.pooling == "attention":
@@ -414,7 +420,8 @@ class HFTextTower(nn.Module):
             return masked_mean(hidden, mask)
         raise ValueError(f"{self.pooling!r} pooling reads the model's pooler output, not token states")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                **extra: torch.Tensor) -> torch.Tensor | TokenBatch:
         if self.pooling == "pooler":
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).pooler_output
         return self.pool_tokens(self.token_states(input_ids, attention_mask, **extra), attention_mask.bool())

@@ -74,6 +74,14 @@ class TextTuneSettings(RunSettings):
     class_prompts: int = 1
     #: Start the text head from fresh weights (True) or from the base model's head.
     reset_head: bool = True
+    #: The text tower's pooling in the tuned model ("" = the base model's). Only poolings without weights of
+    #: their own can be switched here: `mean`, `cls`, or `head_mean` (the head maps every token state, then
+    #: the mean), so the head's input size stays the frozen tower's hidden size.
+    text_pooling: str = ""
+
+
+#: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
+SWITCHABLE_TEXT_POOLINGS = ("mean", "cls", "head_mean")
 
 
 def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int) -> list[tuple[str, list[str]]]:
@@ -94,6 +102,9 @@ class TextTuner:
                  log: Callable[[str], None] = print) -> None:
         if settings.class_prompts < 1:
             raise ValueError(f"class_prompts must be at least 1, got {settings.class_prompts}")
+        if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
+            raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
+                             f"got {settings.text_pooling!r}")
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -104,6 +115,8 @@ class TextTuner:
                              "tune-text retrains the text head of a model `clsp-search train` wrote")
         self.base_id = encoder.model_id
         self.model = encoder.model.eval()
+        if settings.text_pooling:
+            self._switch_text_pooling(settings.text_pooling)
         clips = read_manifest(corpus)
         # Held-out phrasings are never trained on: they measure generalisation to unseen wording.
         self.train_clips = [c for c in clips if c.split in ("train", None) and not c.heldout_phrasing]
@@ -152,6 +165,15 @@ class TextTuner:
         self.epoch = 0
         self.best_score = -1.0
         self.history: list[dict[str, Any]] = []
+
+    def _switch_text_pooling(self, pooling: str) -> None:
+        """Pool the frozen text tower's states the given way from here on (the head is then retrained)."""
+        tower = self.model.text_tower
+        if getattr(tower, "pool", None) is not None or tower.pooling not in SWITCHABLE_TEXT_POOLINGS:
+            raise ValueError(f"the base model's text pooling {tower.pooling!r} cannot be switched by tune-text "
+                             f"(only among {', '.join(SWITCHABLE_TEXT_POOLINGS)})")
+        tower.pooling = pooling
+        self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"], "pooling": pooling}}
 
     def _speech_embeddings(self, clips: list[Clip], cache: Path) -> torch.Tensor:
         """The locked speech side's embeddings of whole clips, computed once and cached."""

@@ -66,6 +66,46 @@ def test_mean_attention_pooling_keeps_the_mean_beside_the_learned_weighting():
     assert not torch.allclose(pooled[:, 384:], pooled[:, :384], atol=1e-3)
 
 
+def test_head_mean_pooling_maps_every_token_then_averages_real_tokens_only():
+    from searchengine.model.heads import ProjectionHead, TokenBatch
+
+    torch.manual_seed(0)
+    head = ProjectionHead(4, 8).eval()
+    hidden = torch.randn(2, 3, 4)
+    hidden[0, 2] = 1e3  # padding: must change nothing
+    mask = lengths_to_mask(torch.tensor([2, 3]), 3)
+    with torch.no_grad():
+        out = head(TokenBatch(hidden, mask))
+        per_token = head.mlp(head.projection(hidden))  # every position, unnormalised
+        expected = torch.nn.functional.normalize(torch.stack([per_token[0, :2].mean(0), per_token[1].mean(0)]), dim=-1)
+        torch.testing.assert_close(out, expected)
+        # not the head of the mean: the head is non-linear, so mapping each token first is a different model
+        assert not torch.allclose(out, head(masked_mean(hidden, mask)), atol=1e-3)
+
+
+def test_head_mean_text_embeddings_do_not_depend_on_batch_padding(tmp_path):
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+    from searchengine.model.heads import TokenBatch
+    from searchengine.model.train import TokenStates, cache_text_features
+
+    config = get_model_config("clsp-mini")
+    config["text_tower"]["pooling"] = "head_mean"
+    torch.manual_seed(0)
+    model = CLSP(config).eval()
+    assert model.text_tower.pools_tokens  # the head is trained per token, so the cache keeps token states
+    short, long = "A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."
+    with torch.inference_mode():
+        prepared = model.text_tower.prepare([short, long])
+        assert isinstance(model.text_tower(**prepared), TokenBatch)
+        together = model.encode_text(**prepared)
+        alone = model.encode_text(**model.text_tower.prepare([short]))
+        torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=0)
+        cached = cache_text_features(model, [short, long], tmp_path, log=lambda _: None)
+        assert isinstance(cached, TokenStates)
+        np.testing.assert_allclose(model.text_head(cached[[0, 1]]).numpy(), together.numpy(), atol=1e-2)  # float16
+
+
 def test_statistics_pooling_ignores_padding_and_keeps_spread():
     hidden = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [2.0], [2.0]]])
     pooled = masked_mean_std(hidden, lengths_to_mask(torch.tensor([2, 3]), 3))

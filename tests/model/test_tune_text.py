@@ -137,3 +137,28 @@ def test_only_our_own_checkpoints_can_be_tuned(corpus, tmp_path):
 
     with pytest.raises(CheckpointError, match="no model"):
         TextTuner(str(tmp_path / "missing"), corpus, tmp_path / "out", SETTINGS, log=lambda _: None)
+
+
+def test_text_pooling_can_be_switched_to_the_head_per_token(corpus, base_weights, tmp_path):
+    from searchengine.model import load_model
+    from searchengine.model.data import read_manifest
+
+    settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling="head_mean")
+    out = tune_text("clsp-mini", corpus, tmp_path / "per-token", settings, log=lambda _: None)
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_tower"]["pooling"] == "head_mean" and config["text_tuning"]["text_pooling"] == "head_mean"
+    tuned = load_file(str(out / "model.safetensors"))
+    assert tuned.keys() == base_weights.keys()  # the same head shape: only how it meets the tokens changed
+    model = load_model(out, device="cpu")
+    assert model.model.text_tower.pooling == "head_mean"
+    clips = read_manifest(corpus)[:3]
+    audio = [c.load_audio() for c in clips]
+    np.testing.assert_array_equal(load_model("clsp-mini", device="cpu").encode_speech(audio, 16000),
+                                  model.encode_speech(audio, 16000))
+    text = model.encode_text([c.fine_captions[-1] for c in clips])
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+
+    with pytest.raises(ValueError, match="text_pooling must be one of"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="attention"),
+                  log=lambda _: None)
+    assert not (tmp_path / "refused").exists()
