@@ -7,10 +7,14 @@
 On CUDA the same runs unchanged (bf16 autocast), and a CLSP-sized speech tower (a transformers
 encoder of about 600M parameters with random weights: an honest stand-in for the released model's
 throughput) is measured in bf16 at increasing batch sizes until throughput stops rising.
+
+    python -m benchmarks model
+    CLSP_SEARCH_BENCH_MODELS="clsp-mini,path/to/other-model" python -m benchmarks model   # in one run
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -44,8 +48,8 @@ def _best_of(repeats: int, run) -> float:
     return best
 
 
-def bench_clsp_mini(device: str) -> None:
-    encoder = load_model("clsp-mini", device=device)
+def bench_clsp_mini(device: str, name: str = "clsp-mini") -> None:
+    encoder = load_model(name, device=device)
     clips = _clips(64)
     audio_seconds = sum(len(c) for c in clips) / 16000
     encoder.encode_speech(clips[:4])  # warm-up
@@ -57,7 +61,7 @@ def bench_clsp_mini(device: str) -> None:
     captions = captions * 4
     encoder.encode_text(captions[:8])
     text_time = _best_of(3, lambda: encoder.encode_text(captions))
-    print(f"clsp-mini on {device} ({torch.get_num_threads()} threads), model {encoder.model_id}")
+    print(f"{name} on {device} ({torch.get_num_threads()} threads), model {encoder.model_id}")
     print(f"  speech: {len(clips)} clips, {audio_seconds:.0f} s of audio in {speech_time:.2f} s = "
           f"{audio_seconds / speech_time:.0f}x real time")
     if frontend is not None:
@@ -99,9 +103,12 @@ def bench_clsp_sized_tower() -> None:
 
 
 def main() -> None:
-    bench_clsp_mini("cpu")
+    models = [m.strip() for m in os.environ.get("CLSP_SEARCH_BENCH_MODELS", "clsp-mini").split(",") if m.strip()]
+    for name in models:
+        bench_clsp_mini("cpu", name)
     if torch.cuda.is_available():
-        bench_clsp_mini("cuda")
+        for name in models:
+            bench_clsp_mini("cuda", name)
         bench_clsp_sized_tower()
 
 
