@@ -139,18 +139,21 @@ def test_only_our_own_checkpoints_can_be_tuned(corpus, tmp_path):
         TextTuner(str(tmp_path / "missing"), corpus, tmp_path / "out", SETTINGS, log=lambda _: None)
 
 
-def test_text_pooling_can_be_switched_to_the_head_per_token(corpus, base_weights, tmp_path):
+@pytest.mark.parametrize("pooling", ["mean", "head_mean"])
+def test_text_pooling_can_be_switched(corpus, base_weights, tmp_path, pooling):
+    """The bundled model's head is applied per token; a tuned model may use either pooling."""
     from searchengine.model import load_model
     from searchengine.model.data import read_manifest
 
-    settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling="head_mean")
-    out = tune_text("clsp-mini", corpus, tmp_path / "per-token", settings, log=lambda _: None)
+    settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling=pooling)
+    out = tune_text("clsp-mini", corpus, tmp_path / pooling, settings, log=lambda _: None)
     config = json.loads((out / "config.json").read_text())
-    assert config["text_tower"]["pooling"] == "head_mean" and config["text_tuning"]["text_pooling"] == "head_mean"
+    assert config["text_tower"]["pooling"] == pooling and config["text_tuning"]["text_pooling"] == pooling
     tuned = load_file(str(out / "model.safetensors"))
     assert tuned.keys() == base_weights.keys()  # the same head shape: only how it meets the tokens changed
     model = load_model(out, device="cpu")
-    assert model.model.text_tower.pooling == "head_mean"
+    assert model.model.text_tower.pooling == pooling
+    assert model.model.text_tower.pools_tokens == (pooling == "head_mean")
     clips = read_manifest(corpus)[:3]
     audio = [c.load_audio() for c in clips]
     np.testing.assert_array_equal(load_model("clsp-mini", device="cpu").encode_speech(audio, 16000),
@@ -162,3 +165,10 @@ def test_text_pooling_can_be_switched_to_the_head_per_token(corpus, base_weights
         TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="attention"),
                   log=lambda _: None)
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_bundled_model_maps_every_token_with_its_text_head():
+    from searchengine.model import load_model
+
+    model = load_model("clsp-mini", device="cpu").model
+    assert model.config["text_tower"]["pooling"] == "head_mean" and model.text_tower.pools_tokens
