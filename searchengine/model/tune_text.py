@@ -106,7 +106,6 @@ class TextTuner:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.log_lines = log
         encoder = load_model(base_model, device="cpu")
@@ -117,6 +116,7 @@ class TextTuner:
         self.model = encoder.model.eval()
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
+        self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
         clips = read_manifest(corpus)
         # Held-out phrasings are never trained on: they measure generalisation to unseen wording.
         self.train_clips = [c for c in clips if c.split in ("train", None) and not c.heldout_phrasing]

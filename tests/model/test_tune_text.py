@@ -167,6 +167,19 @@ def test_text_pooling_can_be_switched(corpus, base_weights, tmp_path, pooling):
     assert not (tmp_path / "refused").exists()
 
 
+def test_a_pooling_with_weights_of_its_own_is_not_switched(corpus, tmp_path):
+    """Attention pooling's weights were trained with the head; dropping them silently would lose them."""
+    from searchengine.model.checkpoint import save_checkpoint
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+
+    base = save_checkpoint(CLSP(get_model_config("clsp-mini-attention")), tmp_path / "attention-base")
+    with pytest.raises(ValueError, match="cannot be switched"):
+        TextTuner(str(base), corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="head_mean"),
+                  log=lambda _: None)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_the_bundled_model_maps_every_token_with_its_text_head():
     from searchengine.model import load_model
 
