@@ -14,12 +14,12 @@ throughput) is measured in bf16 at increasing batch sizes until throughput stops
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import torch
 
+from benchmarks import bench_models
 from searchengine.model import load_model
 
 
@@ -103,7 +103,7 @@ def bench_clsp_sized_tower() -> None:
 
 
 def main() -> None:
-    models = [m.strip() for m in os.environ.get("CLSP_SEARCH_BENCH_MODELS", "clsp-mini").split(",") if m.strip()]
+    models = bench_models()
     for name in models:
         bench_clsp_mini("cpu", name)
     if torch.cuda.is_available():

@@ -11,13 +11,13 @@ every attribute the query names, against the base rate of such clips in the corp
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import bench_models
 from benchmarks.bench_search import _corpus
 
 
@@ -69,7 +69,7 @@ def precision_at_10(models: list[str], n: int = 300, seed: int = 7) -> dict[str,
 
 
 def main() -> None:
-    models = [m.strip() for m in os.environ.get("CLSP_SEARCH_BENCH_MODELS", "clsp-mini").split(",") if m.strip()]
+    models = bench_models()
     results = precision_at_10(models)
     names = list(results)
     print("| query | " + " | ".join(names) + " |")
