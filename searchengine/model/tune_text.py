@@ -169,7 +169,7 @@ class TextTuner:
     def _switch_text_pooling(self, pooling: str) -> None:
         """Pool the frozen text tower's states the given way from here on (the head is then retrained)."""
         tower = self.model.text_tower
-        if getattr(tower, "pool", None) is not None or tower.pooling not in SWITCHABLE_TEXT_POOLINGS:
+        if tower.pooling not in SWITCHABLE_TEXT_POOLINGS:  # attention poolings' weights would be dropped
             raise ValueError(f"the base model's text pooling {tower.pooling!r} cannot be switched by tune-text "
                              f"(only among {', '.join(SWITCHABLE_TEXT_POOLINGS)})")
         tower.pooling = pooling
