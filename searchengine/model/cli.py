@@ -62,6 +62,11 @@ def tune_text(
     text_pooling: Annotated[str, typer.Option(
         help="Text pooling of the tuned model: mean, cls or head_mean (the head per token, then the mean); "
              "default: the model's own.")] = "",
+    token_memory: Annotated[int, typer.Option(
+        help="Centroids of a memory of training token states that unfamiliar words are blended toward "
+             "(needs head_mean pooling; 0 = keep the model's own, if any).")] = 0,
+    memory_weight: Annotated[float, typer.Option(
+        help="How far each token state is blended toward the memory (0..1).")] = 0.5,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -76,6 +81,7 @@ def tune_text(
                                 paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
                                 reset_head=not keep_head, text_pooling=text_pooling,
+                                token_memory=token_memory, memory_weight=memory_weight,
                                 workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)

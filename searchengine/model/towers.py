@@ -18,6 +18,7 @@ from torch import nn
 
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
 from searchengine.model.heads import TokenBatch
+from searchengine.model.token_memory import TokenMemory
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -389,6 +390,20 @@ class HFTextTower(nn.Module):
         self.trainable = bool(config.get("trainable", False))
         if not self.trainable:
             self.model.requires_grad_(False)
+        # Optional memory of training token states that unfamiliar words are blended toward (token_memory.py).
+        self.memory: TokenMemory | None = None
+        if config.get("token_memory"):
+            self.add_memory(config["token_memory"])
+
+    def add_memory(self, settings: dict[str, Any]) -> TokenMemory:
+        """Blend this tower's token states with a memory of training token states from here on (its
+        centroids are zeros until set). Only for a frozen tower whose head maps every token."""
+        if self.pooling != "head_mean" or self.trainable:
+            raise ValueError("a token memory needs a frozen text tower with head_mean pooling "
+                             f"(this one: pooling {self.pooling!r}, trainable {self.trainable})")
+        self.memory = TokenMemory(int(self.model.config.hidden_size), dict(settings))
+        self.config["token_memory"] = self.memory.settings
+        return self.memory
 
     def prepare(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return dict(
@@ -402,8 +417,15 @@ class HFTextTower(nn.Module):
         return self.pool is not None or self.pooling == "head_mean"
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        """Last-layer token states [B, T, D] (padding positions included; see attention_mask)."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        """Last-layer token states [B, T, D] (padding positions included; see attention_mask), blended with
+        the token memory where the tower has one."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if self.memory is None:
+            return hidden
+        mask = attention_mask.bool()
+        hidden = hidden.clone()
+        hidden[mask] = self.memory(hidden[mask])
+        return hidden
 
     def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
         """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention), [B, 2D]

@@ -36,6 +36,7 @@ from searchengine.model.encoder import ClspEncoder
 from searchengine.model.loss import caption_class_loss, clip_loss, encode_labels
 from searchengine.model.metrics import retrieval_metrics
 from searchengine.model.registry import load_model
+from searchengine.model.token_memory import fit_centroids
 from searchengine.model.train import (
     RunSettings,
     attribute_caption_classes,
@@ -78,6 +79,11 @@ class TextTuneSettings(RunSettings):
     #: their own can be switched here: `mean`, `cls`, or `head_mean` (the head maps every token state, then
     #: the mean), so the head's input size stays the frozen tower's hidden size.
     text_pooling: str = ""
+    #: Centroids of a token memory fitted to the training captions' token states (`token_memory.py`; needs
+    #: `head_mean` pooling); 0 keeps the base model's memory, if any, as it is.
+    token_memory: int = 0
+    #: How far each token state is blended toward its soft nearest centroids (0..1).
+    memory_weight: float = 0.5
 
 
 #: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
@@ -116,6 +122,8 @@ class TextTuner:
         self.model = encoder.model.eval()
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
+        if settings.token_memory:
+            self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
         clips = read_manifest(corpus)
         # Held-out phrasings are never trained on: they measure generalisation to unseen wording.
@@ -147,6 +155,8 @@ class TextTuner:
             self.class_captions, phrases = attribute_caption_classes(vocabulary, pools=("train", PARAPHRASE_POOL))
             self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
             self.class_caption_labels = encode_labels(vocabulary, rows)
+        if settings.token_memory:
+            self._install_token_memory(cache)
         self.head = self.model.text_head
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -174,6 +184,56 @@ class TextTuner:
                              f"(only among {', '.join(SWITCHABLE_TEXT_POOLINGS)})")
         tower.pooling = pooling
         self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"], "pooling": pooling}}
+
+    def _drop_token_memory(self) -> None:
+        """Forget the base model's token memory (a new one is fitted once raw token states are cached)."""
+        tower = self.model.text_tower
+        if tower.pooling != "head_mean":
+            raise ValueError(f"a token memory needs head_mean text pooling (this model: {tower.pooling!r}); "
+                             "pass --text-pooling head_mean")
+        tower.memory = None
+        tower.config.pop("token_memory", None)
+        self.model.config = {**self.model.config,
+                             "text_tower": {k: v for k, v in self.model.config["text_tower"].items() if k != "token_memory"}}
+
+    def _install_token_memory(self, cache: Path, sample_captions: int = 8000) -> None:
+        """Fit the memory to token states of (a sample of) the training clips' captions, cached for a resumed
+        run, then blend every cached caption once: training then sees the states search will see."""
+        settings = self.settings
+        path = cache / f"token-memory-{self.base_id.replace('@', '-')}-{settings.token_memory}-{settings.seed}.npz"
+        if path.is_file():
+            stored = np.load(path, allow_pickle=False)
+            centroids, scale = stored["centroids"], float(stored["scale"])
+        else:
+            ids = sorted({j for i in range(self.n_train)
+                          for source in (self.own[i], *self.para[i]) for j in (source[0], *source[1])})
+            rng = np.random.default_rng(settings.seed)
+            chosen = rng.choice(ids, size=min(sample_captions, len(ids)), replace=False)
+            states = np.concatenate([np.asarray(self.text_features.states[i], dtype=np.float32) for i in chosen])
+            started = time.time()
+            centroids, scale = fit_centroids(states, settings.token_memory, seed=settings.seed)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, centroids=centroids, scale=np.float32(scale))
+            tmp.replace(path)
+            self.log_lines(f"fitted a token memory of {settings.token_memory} centroids to {len(states)} token states "
+                           f"in {time.time() - started:.0f}s")
+        tower = self.model.text_tower
+        memory = tower.add_memory({"size": settings.token_memory, "weight": settings.memory_weight})
+        memory.set_centroids(centroids, scale)
+        self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"],
+                                                                 "token_memory": memory.settings}}
+        started = time.time()
+        stores = [self.text_features] + ([self.class_caption_features] if self.class_captions else [])
+        with torch.inference_mode():
+            for store in stores:
+                blended_states = []
+                for start in range(0, len(store.states), 2048):  # bounded float32 temporaries
+                    group = store.states[start : start + 2048]
+                    flat = torch.from_numpy(np.concatenate(group).astype(np.float32))
+                    blended = memory(flat).numpy().astype(np.float16)
+                    blended_states += np.split(blended, np.cumsum([len(state) for state in group])[:-1])
+                store.states = blended_states
+        self.log_lines(f"blended the cached token states with the memory in {time.time() - started:.0f}s")
 
     def _speech_embeddings(self, clips: list[Clip], cache: Path) -> torch.Tensor:
         """The locked speech side's embeddings of whole clips, computed once and cached."""

@@ -185,3 +185,42 @@ def test_the_bundled_model_maps_every_token_with_its_text_head():
 
     model = load_model("clsp-mini", device="cpu").model
     assert model.config["text_tower"]["pooling"] == "head_mean" and model.text_tower.pools_tokens
+
+
+def test_a_token_memory_is_fitted_trained_through_and_used_by_search(corpus, base_weights, tmp_path):
+    """The head is trained on token states blended with the memory, and search blends the same way:
+    the exported model embeds a training caption exactly as the tuner's cached, blended states do."""
+    from searchengine.model import load_model
+
+    settings = dataclasses.replace(SETTINGS, epochs=1, token_memory=64, memory_weight=0.5)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "memory", settings, log=lambda _: None)
+    out = tuner.run()
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_tower"]["token_memory"] == {"size": 64, "neighbours": 8, "weight": 0.5, "temperature": 0.5}
+    tuned = load_file(str(out / "model.safetensors"))
+    assert tuned.keys() - base_weights.keys() == {"text_tower.memory.centroids", "text_tower.memory.scale"}
+    assert tuned["text_tower.memory.centroids"].shape == (64, 384) and float(tuned["text_tower.memory.scale"]) > 0
+    assert len(list((tmp_path / "memory" / "cache").glob("token-memory-*.npz"))) == 1
+
+    model = load_model(out, device="cpu")
+    clip = tuner.train_clips[0]
+    caption = clip.fine_captions[-1]
+    cached = tuner.head.eval()(tuner.text_features[[tuner.own[0][1][-1]]]).detach().numpy()
+    np.testing.assert_allclose(model.encode_text([caption]), cached, atol=2e-3)  # float16 cache
+    audio = [clip.load_audio()]
+    np.testing.assert_array_equal(load_model("clsp-mini", device="cpu").encode_speech(audio, 16000),
+                                  model.encode_speech(audio, 16000))
+
+    # A resumed run reuses the fitted memory from its cache instead of fitting another one.
+    lines = []
+    again = TextTuner("clsp-mini", corpus, tmp_path / "memory", settings, log=lines.append)
+    assert not any("fitted a token memory" in line for line in lines)
+    torch_centroids = again.model.text_tower.memory.centroids.numpy()
+    np.testing.assert_array_equal(torch_centroids, tuned["text_tower.memory.centroids"].numpy())
+
+
+def test_a_token_memory_needs_per_token_pooling(corpus, tmp_path):
+    settings = dataclasses.replace(SETTINGS, text_pooling="mean", token_memory=64)
+    with pytest.raises(ValueError, match="needs head_mean"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", settings, log=lambda _: None)
+    assert not (tmp_path / "refused").exists()
