@@ -122,7 +122,7 @@ class TextTuner:
         self.model = encoder.model.eval()
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
-        if settings.token_memory:
+        if settings.token_memory or self.model.text_tower.pooling != "head_mean":
             self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
         clips = read_manifest(corpus)
@@ -186,9 +186,10 @@ class TextTuner:
         self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"], "pooling": pooling}}
 
     def _drop_token_memory(self) -> None:
-        """Forget the base model's token memory (a new one is fitted once raw token states are cached)."""
+        """Forget the base model's token memory: a new one is fitted once raw token states are cached, or
+        the tuned model's pooling has no per-token head for it to feed."""
         tower = self.model.text_tower
-        if tower.pooling != "head_mean":
+        if self.settings.token_memory and tower.pooling != "head_mean":
             raise ValueError(f"a token memory needs head_mean text pooling (this model: {tower.pooling!r}); "
                              "pass --text-pooling head_mean")
         tower.memory = None

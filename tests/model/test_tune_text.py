@@ -150,7 +150,12 @@ def test_text_pooling_can_be_switched(corpus, base_weights, tmp_path, pooling):
     config = json.loads((out / "config.json").read_text())
     assert config["text_tower"]["pooling"] == pooling and config["text_tuning"]["text_pooling"] == pooling
     tuned = load_file(str(out / "model.safetensors"))
-    assert tuned.keys() == base_weights.keys()  # the same head shape: only how it meets the tokens changed
+    # The same head shape: only how it meets the tokens changed. A token memory feeds a per-token head
+    # only, so a mean-pooled model drops the bundled one.
+    memory_keys = {"text_tower.memory.centroids", "text_tower.memory.scale"}
+    expected = base_weights.keys() if pooling == "head_mean" else base_weights.keys() - memory_keys
+    assert tuned.keys() == expected
+    assert ("token_memory" in config["text_tower"]) == (pooling == "head_mean")
     model = load_model(out, device="cpu")
     assert model.model.text_tower.pooling == pooling
     assert model.model.text_tower.pools_tokens == (pooling == "head_mean")
@@ -185,6 +190,9 @@ def test_the_bundled_model_maps_every_token_with_its_text_head():
 
     model = load_model("clsp-mini", device="cpu").model
     assert model.config["text_tower"]["pooling"] == "head_mean" and model.text_tower.pools_tokens
+    memory = model.text_tower.memory
+    assert memory is not None and memory.centroids.shape == (4096, 384) and memory.weight == 0.5
+    assert float(memory.centroids.abs().sum()) > 0  # fitted centroids, not the zeros it starts from
 
 
 def test_a_token_memory_is_fitted_trained_through_and_used_by_search(corpus, base_weights, tmp_path):
@@ -198,7 +206,8 @@ def test_a_token_memory_is_fitted_trained_through_and_used_by_search(corpus, bas
     config = json.loads((out / "config.json").read_text())
     assert config["text_tower"]["token_memory"] == {"size": 64, "neighbours": 8, "weight": 0.5, "temperature": 0.5}
     tuned = load_file(str(out / "model.safetensors"))
-    assert tuned.keys() - base_weights.keys() == {"text_tower.memory.centroids", "text_tower.memory.scale"}
+    memory_keys = {"text_tower.memory.centroids", "text_tower.memory.scale"}
+    assert memory_keys <= tuned.keys() and tuned.keys() - memory_keys == base_weights.keys() - memory_keys
     assert tuned["text_tower.memory.centroids"].shape == (64, 384) and float(tuned["text_tower.memory.scale"]) > 0
     assert len(list((tmp_path / "memory" / "cache").glob("token-memory-*.npz"))) == 1
 
