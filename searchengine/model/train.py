@@ -201,7 +201,11 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     """
     tower = model.text_tower
     tokens = tower.pools_tokens
-    key = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode())
+    memory = getattr(tower, "memory", None)
+    if memory is not None:  # blended states depend on the fitted centroids, not only on the settings
+        digest.update(memory.centroids.detach().cpu().numpy().tobytes())
+    key = digest.hexdigest()[:16]
     path = cache_dir / f"text-{key}.npz"
     known = _load_text_cache(path)
     missing = sorted({c for c in captions if c not in known}, key=len)

@@ -56,3 +56,16 @@ def test_centroids_are_fitted_to_the_states():
     assert 0 < scale < 1.0  # squared distance of a state to its centre: about 16 * 0.01
     with pytest.raises(ValueError, match="at least 8 token states"):
         fit_centroids(states[:7], 8)
+
+
+def test_cached_text_features_are_keyed_on_the_memory_centroids(tmp_path):
+    """Two memories with the same settings blend differently, so they must not share a feature cache."""
+    from searchengine.model import load_model
+    from searchengine.model.train import cache_text_features
+
+    model = load_model("clsp-mini", device="cpu").model
+    first = cache_text_features(model, ["A calm man speaks slowly."], tmp_path, log=lambda _: None)
+    model.text_tower.memory.centroids.mul_(0.5)
+    second = cache_text_features(model, ["A calm man speaks slowly."], tmp_path, log=lambda _: None)
+    assert len(list(tmp_path.glob("text-*.npz"))) == 2
+    assert not np.array_equal(first.states[0], second.states[0])
