@@ -122,7 +122,11 @@ class TextTuner:
         self.model = encoder.model.eval()
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
-        if settings.token_memory or self.model.text_tower.pooling != "head_mean":
+        pooling = self.model.text_tower.pooling
+        if settings.token_memory and pooling != "head_mean":
+            raise ValueError(f"a token memory needs head_mean text pooling (this model: {pooling!r}); "
+                             "pass --text-pooling head_mean")
+        if settings.token_memory or pooling != "head_mean":
             self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
         clips = read_manifest(corpus)
@@ -183,19 +187,23 @@ class TextTuner:
             raise ValueError(f"the base model's text pooling {tower.pooling!r} cannot be switched by tune-text "
                              f"(only among {', '.join(SWITCHABLE_TEXT_POOLINGS)})")
         tower.pooling = pooling
-        self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"], "pooling": pooling}}
+        self._set_text_tower_config("pooling", pooling)
+
+    def _set_text_tower_config(self, key: str, value: Any) -> None:
+        """Record a change of the text tower in the model config the checkpoint is written from (None
+        removes the key); the tower keeps its own copy."""
+        text_tower = {k: v for k, v in self.model.config["text_tower"].items() if k != key}
+        if value is not None:
+            text_tower[key] = value
+        self.model.config = {**self.model.config, "text_tower": text_tower}
 
     def _drop_token_memory(self) -> None:
         """Forget the base model's token memory: a new one is fitted once raw token states are cached, or
         the tuned model's pooling has no per-token head for it to feed."""
         tower = self.model.text_tower
-        if self.settings.token_memory and tower.pooling != "head_mean":
-            raise ValueError(f"a token memory needs head_mean text pooling (this model: {tower.pooling!r}); "
-                             "pass --text-pooling head_mean")
         tower.memory = None
         tower.config.pop("token_memory", None)
-        self.model.config = {**self.model.config,
-                             "text_tower": {k: v for k, v in self.model.config["text_tower"].items() if k != "token_memory"}}
+        self._set_text_tower_config("token_memory", None)
 
     def _install_token_memory(self, cache: Path, sample_captions: int = 8000) -> None:
         """Fit the memory to token states of (a sample of) the training clips' captions, cached for a resumed
@@ -221,8 +229,7 @@ class TextTuner:
         tower = self.model.text_tower
         memory = tower.add_memory({"size": settings.token_memory, "weight": settings.memory_weight})
         memory.set_centroids(centroids, scale)
-        self.model.config = {**self.model.config, "text_tower": {**self.model.config["text_tower"],
-                                                                 "token_memory": memory.settings}}
+        self._set_text_tower_config("token_memory", memory.settings)
         started = time.time()
         stores = [self.text_features] + ([self.class_caption_features] if self.class_captions else [])
         with torch.inference_mode():
