@@ -67,6 +67,10 @@ def tune_text(
              "(needs head_mean pooling; 0 = keep the model's own, if any).")] = 0,
     memory_weight: Annotated[float, typer.Option(
         help="How far each token state is blended toward the memory (0..1).")] = 0.5,
+    ema_decay: Annotated[float, typer.Option(
+        help="Decay of a moving average of the text head's weights that validation and export use (0 = off).")] = 0.0,
+    token_dropout: Annotated[float, typer.Option(
+        help="Share of each training caption's tokens left out of its mean per step (needs head_mean pooling).")] = 0.0,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -82,7 +86,7 @@ def tune_text(
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
                                 reset_head=not keep_head, text_pooling=text_pooling,
                                 token_memory=token_memory, memory_weight=memory_weight,
-                                workers=workers)
+                                ema_decay=ema_decay, token_dropout=token_dropout, workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
     except (CheckpointError, ValueError, FileExistsError) as exc:

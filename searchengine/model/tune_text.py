@@ -17,10 +17,12 @@ collection's speech index stays valid.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from searchengine.corpus.factors import facts_from_record
 from searchengine.model.checkpoint import save_checkpoint
 from searchengine.model.data import Clip, read_manifest
 from searchengine.model.encoder import ClspEncoder
+from searchengine.model.heads import TokenBatch
 from searchengine.model.loss import caption_class_loss, clip_loss, encode_labels
 from searchengine.model.metrics import retrieval_metrics
 from searchengine.model.registry import load_model
@@ -84,6 +87,15 @@ class TextTuneSettings(RunSettings):
     token_memory: int = 0
     #: How far each token state is blended toward its soft nearest centroids (0..1).
     memory_weight: float = 0.5
+    #: Decay of an exponential moving average of the text head's weights, kept beside the trained head;
+    #: validation and export then use the average (0 = off: the trained head itself). An average over the
+    #: last ~1/(1-decay) steps sits in a flatter region than any one step's weights, which is what
+    #: unfamiliar wording needs; the live head is still validated and logged (`live_*`).
+    ema_decay: float = 0.0
+    #: Share of a training caption's token states left out of its mean at each step (head_mean pooling
+    #: only; at least one token always stays). The head then cannot lean on any one word, as an unseen
+    #: synonym in a search box takes one word away; 0 = off.
+    token_dropout: float = 0.0
 
 
 #: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
@@ -108,6 +120,10 @@ class TextTuner:
                  log: Callable[[str], None] = print) -> None:
         if settings.class_prompts < 1:
             raise ValueError(f"class_prompts must be at least 1, got {settings.class_prompts}")
+        if not 0.0 <= settings.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {settings.ema_decay}")
+        if not 0.0 <= settings.token_dropout < 1.0:
+            raise ValueError(f"token_dropout must be in [0, 1), got {settings.token_dropout}")
         if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")
@@ -125,6 +141,9 @@ class TextTuner:
         pooling = self.model.text_tower.pooling
         if settings.token_memory and pooling != "head_mean":
             raise ValueError(f"a token memory needs head_mean text pooling (this model: {pooling!r}); "
+                             "pass --text-pooling head_mean")
+        if settings.token_dropout and pooling != "head_mean":
+            raise ValueError(f"token dropout needs head_mean text pooling (this model: {pooling!r}); "
                              "pass --text-pooling head_mean")
         if settings.token_memory or pooling != "head_mean":
             self._drop_token_memory()
@@ -171,6 +190,9 @@ class TextTuner:
             for layer in self.head.modules():
                 if isinstance(layer, torch.nn.Linear):
                     layer.reset_parameters()
+        # The weight average validation and export use (the head itself when ema_decay is 0).
+        self.average = copy.deepcopy(self.head).requires_grad_(False) if settings.ema_decay else None
+        self.steps = 0
         self.scale = self.model.scale().detach()  # the base model's temperature, locked with its speech side
         self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.learning_rate,
                                            weight_decay=settings.weight_decay)
@@ -286,7 +308,7 @@ class TextTuner:
                 else:
                     ids.append(source[1][int(rng.integers(len(source[1])))])
                     fine_rows.append(row)  # global captions leave attributes unsaid; only fine ones are classified
-            text = self.head(self.text_features[ids])
+            text = self.head(self._drop_tokens(self.text_features[ids]))
             speech = self.speech[batch]
             loss = clip_loss(speech, text, self.scale)
             if self.class_captions:
@@ -300,8 +322,45 @@ class TextTuner:
             torch.nn.utils.clip_grad_norm_(self.head.parameters(), 5.0)
             self.optimizer.step()
             self.scheduler.step()
+            self._update_average()
             losses.append(float(loss.detach()))
         return {"loss": float(np.mean(losses))}
+
+    def _drop_tokens(self, features: torch.Tensor | TokenBatch) -> torch.Tensor | TokenBatch:
+        """Leave a random `token_dropout` share of each caption's real tokens out of its mean; a caption
+        that would lose all of them keeps all."""
+        share = self.settings.token_dropout
+        if not share or not isinstance(features, TokenBatch):
+            return features
+        mask = features.mask.bool()
+        kept = mask & (torch.rand(mask.shape) >= share)
+        kept[~kept.any(dim=1)] = mask[~kept.any(dim=1)]
+        return TokenBatch(features.hidden, kept)
+
+    def _update_average(self) -> None:
+        """One step of the weight average, its decay warmed up as (1 + n) / (10 + n) over the first steps so
+        the fresh head's early weights do not linger in it."""
+        self.steps += 1
+        if self.average is None:
+            return
+        decay = min(self.settings.ema_decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for averaged, live in zip(self.average.parameters(), self.head.parameters(), strict=True):
+                averaged.lerp_(live, 1.0 - decay)
+
+    @contextlib.contextmanager
+    def _exported_head(self) -> Iterator[None]:
+        """The model's text head holds the weight average inside the block (for validation and export), its
+        own trained weights again after it."""
+        if self.average is None:
+            yield
+            return
+        live = copy.deepcopy(self.head.state_dict())
+        self.head.load_state_dict(self.average.state_dict())
+        try:
+            yield
+        finally:
+            self.head.load_state_dict(live)
 
     def _class_embeddings(self, rng: np.random.Generator) -> list[torch.Tensor]:
         """Per attribute, [classes, D]: each class as the normalised mean of `class_prompts` of its attribute
@@ -336,7 +395,8 @@ class TextTuner:
     def save_state(self) -> None:
         state = {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_score": self.best_score,
-                 "history": self.history, "settings": asdict(self.settings), "base": self.base_id}
+                 "history": self.history, "settings": asdict(self.settings), "base": self.base_id,
+                 "steps": self.steps, "average": None if self.average is None else self.average.state_dict()}
         save_run_state(self.out / STATE_FILE, state)
 
     def load_state(self) -> bool:
@@ -351,6 +411,9 @@ class TextTuner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]
+        self.steps = state.get("steps", self.epoch * self.steps_per_epoch)
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         return True
 
     def run(self, stop_after_epoch: int | None = None) -> Path:
@@ -360,14 +423,18 @@ class TextTuner:
         last = self.settings.epochs if stop_after_epoch is None else min(stop_after_epoch, self.settings.epochs)
         while self.epoch < last:
             started = time.time()
-            record = {"epoch": self.epoch + 1, **self._train_epoch(), **self.validate()}
-            record["seconds"] = round(time.time() - started, 1)
-            score = float(np.mean([v for k, v in record.items() if k.endswith("t2s_R@1")] or [0.0]))
-            self.epoch += 1
-            if score >= self.best_score:
-                self.best_score = score
-                save_checkpoint(self.model, self.out, extra={"text_tuning": {**tuning, "epoch": self.epoch}})
-                record["exported"] = True
+            record = {"epoch": self.epoch + 1, **self._train_epoch()}
+            if self.average is not None:  # the trained head's own figures, beside the average's
+                record.update({f"live_{k}": v for k, v in self.validate().items()})
+            with self._exported_head():
+                record.update(self.validate())
+                record["seconds"] = round(time.time() - started, 1)
+                score = float(np.mean([v for k, v in record.items() if k.startswith("val_")] or [0.0]))
+                self.epoch += 1
+                if score >= self.best_score:
+                    self.best_score = score
+                    save_checkpoint(self.model, self.out, extra={"text_tuning": {**tuning, "epoch": self.epoch}})
+                    record["exported"] = True
             self.history.append(record)
             log_epoch(self.out / LOG_FILE, record, self.log_lines)
             self.save_state()

@@ -233,3 +233,82 @@ def test_a_token_memory_needs_per_token_pooling(corpus, tmp_path):
     with pytest.raises(ValueError, match="needs head_mean"):
         TextTuner("clsp-mini", corpus, tmp_path / "refused", settings, log=lambda _: None)
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_weight_average_is_validated_exported_and_resumed(corpus, tmp_path):
+    """With `ema_decay`, the exported head is the moving average of the trained head's weights (not the
+    last step's weights), the trained head is still logged, and a resumed run carries the average on."""
+    import torch
+
+    settings = dataclasses.replace(SETTINGS, ema_decay=0.9)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "average", settings, log=lambda _: None)
+    out = tuner.run()
+    log = [json.loads(line) for line in (out / "tune_log.jsonl").read_text().splitlines()]
+    assert all("live_val_fine_t2s_R@1" in r and "val_fine_t2s_R@1" in r for r in log)
+    live = tuner.head.state_dict()
+    averaged = tuner.average.state_dict()
+    assert tuner.steps == 2 * tuner.steps_per_epoch
+    assert any(not torch.equal(live[k], averaged[k]) for k in live)  # the average lags the trained head
+
+    # The average follows (1 - d) * live + d * average, d warmed up over the first steps.
+    with torch.no_grad():
+        for parameter in tuner.head.parameters():
+            parameter.fill_(1.0)
+        for parameter in tuner.average.parameters():
+            parameter.fill_(0.0)
+    steps = tuner.steps
+    tuner._update_average()
+    decay = min(0.9, (2 + steps) / (11 + steps))
+    for parameter in tuner.average.parameters():
+        np.testing.assert_allclose(parameter.numpy(), 1.0 - decay, rtol=1e-6)
+
+    # The first epoch always exports: what it writes is the average, not the trained head.
+    stopped = TextTuner("clsp-mini", corpus, tmp_path / "resumed", settings, log=lambda _: None)
+    stopped.run(stop_after_epoch=1)
+    exported = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key, value in stopped.average.state_dict().items():
+        assert torch.equal(exported[f"text_head.{key}"], value), key
+    assert not torch.equal(exported["text_head.projection.0.weight"], stopped.head.projection[0].weight)
+    resumed = tune_text("clsp-mini", corpus, tmp_path / "resumed", settings, resume=True, log=lambda _: None)
+    first = load_file(str(out / "model.safetensors"))
+    again = load_file(str(resumed / "model.safetensors"))
+    for key in first:
+        assert torch.equal(first[key], again[key]), key
+
+    with pytest.raises(ValueError, match="ema_decay"):
+        TextTuner("clsp-mini", corpus, tmp_path / "bad", dataclasses.replace(SETTINGS, ema_decay=1.0),
+                  log=lambda _: None)
+
+
+def test_token_dropout_leaves_out_real_tokens_only_and_never_all(corpus, tmp_path):
+    import torch
+
+    from searchengine.model.heads import TokenBatch
+
+    settings = dataclasses.replace(SETTINGS, token_dropout=0.3)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "dropout", settings, log=lambda _: None)
+    features = tuner.text_features[list(range(64))]
+    assert isinstance(features, TokenBatch)
+    torch.manual_seed(0)
+    dropped = tuner._drop_tokens(features)
+    assert dropped.hidden is features.hidden
+    kept, real = dropped.mask.bool(), features.mask.bool()
+    assert not (kept & ~real).any()  # padding never comes back
+    assert kept.any(dim=1).all()  # every caption keeps a token
+    share = 1 - kept.sum().item() / real.sum().item()
+    assert 0.2 < share < 0.4, share
+    one = TokenBatch(features.hidden[:1, :1], features.mask[:1, :1])  # a single token always stays
+    assert tuner._drop_tokens(one).mask.bool().all()
+
+    # It changes what is trained; without it the run is the recipe's own.
+    dropout_head = tune_text("clsp-mini", corpus, tmp_path / "dropout-run", dataclasses.replace(settings, epochs=1),
+                             log=lambda _: None)
+    plain_head = tune_text("clsp-mini", corpus, tmp_path / "plain-run", dataclasses.replace(SETTINGS, epochs=1),
+                           log=lambda _: None)
+    a, b = load_file(str(dropout_head / "model.safetensors")), load_file(str(plain_head / "model.safetensors"))
+    assert not torch.equal(a["text_head.projection.0.weight"], b["text_head.projection.0.weight"])
+
+    with pytest.raises(ValueError, match="token dropout needs head_mean"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, text_pooling="mean"),
+                  log=lambda _: None)
+    assert not (tmp_path / "refused").exists()
