@@ -120,10 +120,9 @@ class TextTuner:
                  log: Callable[[str], None] = print) -> None:
         if settings.class_prompts < 1:
             raise ValueError(f"class_prompts must be at least 1, got {settings.class_prompts}")
-        if not 0.0 <= settings.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {settings.ema_decay}")
-        if not 0.0 <= settings.token_dropout < 1.0:
-            raise ValueError(f"token_dropout must be in [0, 1), got {settings.token_dropout}")
+        for name in ("ema_decay", "token_dropout"):
+            if not 0.0 <= getattr(settings, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(settings, name)}")
         if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")
@@ -139,12 +138,10 @@ class TextTuner:
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
         pooling = self.model.text_tower.pooling
-        if settings.token_memory and pooling != "head_mean":
-            raise ValueError(f"a token memory needs head_mean text pooling (this model: {pooling!r}); "
-                             "pass --text-pooling head_mean")
-        if settings.token_dropout and pooling != "head_mean":
-            raise ValueError(f"token dropout needs head_mean text pooling (this model: {pooling!r}); "
-                             "pass --text-pooling head_mean")
+        for option, used in (("a token memory", settings.token_memory), ("token dropout", settings.token_dropout)):
+            if used and pooling != "head_mean":  # both act on single token states, which only head_mean keeps
+                raise ValueError(f"{option} needs head_mean text pooling (this model: {pooling!r}); "
+                                 "pass --text-pooling head_mean")
         if settings.token_memory or pooling != "head_mean":
             self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
@@ -192,7 +189,6 @@ class TextTuner:
                     layer.reset_parameters()
         # The weight average validation and export use (the head itself when ema_decay is 0).
         self.average = copy.deepcopy(self.head).requires_grad_(False) if settings.ema_decay else None
-        self.steps = 0
         self.scale = self.model.scale().detach()  # the base model's temperature, locked with its speech side
         self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.learning_rate,
                                            weight_decay=settings.weight_decay)
@@ -334,13 +330,18 @@ class TextTuner:
             return features
         mask = features.mask.bool()
         kept = mask & (torch.rand(mask.shape) >= share)
-        kept[~kept.any(dim=1)] = mask[~kept.any(dim=1)]
+        emptied = ~kept.any(dim=1)
+        kept[emptied] = mask[emptied]
         return TokenBatch(features.hidden, kept)
 
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken so far: the scheduler counts them, and a resumed run restores its count."""
+        return self.scheduler.last_epoch
+
     def _update_average(self) -> None:
-        """One step of the weight average, its decay warmed up as (1 + n) / (10 + n) over the first steps so
-        the fresh head's early weights do not linger in it."""
-        self.steps += 1
+        """One step of the weight average after an optimiser (and scheduler) step, its decay warmed up as
+        (1 + n) / (10 + n) over the first n steps so the fresh head's early weights do not linger in it."""
         if self.average is None:
             return
         decay = min(self.settings.ema_decay, (1 + self.steps) / (10 + self.steps))
@@ -396,7 +397,7 @@ class TextTuner:
         state = {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_score": self.best_score,
                  "history": self.history, "settings": asdict(self.settings), "base": self.base_id,
-                 "steps": self.steps, "average": None if self.average is None else self.average.state_dict()}
+                 "average": None if self.average is None else self.average.state_dict()}
         save_run_state(self.out / STATE_FILE, state)
 
     def load_state(self) -> bool:
@@ -411,7 +412,6 @@ class TextTuner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]
-        self.steps = state.get("steps", self.epoch * self.steps_per_epoch)
         if self.average is not None:
             self.average.load_state_dict(state["average"])
         return True

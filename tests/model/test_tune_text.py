@@ -257,6 +257,7 @@ def test_the_weight_average_is_validated_exported_and_resumed(corpus, tmp_path):
         for parameter in tuner.average.parameters():
             parameter.fill_(0.0)
     steps = tuner.steps
+    tuner.scheduler.step()  # as in training: the average follows an optimiser and scheduler step
     tuner._update_average()
     decay = min(0.9, (2 + steps) / (11 + steps))
     for parameter in tuner.average.parameters():
