@@ -30,6 +30,7 @@ app.command("export")(query_cli.export)
 app.command("serve")(query_cli.serve)
 app.command("train")(model_cli.train)
 app.command("tune-text")(model_cli.tune_text)
+app.command("combine-text-heads")(model_cli.combine_text_heads)
 app.command("eval")(model_cli.evaluate)
 
 

@@ -67,6 +67,9 @@ def tune_text(
              "(needs head_mean pooling; 0 = keep the model's own, if any).")] = 0,
     memory_weight: Annotated[float, typer.Option(
         help="How far each token state is blended toward the memory (0..1).")] = 0.5,
+    memory_from: Annotated[str, typer.Option(
+        help="Use this model's token memory as it is instead of fitting one (heads tuned through one memory "
+             "can be combined by combine-text-heads).")] = "",
     ema_decay: Annotated[float, typer.Option(
         help="Decay of a moving average of the text head's weights that validation and export use (0 = off).")] = 0.0,
     token_dropout: Annotated[float, typer.Option(
@@ -85,11 +88,29 @@ def tune_text(
                                 paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
                                 reset_head=not keep_head, text_pooling=text_pooling,
-                                token_memory=token_memory, memory_weight=memory_weight,
+                                token_memory=token_memory, memory_weight=memory_weight, memory_from=memory_from,
                                 ema_decay=ema_decay, token_dropout=token_dropout, workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
     except (CheckpointError, ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"model written to {directory}")
+
+
+def combine_text_heads(
+    models: Annotated[list[str], typer.Argument(help="Two or more models tuned by tune-text from one step-1 model "
+                                                     "through one token memory (names or directories).")],
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+) -> None:
+    """Write one model whose text embedding is the mean of the given models' text heads; its speech side is
+    theirs, unchanged."""
+    from searchengine.model.checkpoint import CheckpointError
+    from searchengine.model.ensemble import combine_text_heads as combine
+
+    try:
+        directory = combine(models, out)
+    except (CheckpointError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"model written to {directory}")

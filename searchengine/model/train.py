@@ -192,6 +192,11 @@ class TokenStates:
         return self.pool(hidden, lengths_to_mask(lengths, hidden.shape[1]))
 
 
+#: How often a growing text-feature cache is written while captions are encoded. The whole file is rewritten
+#: each time (new file, then rename), so a fixed count of batches would make a large cache cost quadratic time.
+CACHE_SAVE_SECONDS = 300.0
+
+
 def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
                         log: Callable[[str], None]) -> torch.Tensor | TokenStates:
     """Frozen-text-tower features of the given captions, computing only unseen ones.
@@ -213,6 +218,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
         started = time.time()
         tower.eval()
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
+        saved = time.time()
         with torch.inference_mode():
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
@@ -225,8 +231,9 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
                     vectors = list(tower(**prepared).numpy())
                 known.update(zip(batch, vectors, strict=True))
                 progress.update(len(batch))
-                if (start // 128) % 20 == 19:
+                if time.time() - saved > CACHE_SAVE_SECONDS:  # a killed run resumes from here
                     _save_text_cache(path, known)
+                    saved = time.time()
         progress.close()
         _save_text_cache(path, known)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")

@@ -87,6 +87,10 @@ class TextTuneSettings(RunSettings):
     token_memory: int = 0
     #: How far each token state is blended toward its soft nearest centroids (0..1).
     memory_weight: float = 0.5
+    #: A model whose token memory (centroids, scale and settings) is used as it is instead of fitting one
+    #: ("" = fit one when `token_memory` asks). Heads tuned with other seeds through the same memory meet
+    #: the same blended states, so they can be combined into one ensemble (`combine_text_heads`).
+    memory_from: str = ""
     #: Decay of an exponential moving average of the text head's weights, kept beside the trained head;
     #: validation and export then use the average (0 = off: the trained head itself). An average over the
     #: last ~1/(1-decay) steps sits in a flatter region than any one step's weights, which is what
@@ -138,11 +142,14 @@ class TextTuner:
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
         pooling = self.model.text_tower.pooling
-        for option, used in (("a token memory", settings.token_memory), ("token dropout", settings.token_dropout)):
+        for option, used in (("a token memory", settings.token_memory or settings.memory_from),
+                             ("token dropout", settings.token_dropout)):
             if used and pooling != "head_mean":  # both act on single token states, which only head_mean keeps
                 raise ValueError(f"{option} needs head_mean text pooling (this model: {pooling!r}); "
                                  "pass --text-pooling head_mean")
-        if settings.token_memory or pooling != "head_mean":
+        if settings.token_memory and settings.memory_from:
+            raise ValueError("pass either --token-memory (fit a memory) or --memory-from (use a model's), not both")
+        if settings.token_memory or settings.memory_from or pooling != "head_mean":
             self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
         clips = read_manifest(corpus)
@@ -175,7 +182,7 @@ class TextTuner:
             self.class_captions, phrases = attribute_caption_classes(vocabulary, pools=("train", PARAPHRASE_POOL))
             self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
             self.class_caption_labels = encode_labels(vocabulary, rows)
-        if settings.token_memory:
+        if settings.token_memory or settings.memory_from:
             self._install_token_memory(cache)
         self.head = self.model.text_head
         for parameter in self.model.parameters():
@@ -223,9 +230,34 @@ class TextTuner:
         tower.config.pop("token_memory", None)
         self._set_text_tower_config("token_memory", None)
 
-    def _install_token_memory(self, cache: Path, sample_captions: int = 8000) -> None:
-        """Fit the memory to token states of (a sample of) the training clips' captions, cached for a resumed
-        run, then blend every cached caption once: training then sees the states search will see."""
+    def _install_token_memory(self, cache: Path) -> None:
+        """Fit the memory (or take `memory_from`'s), then blend every cached caption once: training then sees
+        the states search will see."""
+        if self.settings.memory_from:
+            centroids, scale, memory_settings = self._borrowed_memory(self.settings.memory_from)
+        else:
+            centroids, scale = self._fitted_memory(cache)
+            memory_settings = {"size": self.settings.token_memory, "weight": self.settings.memory_weight}
+        tower = self.model.text_tower
+        memory = tower.add_memory(memory_settings)
+        memory.set_centroids(centroids, scale)
+        self._set_text_tower_config("token_memory", memory.settings)
+        started = time.time()
+        stores = [self.text_features] + ([self.class_caption_features] if self.class_captions else [])
+        with torch.inference_mode():
+            for store in stores:
+                blended_states = []
+                for start in range(0, len(store.states), 2048):  # bounded float32 temporaries
+                    group = store.states[start : start + 2048]
+                    flat = torch.from_numpy(np.concatenate(group).astype(np.float32))
+                    blended = memory(flat).numpy().astype(np.float16)
+                    blended_states += np.split(blended, np.cumsum([len(state) for state in group])[:-1])
+                store.states = blended_states
+        self.log_lines(f"blended the cached token states with the memory in {time.time() - started:.0f}s")
+
+    def _fitted_memory(self, cache: Path, sample_captions: int = 8000) -> tuple[np.ndarray, float]:
+        """k-means centroids and scale of token states of (a sample of) the training clips' captions, cached
+        for a resumed run."""
         settings = self.settings
         path = cache / f"token-memory-{self.base_id.replace('@', '-')}-{settings.token_memory}-{settings.seed}.npz"
         if path.is_file():
@@ -244,22 +276,19 @@ class TextTuner:
             tmp.replace(path)
             self.log_lines(f"fitted a token memory of {settings.token_memory} centroids to {len(states)} token states "
                            f"in {time.time() - started:.0f}s")
-        tower = self.model.text_tower
-        memory = tower.add_memory({"size": settings.token_memory, "weight": settings.memory_weight})
-        memory.set_centroids(centroids, scale)
-        self._set_text_tower_config("token_memory", memory.settings)
-        started = time.time()
-        stores = [self.text_features] + ([self.class_caption_features] if self.class_captions else [])
-        with torch.inference_mode():
-            for store in stores:
-                blended_states = []
-                for start in range(0, len(store.states), 2048):  # bounded float32 temporaries
-                    group = store.states[start : start + 2048]
-                    flat = torch.from_numpy(np.concatenate(group).astype(np.float32))
-                    blended = memory(flat).numpy().astype(np.float16)
-                    blended_states += np.split(blended, np.cumsum([len(state) for state in group])[:-1])
-                store.states = blended_states
-        self.log_lines(f"blended the cached token states with the memory in {time.time() - started:.0f}s")
+        return centroids, scale
+
+    def _borrowed_memory(self, name: str) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """Centroids, scale and settings of another model's token memory, which must read the same text tower."""
+        source = load_model(name, device="cpu")
+        memory = getattr(getattr(getattr(source, "model", None), "text_tower", None), "memory", None)
+        if memory is None:
+            raise ValueError(f"{name} has no token memory to use; fit one with --token-memory N instead")
+        ours, theirs = ({k: v for k, v in config.items() if k != "token_memory"}
+                        for config in (self.model.config["text_tower"], source.model.config["text_tower"]))
+        if ours != theirs:
+            raise ValueError(f"{name}'s text tower {theirs} is not this model's {ours}: its memory was fitted to other states")
+        return memory.centroids.numpy().copy(), float(memory.scale), dict(memory.settings)
 
     def _speech_embeddings(self, clips: list[Clip], cache: Path) -> torch.Tensor:
         """The locked speech side's embeddings of whole clips, computed once and cached."""

@@ -313,3 +313,66 @@ def test_token_dropout_leaves_out_real_tokens_only_and_never_all(corpus, tmp_pat
         TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, text_pooling="mean"),
                   log=lambda _: None)
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_borrowed_memory_is_used_as_it_is_and_heads_through_it_combine(corpus, base_weights, tmp_path):
+    """`memory_from` trains through another model's memory unchanged (nothing is fitted), and two heads tuned
+    that way with other seeds combine into one model whose text embedding is the normalised mean of theirs,
+    while its speech side stays the base model's."""
+    from searchengine.model import load_model
+    from searchengine.model.ensemble import combine_text_heads
+
+    donor = tune_text("clsp-mini", corpus, tmp_path / "donor", dataclasses.replace(SETTINGS, epochs=1, token_memory=64),
+                      log=lambda _: None)
+    runs = []
+    for seed in (3, 4):
+        lines = []
+        settings = dataclasses.replace(SETTINGS, seed=seed, epochs=1, memory_from=str(donor))
+        runs.append(tune_text("clsp-mini", corpus, tmp_path / f"seed{seed}", settings, log=lines.append))
+        assert not any("fitted a token memory" in line for line in lines)
+        assert not list((tmp_path / f"seed{seed}" / "cache").glob("token-memory-*.npz"))
+        weights = load_file(str(runs[-1] / "model.safetensors"))
+        for key in ("text_tower.memory.centroids", "text_tower.memory.scale"):
+            np.testing.assert_array_equal(weights[key].numpy(), load_file(str(donor / "model.safetensors"))[key].numpy())
+    assert json.loads((runs[0] / "config.json").read_text())["text_tower"]["token_memory"]["size"] == 64
+
+    combined_dir = combine_text_heads([str(r) for r in runs], tmp_path / "combined")
+    config = json.loads((combined_dir / "config.json").read_text())
+    members = [load_model(r, device="cpu") for r in runs]
+    assert config["text_head_members"] == 2
+    assert [m["model_id"] for m in config["text_head_ensemble"]] == [m.model_id for m in members]
+    combined = load_model(combined_dir, device="cpu")
+    assert combined.model_id not in {m.model_id for m in members}
+    texts = ["A deep male voice speaking slowly.", "Someone who talks rapidly, heard over a telephone line."]
+    mean = members[0].encode_text(texts) + members[1].encode_text(texts)
+    mean /= np.linalg.norm(mean, axis=1, keepdims=True)
+    np.testing.assert_allclose(combined.encode_text(texts), mean, atol=1e-5)
+    assert not np.allclose(members[0].encode_text(texts), members[1].encode_text(texts), atol=1e-3)
+    from searchengine.model.data import read_manifest
+
+    audio = [clip.load_audio() for clip in read_manifest(corpus)[:2]]
+    np.testing.assert_array_equal(combined.encode_speech(audio, 16000),
+                                  load_model("clsp-mini", device="cpu").encode_speech(audio, 16000))
+
+    # A combined model combines again (its members are flattened), and foreign heads are refused.
+    again = load_model(combine_text_heads([str(combined_dir), str(runs[0])], tmp_path / "three"), device="cpu")
+    assert len(again.model.text_head.members) == 3
+    import shutil
+
+    from safetensors.torch import save_file
+
+    other_speech = tmp_path / "other-speech"
+    shutil.copytree(runs[1], other_speech, ignore=shutil.ignore_patterns("cache"))
+    weights = load_file(str(other_speech / "model.safetensors"))
+    weights["speech_head.mlp.3.bias"] = weights["speech_head.mlp.3.bias"] + 0.01
+    save_file(weights, str(other_speech / "model.safetensors"))
+    with pytest.raises(ValueError, match="outside the text head"):
+        combine_text_heads([str(runs[0]), str(other_speech)], tmp_path / "refused")
+    with pytest.raises(ValueError, match="at least two"):
+        combine_text_heads([str(runs[0])], tmp_path / "refused")
+
+
+def test_a_memory_is_borrowed_or_fitted_not_both(corpus, tmp_path):
+    settings = dataclasses.replace(SETTINGS, token_memory=64, memory_from="clsp-mini")
+    with pytest.raises(ValueError, match="not both"):
+        TextTuner("clsp-mini", corpus, tmp_path / "both", settings, log=lambda _: None)
