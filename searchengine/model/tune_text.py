@@ -132,6 +132,7 @@ class TextTuner:
                              f"got {settings.text_pooling!r}")
         self.out = Path(out)
         self.settings = settings
+        self.memory_source = ""  # model id of a borrowed token memory
         self.log_lines = log
         encoder = load_model(base_model, device="cpu")
         if not isinstance(encoder, ClspEncoder) or not hasattr(encoder.model.speech_tower, "frontend_config"):
@@ -284,6 +285,7 @@ class TextTuner:
         memory = getattr(getattr(getattr(source, "model", None), "text_tower", None), "memory", None)
         if memory is None:
             raise ValueError(f"{name} has no token memory to use; fit one with --token-memory N instead")
+        self.memory_source = source.model_id  # a name such as clsp-mini may later point at other weights
         ours, theirs = ({k: v for k, v in config.items() if k != "token_memory"}
                         for config in (self.model.config["text_tower"], source.model.config["text_tower"]))
         if ours != theirs:
@@ -449,6 +451,8 @@ class TextTuner:
         """Train to the end, or only up to `stop_after_epoch` (a later `--resume` continues exactly)."""
         tuning = {"base_model": self.base_id, "train_clips": self.n_train, "val_clips": len(self.val_clips),
                   "paraphrase_pool": PARAPHRASE_POOL, **asdict(self.settings)}
+        if self.memory_source:
+            tuning["memory_model"] = self.memory_source
         last = self.settings.epochs if stop_after_epoch is None else min(stop_after_epoch, self.settings.epochs)
         while self.epoch < last:
             started = time.time()

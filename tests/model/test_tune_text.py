@@ -334,7 +334,9 @@ def test_a_borrowed_memory_is_used_as_it_is_and_heads_through_it_combine(corpus,
         weights = load_file(str(runs[-1] / "model.safetensors"))
         for key in ("text_tower.memory.centroids", "text_tower.memory.scale"):
             np.testing.assert_array_equal(weights[key].numpy(), load_file(str(donor / "model.safetensors"))[key].numpy())
-    assert json.loads((runs[0] / "config.json").read_text())["text_tower"]["token_memory"]["size"] == 64
+    config = json.loads((runs[0] / "config.json").read_text())
+    assert config["text_tower"]["token_memory"]["size"] == 64
+    assert config["text_tuning"]["memory_model"] == load_model(donor, device="cpu").model_id
 
     combined_dir = combine_text_heads([str(r) for r in runs], tmp_path / "combined")
     config = json.loads((combined_dir / "config.json").read_text())
