@@ -24,11 +24,10 @@ from searchengine.model.registry import load_model
 TEXT_HEAD_PREFIX = "text_head."
 
 
-def _member_heads(model: CLSP) -> list[dict[str, torch.Tensor]]:
-    """State dicts of a model's text heads: one, or each member of an ensemble."""
+def _member_heads(model: CLSP) -> list[torch.nn.Module]:
+    """A model's text heads: the one, or each member of an ensemble."""
     head = model.text_head
-    heads = list(head.members) if isinstance(head, HeadEnsemble) else [head]
-    return [member.state_dict() for member in heads]
+    return list(head.members) if isinstance(head, HeadEnsemble) else [head]
 
 
 def _shared_state(model: CLSP) -> dict[str, torch.Tensor]:
@@ -66,11 +65,8 @@ def combine_text_heads(models: list[str], out: str | Path) -> Path:
     heads = [head for encoder in encoders for head in _member_heads(encoder.model)]
     members = [{"model_id": encoder.model_id, "text_tuning": encoder.model.config.get("text_tuning")}
                for encoder in encoders]
-    config = {**_without_tuning(first.config), "text_head_members": len(heads), "text_head_ensemble": members}
-    combined = CLSP(config)
-    state = dict(shared)
-    for i, head in enumerate(heads):
-        state.update({f"{TEXT_HEAD_PREFIX}members.{i}.{k}": v for k, v in head.items()})
-    combined.load_state_dict(state, strict=True)
-    return save_checkpoint(combined, out)
+    # The first model, with every member's head in its place: its speech side and tower are the shared ones.
+    first.text_head = HeadEnsemble(heads)
+    first.config = {**_without_tuning(first.config), "text_head_members": len(heads), "text_head_ensemble": members}
+    return save_checkpoint(first, out)
 

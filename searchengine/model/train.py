@@ -218,7 +218,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
         started = time.time()
         tower.eval()
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
-        saved = time.time()
+        saved = started
         with torch.inference_mode():
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]

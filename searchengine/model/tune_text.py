@@ -127,6 +127,8 @@ class TextTuner:
         for name in ("ema_decay", "token_dropout"):
             if not 0.0 <= getattr(settings, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(settings, name)}")
+        if settings.token_memory and settings.memory_from:
+            raise ValueError("pass either --token-memory (fit a memory) or --memory-from (use a model's), not both")
         if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")
@@ -148,8 +150,6 @@ class TextTuner:
             if used and pooling != "head_mean":  # both act on single token states, which only head_mean keeps
                 raise ValueError(f"{option} needs head_mean text pooling (this model: {pooling!r}); "
                                  "pass --text-pooling head_mean")
-        if settings.token_memory and settings.memory_from:
-            raise ValueError("pass either --token-memory (fit a memory) or --memory-from (use a model's), not both")
         if settings.token_memory or settings.memory_from or pooling != "head_mean":
             self._drop_token_memory()
         self.out.mkdir(parents=True, exist_ok=True)  # only once the model and flags are known to fit
@@ -235,7 +235,7 @@ class TextTuner:
         """Fit the memory (or take `memory_from`'s), then blend every cached caption once: training then sees
         the states search will see."""
         if self.settings.memory_from:
-            centroids, scale, memory_settings = self._borrowed_memory(self.settings.memory_from)
+            centroids, scale, memory_settings, self.memory_source = self._borrowed_memory(self.settings.memory_from)
         else:
             centroids, scale = self._fitted_memory(cache)
             memory_settings = {"size": self.settings.token_memory, "weight": self.settings.memory_weight}
@@ -279,18 +279,18 @@ class TextTuner:
                            f"in {time.time() - started:.0f}s")
         return centroids, scale
 
-    def _borrowed_memory(self, name: str) -> tuple[np.ndarray, float, dict[str, Any]]:
-        """Centroids, scale and settings of another model's token memory, which must read the same text tower."""
+    def _borrowed_memory(self, name: str) -> tuple[np.ndarray, float, dict[str, Any], str]:
+        """Centroids, scale, settings and model id of another model's token memory, which must read the same
+        text tower (the id is recorded: a name such as clsp-mini may later point at other weights)."""
         source = load_model(name, device="cpu")
-        memory = getattr(getattr(getattr(source, "model", None), "text_tower", None), "memory", None)
+        memory = getattr(source.model.text_tower, "memory", None) if isinstance(source, ClspEncoder) else None
         if memory is None:
             raise ValueError(f"{name} has no token memory to use; fit one with --token-memory N instead")
-        self.memory_source = source.model_id  # a name such as clsp-mini may later point at other weights
         ours, theirs = ({k: v for k, v in config.items() if k != "token_memory"}
                         for config in (self.model.config["text_tower"], source.model.config["text_tower"]))
         if ours != theirs:
             raise ValueError(f"{name}'s text tower {theirs} is not this model's {ours}: its memory was fitted to other states")
-        return memory.centroids.numpy().copy(), float(memory.scale), dict(memory.settings)
+        return memory.centroids.numpy().copy(), float(memory.scale), dict(memory.settings), source.model_id
 
     def _speech_embeddings(self, clips: list[Clip], cache: Path) -> torch.Tensor:
         """The locked speech side's embeddings of whole clips, computed once and cached."""

@@ -324,6 +324,7 @@ def test_a_borrowed_memory_is_used_as_it_is_and_heads_through_it_combine(corpus,
 
     donor = tune_text("clsp-mini", corpus, tmp_path / "donor", dataclasses.replace(SETTINGS, epochs=1, token_memory=64),
                       log=lambda _: None)
+    donor_weights = load_file(str(donor / "model.safetensors"))
     runs = []
     for seed in (3, 4):
         lines = []
@@ -333,7 +334,7 @@ def test_a_borrowed_memory_is_used_as_it_is_and_heads_through_it_combine(corpus,
         assert not list((tmp_path / f"seed{seed}" / "cache").glob("token-memory-*.npz"))
         weights = load_file(str(runs[-1] / "model.safetensors"))
         for key in ("text_tower.memory.centroids", "text_tower.memory.scale"):
-            np.testing.assert_array_equal(weights[key].numpy(), load_file(str(donor / "model.safetensors"))[key].numpy())
+            np.testing.assert_array_equal(weights[key].numpy(), donor_weights[key].numpy())
     config = json.loads((runs[0] / "config.json").read_text())
     assert config["text_tower"]["token_memory"]["size"] == 64
     assert config["text_tuning"]["memory_model"] == load_model(donor, device="cpu").model_id
