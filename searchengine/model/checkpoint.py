@@ -2,7 +2,8 @@
 
 A frozen pretrained text tower is referenced by its `source` in config.json instead of being copied,
 which keeps the bundled clsp-mini at a few MB; a fine-tuned text tower is stored in
-model.safetensors with its architecture and tokenizer files under `text_tower/`.
+model.safetensors with its architecture and tokenizer files under `text_tower/`. A referenced tower whose
+top layers were tuned (`"tuned_layers": N`) stores only those layers' weights.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ def _stores_text_tower(config: dict[str, Any]) -> bool:
     return bool(config["text_tower"].get("trainable", False))
 
 
+def _stored_text_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of a referenced (not copied) text tower's weights that a checkpoint still stores:
+    its tuned top layers (`tuned_layers`), which differ from `source`."""
+    prefixes = getattr(model.text_tower, "tuned_layer_prefixes", lambda: [])()
+    return tuple(f"text_tower.{prefix}" for prefix in prefixes)
+
+
+def _is_stored(key: str, config: dict[str, Any], tuned: tuple[str, ...]) -> bool:
+    return _stores_text_tower(config) or not key.startswith(TEXT_MODEL_PREFIX) or key.startswith(tuned)
+
+
 def save_checkpoint(model: torch.nn.Module, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `model` (a CLSP) as a checkpoint directory and return its path."""
     from safetensors.torch import save_file
@@ -44,7 +56,8 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, extra: dict[s
         model.text_tower.model.config.save_pretrained(directory / TEXT_TOWER_DIR)
         model.text_tower.tokenizer.save_pretrained(directory / TEXT_TOWER_DIR)
     else:
-        state = {k: v for k, v in state.items() if not k.startswith(TEXT_MODEL_PREFIX)}
+        tuned = _stored_text_prefixes(model)
+        state = {k: v for k, v in state.items() if _is_stored(k, config, tuned)}
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
@@ -92,7 +105,8 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     if stored_text and not (text_dir / "config.json").is_file():
         raise CheckpointError(f"{directory} stores a fine-tuned text tower but lacks {TEXT_TOWER_DIR}/config.json")
     model = CLSP(config, text_model_dir=text_dir)
-    expected = {k for k in model.state_dict() if stored_text or not k.startswith(TEXT_MODEL_PREFIX)}
+    tuned = _stored_text_prefixes(model)
+    expected = {k for k in model.state_dict() if _is_stored(k, config, tuned)}
     missing = sorted(expected - state.keys())
     unexpected = sorted(state.keys() - expected)
     if missing or unexpected:

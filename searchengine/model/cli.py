@@ -74,6 +74,11 @@ def tune_text(
         help="Decay of a moving average of the text head's weights that validation and export use (0 = off).")] = 0.0,
     token_dropout: Annotated[float, typer.Option(
         help="Share of each training caption's tokens left out of its mean per step (needs head_mean pooling).")] = 0.0,
+    text_layers: Annotated[int, typer.Option(
+        help="Top layers of the text tower trained along with the head (0 = the head alone; a token memory then "
+             "comes from --memory-from or the model's own).")] = 0,
+    text_layer_lr: Annotated[float, typer.Option(
+        "--text-layer-lr", help="Peak learning rate of those layers.")] = 3e-5,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -89,7 +94,8 @@ def tune_text(
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
                                 reset_head=not keep_head, text_pooling=text_pooling,
                                 token_memory=token_memory, memory_weight=memory_weight, memory_from=memory_from,
-                                ema_decay=ema_decay, token_dropout=token_dropout, workers=workers)
+                                ema_decay=ema_decay, token_dropout=token_dropout, text_layers=text_layers,
+                                text_layer_learning_rate=text_layer_lr, workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
     except (CheckpointError, ValueError, FileExistsError) as exc:

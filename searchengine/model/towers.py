@@ -390,10 +390,28 @@ class HFTextTower(nn.Module):
         self.trainable = bool(config.get("trainable", False))
         if not self.trainable:
             self.model.requires_grad_(False)
+        # The top `tuned_layers` encoder layers of an otherwise frozen tower were trained (`tune-text
+        # --text-layers`): only their weights are stored in a checkpoint, the rest come from `source`.
+        self.tuned_layers = int(config.get("tuned_layers", 0))
+        layers = len(self.encoder_layers)
+        if not 0 <= self.tuned_layers <= layers or (self.tuned_layers and self.trainable):
+            raise ValueError(f"tuned_layers must be between 0 and the tower's {layers} layers, and only for a "
+                             f"frozen tower; got {self.tuned_layers} (trainable {self.trainable})")
         # Optional memory of training token states that unfamiliar words are blended toward (token_memory.py).
         self.memory: TokenMemory | None = None
         if config.get("token_memory"):
             self.add_memory(config["token_memory"])
+
+    @property
+    def encoder_layers(self) -> nn.ModuleList:
+        """The transformer layers of the wrapped encoder (BERT-style `encoder.layer`)."""
+        encoder = getattr(self.model, "encoder", None)
+        return getattr(encoder, "layer", None) or nn.ModuleList()
+
+    def tuned_layer_prefixes(self) -> list[str]:
+        """State-dict prefixes (inside this tower) of the tuned top layers, which a checkpoint stores."""
+        layers = len(self.encoder_layers)
+        return [f"model.encoder.layer.{i}." for i in range(layers - self.tuned_layers, layers)]
 
     def add_memory(self, settings: dict[str, Any]) -> TokenMemory:
         """Blend this tower's token states with a memory of training token states from here on (its
@@ -412,9 +430,39 @@ class HFTextTower(nn.Module):
 
     @property
     def pools_tokens(self) -> bool:
-        """True when trained weights act on each token (attention pooling, or the head under `head_mean`):
-        a frozen tower's output must then be cached per token."""
-        return self.pool is not None or self.pooling == "head_mean"
+        """True when trained weights act on each token (attention pooling, the head under `head_mean`, or
+        tuned top layers): a frozen tower's output must then be cached per token."""
+        return self.pool is not None or self.pooling == "head_mean" or self.tuned_layers > 0
+
+    def cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """What a trainer caches per token [B, T, D]: the frozen part's output, i.e. the states entering the
+        first tuned layer, or the last-layer (memory-blended) states when no layer is tuned."""
+        if not self.tuned_layers:
+            return self.token_states(input_ids, attention_mask, **extra)
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **extra)
+        return output.hidden_states[-1 - self.tuned_layers]
+
+    def pool_cached(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
+        """`cached_states` [B, T, D] and mask [B, T] -> pooled features, through the tuned layers and the
+        token memory first when the tower has them (so their weights get the gradient)."""
+        if self.tuned_layers:
+            hidden = self.upper_states(hidden, mask)
+        return self.pool_tokens(hidden, mask)
+
+    def upper_states(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The tuned top layers over the states entering them, then the token memory: last-layer states."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        attention = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask.long())
+        for layer in self.encoder_layers[len(self.encoder_layers) - self.tuned_layers :]:
+            hidden = layer(hidden, attention_mask=attention)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        if self.memory is None:
+            return hidden
+        mask = mask.bool()
+        blended = hidden.clone()
+        blended[mask] = self.memory(hidden[mask])
+        return blended
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """Last-layer token states [B, T, D] (padding positions included; see attention_mask), blended with

@@ -174,10 +174,11 @@ def concatenate_rows(pieces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TokenStates:
-    """Frozen last-layer token states of captions, pooled on demand by the tower's trainable pooling.
+    """Frozen token states of captions (last-layer, or those entering the tower's tuned top layers), pooled
+    on demand through the tower's trainable parts.
 
     Indexing with caption ids returns pooled [N, D] features like the cached pooled tensor does, so the
-    trainer treats both alike; the gradient reaches the pooling weights.
+    trainer treats both alike; the gradient reaches the tuned layers and the pooling weights.
     """
 
     def __init__(self, states: list[np.ndarray], pool: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
@@ -202,7 +203,8 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     """Frozen-text-tower features of the given captions, computing only unseen ones.
 
     Pooled [U, D] features when the tower's pooling has no weights; token states (float16, `TokenStates`)
-    when it has (attention pooling), since those weights are trained.
+    when trained weights act per token (attention pooling, a per-token head, tuned top layers: the states
+    cached are then those entering the first tuned layer).
     """
     tower = model.text_tower
     tokens = tower.pools_tokens
@@ -224,7 +226,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
                 batch = missing[start : start + 128]
                 prepared = tower.prepare(batch)
                 if tokens:
-                    hidden = tower.token_states(**prepared).numpy().astype(np.float16)
+                    hidden = tower.cached_states(**prepared).numpy().astype(np.float16)
                     lengths = prepared["attention_mask"].sum(dim=1).tolist()
                     vectors = [hidden[row, :length] for row, length in enumerate(lengths)]
                 else:
@@ -238,7 +240,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
         _save_text_cache(path, known)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
     if tokens:
-        return TokenStates([known[c] for c in captions], tower.pool_tokens)
+        return TokenStates([known[c] for c in captions], tower.pool_cached)
     return torch.from_numpy(np.stack([known[c] for c in captions]).astype(np.float32))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import random
 import time
@@ -100,6 +101,14 @@ class TextTuneSettings(RunSettings):
     #: only; at least one token always stays). The head then cannot lean on any one word, as an unseen
     #: synonym in a search box takes one word away; 0 = off.
     token_dropout: float = 0.0
+    #: MiniLM's top encoder layers trained along with the head (0 = the head alone). The frozen layers'
+    #: output is cached instead of the last layer's, so an epoch costs about twice as much; the tuned
+    #: layers are stored in the checkpoint (7 MB per MiniLM layer) and re-read every word in context
+    #: for the voice space, which a head over frozen states cannot (measured in the model card).
+    text_layers: int = 0
+    #: Peak learning rate of the tuned text layers (the head keeps `learning_rate`): pretrained weights
+    #: move far less than a fresh head before they forget what they knew.
+    text_layer_learning_rate: float = 3e-5
 
 
 #: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
@@ -129,6 +138,13 @@ class TextTuner:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(settings, name)}")
         if settings.token_memory and settings.memory_from:
             raise ValueError("pass either --token-memory (fit a memory) or --memory-from (use a model's), not both")
+        if settings.text_layers < 0:
+            raise ValueError(f"text_layers must be 0 or more, got {settings.text_layers}")
+        if settings.text_layers and (settings.token_memory or settings.ema_decay):
+            # A memory is fitted to cached last-layer states, and the weight average covers the head alone.
+            raise ValueError("--text-layers trains the tower's top layers, so it cannot fit a token memory from the "
+                             "cache or average only the head's weights: take a memory with --memory-from MODEL "
+                             "and leave --ema-decay at 0")
         if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")
@@ -144,6 +160,7 @@ class TextTuner:
         self.model = encoder.model.eval()
         if settings.text_pooling:
             self._switch_text_pooling(settings.text_pooling)
+        self.text_layers = self._tune_text_layers(settings.text_layers)
         pooling = self.model.text_tower.pooling
         for option, used in (("a token memory", settings.token_memory or settings.memory_from),
                              ("token dropout", settings.token_dropout)):
@@ -186,10 +203,11 @@ class TextTuner:
         if settings.token_memory or settings.memory_from:
             self._install_token_memory(cache)
         self.head = self.model.text_head
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        for parameter in self.head.parameters():
-            parameter.requires_grad_(True)
+        # Everything trained: the head, and the tower's tuned top layers when asked (in place, so the
+        # exported checkpoint carries them).
+        self.trained = torch.nn.ModuleList([self.head, *self.text_layers])
+        self.model.requires_grad_(False)
+        self.trained.requires_grad_(True)
         if settings.reset_head:
             torch.manual_seed(settings.seed)
             for layer in self.head.modules():
@@ -198,8 +216,11 @@ class TextTuner:
         # The weight average validation and export use (the head itself when ema_decay is 0).
         self.average = copy.deepcopy(self.head).requires_grad_(False) if settings.ema_decay else None
         self.scale = self.model.scale().detach()  # the base model's temperature, locked with its speech side
-        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=settings.learning_rate,
-                                           weight_decay=settings.weight_decay)
+        groups = [{"params": list(self.head.parameters()), "lr": settings.learning_rate}]
+        if self.text_layers:
+            groups.append({"params": [p for layer in self.text_layers for p in layer.parameters()],
+                           "lr": settings.text_layer_learning_rate})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
         self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.scheduler = warmup_cosine(self.optimizer, settings.warmup_steps, self.steps_per_epoch * settings.epochs)
         self.epoch = 0
@@ -214,6 +235,23 @@ class TextTuner:
                              f"(only among {', '.join(SWITCHABLE_TEXT_POOLINGS)})")
         tower.pooling = pooling
         self._set_text_tower_config("pooling", pooling)
+
+    def _tune_text_layers(self, count: int) -> list[torch.nn.Module]:
+        """Mark the text tower's top `count` layers as tuned (cached states are then taken below them) and
+        return them; none when `count` is 0. A base model's own tuned layers stay stored either way."""
+        tower = self.model.text_tower
+        if not count:
+            return []
+        layers = len(tower.encoder_layers)
+        if tower.pooling == "pooler" or count > layers:  # the pooler reads the model's own output
+            raise ValueError(f"--text-layers needs a text tower with {count} or more layers and pooling of its "
+                             f"token states (this one: {layers} layers, pooling {tower.pooling!r})")
+        if count < tower.tuned_layers:
+            raise ValueError(f"the base model's top {tower.tuned_layers} text layers are tuned already; "
+                             f"pass --text-layers {tower.tuned_layers} or more so they stay stored")
+        tower.tuned_layers = count
+        self._set_text_tower_config("tuned_layers", count)
+        return list(tower.encoder_layers[layers - count :])
 
     def _set_text_tower_config(self, key: str, value: Any) -> None:
         """Record a change of the text tower in the model config the checkpoint is written from (None
@@ -243,6 +281,8 @@ class TextTuner:
         memory = tower.add_memory(memory_settings)
         memory.set_centroids(centroids, scale)
         self._set_text_tower_config("token_memory", memory.settings)
+        if tower.tuned_layers:  # the memory meets the tuned layers' output, step by step (`upper_states`)
+            return
         started = time.time()
         stores = [self.text_features] + ([self.class_caption_features] if self.class_captions else [])
         with torch.inference_mode():
@@ -258,18 +298,21 @@ class TextTuner:
 
     def _fitted_memory(self, cache: Path, sample_captions: int = 8000) -> tuple[np.ndarray, float]:
         """k-means centroids and scale of token states of (a sample of) the training clips' captions, cached
-        for a resumed run."""
+        for a resumed run. The cache file is named after a digest of the sampled states, so a run whose
+        captions differ (other paraphrase settings over a copied cache) fits its own memory."""
         settings = self.settings
-        path = cache / f"token-memory-{self.base_id.replace('@', '-')}-{settings.token_memory}-{settings.seed}.npz"
+        ids = sorted({j for i in range(self.n_train)
+                      for source in (self.own[i], *self.para[i]) for j in (source[0], *source[1])})
+        rng = np.random.default_rng(settings.seed)
+        chosen = rng.choice(ids, size=min(sample_captions, len(ids)), replace=False)
+        sample = np.concatenate([self.text_features.states[i] for i in chosen])  # the cache's float16 states
+        digest = hashlib.sha256(sample.tobytes()).hexdigest()[:12]
+        path = cache / f"token-memory-{self.base_id.replace('@', '-')}-{settings.token_memory}-{settings.seed}-{digest}.npz"
         if path.is_file():
             stored = np.load(path, allow_pickle=False)
             centroids, scale = stored["centroids"], float(stored["scale"])
         else:
-            ids = sorted({j for i in range(self.n_train)
-                          for source in (self.own[i], *self.para[i]) for j in (source[0], *source[1])})
-            rng = np.random.default_rng(settings.seed)
-            chosen = rng.choice(ids, size=min(sample_captions, len(ids)), replace=False)
-            states = np.concatenate([np.asarray(self.text_features.states[i], dtype=np.float32) for i in chosen])
+            states = sample.astype(np.float32)
             started = time.time()
             centroids, scale = fit_centroids(states, settings.token_memory, seed=settings.seed)
             tmp = path.with_suffix(".tmp.npz")
@@ -286,7 +329,7 @@ class TextTuner:
         memory = getattr(source.model.text_tower, "memory", None) if isinstance(source, ClspEncoder) else None
         if memory is None:
             raise ValueError(f"{name} has no token memory to use; fit one with --token-memory N instead")
-        ours, theirs = ({k: v for k, v in config.items() if k != "token_memory"}
+        ours, theirs = ({k: v for k, v in config.items() if k not in ("token_memory", "tuned_layers")}
                         for config in (self.model.config["text_tower"], source.model.config["text_tower"]))
         if ours != theirs:
             raise ValueError(f"{name}'s text tower {theirs} is not this model's {ours}: its memory was fitted to other states")
@@ -319,7 +362,7 @@ class TextTuner:
         settings = self.settings
         rng = np.random.default_rng([settings.seed, self.epoch])
         torch.manual_seed(settings.seed * 100003 + self.epoch)
-        self.head.train()
+        self.trained.train()
         order = rng.permutation(self.n_train)
         losses = []
         for step in range(self.steps_per_epoch):
@@ -346,7 +389,7 @@ class TextTuner:
                 loss = loss + settings.attribute_caption_weight * auxiliary
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.head.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(self.trained.parameters(), 5.0)
             self.optimizer.step()
             self.scheduler.step()
             self._update_average()
@@ -414,7 +457,7 @@ class TextTuner:
         same from the first paraphrase set."""
         if not self.val_clips:
             return {}
-        self.head.eval()
+        self.trained.eval()
         indices = range(self.n_train, self.n_train + len(self.val_clips))
         speech = self.speech[list(indices)].numpy()
         result = {}
@@ -425,7 +468,8 @@ class TextTuner:
         return result
 
     def save_state(self) -> None:
-        state = {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"head": self.head.state_dict(), "text_layers": [layer.state_dict() for layer in self.text_layers],
+                 "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best_score": self.best_score,
                  "history": self.history, "settings": asdict(self.settings), "base": self.base_id,
                  "average": None if self.average is None else self.average.state_dict()}
@@ -440,6 +484,8 @@ class TextTuner:
             raise ValueError(f"{path} was written from {state['base']} with settings {state['settings']}; "
                              "use a new --out or the same model and flags")
         self.head.load_state_dict(state["head"])
+        for layer, saved in zip(self.text_layers, state["text_layers"], strict=True):
+            layer.load_state_dict(saved)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]

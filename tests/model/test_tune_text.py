@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -227,6 +228,13 @@ def test_a_token_memory_is_fitted_trained_through_and_used_by_search(corpus, bas
     torch_centroids = again.model.text_tower.memory.centroids.numpy()
     np.testing.assert_array_equal(torch_centroids, tuned["text_tower.memory.centroids"].numpy())
 
+    # Other captions over a copy of that cache (one paraphrase set instead of two) fit a memory of their own.
+    shutil.copytree(tmp_path / "memory" / "cache", tmp_path / "fewer" / "cache")
+    lines = []
+    TextTuner("clsp-mini", corpus, tmp_path / "fewer", dataclasses.replace(settings, paraphrase_sets=1), log=lines.append)
+    assert any("fitted a token memory" in line for line in lines)
+    assert len(list((tmp_path / "fewer" / "cache").glob("token-memory-*.npz"))) == 2
+
 
 def test_a_token_memory_needs_per_token_pooling(corpus, tmp_path):
     settings = dataclasses.replace(SETTINGS, text_pooling="mean", token_memory=64)
@@ -379,3 +387,52 @@ def test_a_memory_is_borrowed_or_fitted_not_both(corpus, tmp_path):
     settings = dataclasses.replace(SETTINGS, token_memory=64, memory_from="clsp-mini")
     with pytest.raises(ValueError, match="not both"):
         TextTuner("clsp-mini", corpus, tmp_path / "both", settings, log=lambda _: None)
+
+
+def test_tuned_text_layers_are_trained_stored_and_read_back(corpus, base_weights, tmp_path):
+    """`text_layers` trains MiniLM's top layer with the head from states cached below it: the checkpoint
+    stores that layer alone beside the base model's tensors, and search (the whole tower, the stored layer
+    loaded over the package's) embeds a training caption as the tuner's cached path does."""
+    from searchengine.model import load_model
+
+    settings = dataclasses.replace(SETTINGS, epochs=1, text_layers=1, text_layer_learning_rate=1e-3)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "layers", settings, log=lambda _: None)
+    out = tuner.run()
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_tower"]["tuned_layers"] == 1
+    from searchengine.model.registry import WEIGHTS_DIR
+
+    base_config = json.loads((WEIGHTS_DIR / "clsp-mini" / "config.json").read_text())
+    assert config["text_tower"]["token_memory"] == base_config["text_tower"]["token_memory"]  # the base's, kept
+    tuned = load_file(str(out / "model.safetensors"))
+    layer_keys = {k for k in tuned if k.startswith("text_tower.model.")}
+    assert layer_keys and all(k.startswith("text_tower.model.encoder.layer.5.") for k in layer_keys)
+    assert tuned.keys() - layer_keys == base_weights.keys()
+    for key in base_weights:
+        if not key.startswith("text_head."):  # speech side, memory, temperature: the base model's own bytes
+            assert np.array_equal(tuned[key].numpy(), base_weights[key].numpy()), key
+    package = load_model("clsp-mini", device="cpu").model.text_tower.model.state_dict()
+    assert any(not np.array_equal(tuned[f"text_tower.model.{k}"].numpy(), package[k].numpy())
+               for k in package if f"text_tower.model.{k}" in layer_keys)
+
+    model = load_model(out, device="cpu")
+    caption = tuner.train_clips[0].fine_captions[-1]
+    cached = tuner.head.eval()(tuner.text_features[[tuner.own[0][1][-1]]]).detach().numpy()
+    np.testing.assert_allclose(model.encode_text([caption]), cached, atol=2e-3)  # float16 cache
+
+    again = TextTuner("clsp-mini", corpus, tmp_path / "layers", settings, log=lambda _: None)
+    assert again.load_state()
+    for key, value in again.text_layers[0].state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), tuned[f"text_tower.model.encoder.layer.5.{key}"].numpy())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"text_layers": 1, "token_memory": 64}, "cannot fit a token memory"),
+    ({"text_layers": 1, "ema_decay": 0.9}, "cannot fit a token memory"),
+    ({"text_layers": 7}, "needs a text tower with 7 or more layers"),
+    ({"text_layers": -1}, "must be 0 or more"),
+])
+def test_tuned_text_layers_refuse_what_they_cannot_do(corpus, tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, **change), log=lambda _: None)
+    assert not (tmp_path / "refused").exists()
