@@ -457,23 +457,22 @@ class HFTextTower(nn.Module):
         for layer in self.encoder_layers[len(self.encoder_layers) - self.tuned_layers :]:
             hidden = layer(hidden, attention_mask=attention)
             hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        return self._blended(hidden, mask)
+
+    def _blended(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer states [B, T, D] with their real tokens blended by the token memory, if any."""
         if self.memory is None:
             return hidden
         mask = mask.bool()
-        blended = hidden.clone()
-        blended[mask] = self.memory(hidden[mask])
-        return blended
+        hidden = hidden.clone()
+        hidden[mask] = self.memory(hidden[mask])
+        return hidden
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """Last-layer token states [B, T, D] (padding positions included; see attention_mask), blended with
         the token memory where the tower has one."""
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        if self.memory is None:
-            return hidden
-        mask = attention_mask.bool()
-        hidden = hidden.clone()
-        hidden[mask] = self.memory(hidden[mask])
-        return hidden
+        return self._blended(hidden, attention_mask)
 
     def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
         """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention), [B, 2D]
