@@ -30,6 +30,9 @@ def train(
     attribute_caption_weight: Annotated[float, typer.Option(
         help="Weight of classifying speech and fine-caption embeddings against short one-attribute captions "
              "(\"Someone who talks rapidly.\"), as zero-shot prompts are used (needs labelled attributes; 0 = off).")] = 0.0,
+    rate_regression_weight: Annotated[float, typer.Option(
+        help="Weight of regressing each clip's log speaking-rate factor from its speech embedding (needs "
+             "rate_factor in the manifest's attributes; 0 = off).")] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
@@ -39,7 +42,8 @@ def train(
     settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
                              fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight,
-                             attribute_caption_weight=attribute_caption_weight)
+                             attribute_caption_weight=attribute_caption_weight,
+                             rate_regression_weight=rate_regression_weight)
     directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
     typer.echo(f"model written to {directory}")
 

@@ -32,6 +32,7 @@ from searchengine.model.data import Clip, read_manifest
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
 from searchengine.model.loss import (
     AttributeClassifiers,
+    PaceRegressor,
     caption_class_loss,
     clip_loss,
     encode_labels,
@@ -72,6 +73,9 @@ class TrainSettings(RunSettings):
     #: Weight of classifying speech and fine-caption embeddings against short attribute captions
     #: (loss.caption_class_loss); 0 = off. Needs labelled attributes in the manifest.
     attribute_caption_weight: float = 0.0
+    #: Weight of regressing each clip's log speaking-rate factor from its speech embedding
+    #: (loss.PaceRegressor); 0 = off. Needs `rate_factor` in the manifest's attributes.
+    rate_regression_weight: float = 0.0
 
 
 #: Manifest attributes the shared classifiers learn when attribute_loss_weight > 0.
@@ -103,6 +107,18 @@ def attribute_caption_classes(vocabulary: dict[str, list[str]], pools: tuple[str
             classes[name].append(list(range(len(phrases), len(phrases) + len(captions))))
             phrases += captions
     return classes, phrases
+
+
+def pace_targets(clips: list[Clip], n_train: int) -> torch.Tensor:
+    """Each clip's log rate factor, standardised with the training clips' mean and spread (NaN where the
+    manifest has none), so the regression term is of the size of the other losses."""
+    values = [clip.attribute("rate_factor") for clip in clips]
+    logs = np.array([math.log(v) if isinstance(v, (int, float)) and v > 0 else np.nan for v in values])
+    known = logs[:n_train][~np.isnan(logs[:n_train])]
+    if len(known) < 2:
+        raise ValueError("the corpus has no rate_factor attributes for --rate-regression-weight "
+                         "(the generated corpus writes them; other corpora can leave the option at 0)")
+    return torch.tensor((logs - known.mean()) / max(float(known.std()), 1e-6), dtype=torch.float32)
 
 
 def attribute_rows(clips: list[Clip]) -> list[dict[str, str | None]]:
@@ -366,6 +382,11 @@ class Trainer:
             self.class_captions, phrases = attribute_caption_classes(vocabulary)
             self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
             self.class_caption_labels = encode_labels(vocabulary, rows)
+        self.pace: PaceRegressor | None = None
+        if settings.rate_regression_weight > 0:
+            self.pace_targets = pace_targets(all_clips, self.n_train)
+            self.pace = PaceRegressor(int(self.config["embed_dim"]))
+            parameters += list(self.pace.parameters())
         self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
         self.steps_per_epoch = math.ceil(self.n_train / settings.batch_size)
         self.total_epochs = settings.stage1_epochs + settings.stage2_epochs
@@ -399,8 +420,9 @@ class Trainer:
         torch.manual_seed(settings.seed * 100003 + self.epoch)
         self.model.train()
         self.model.text_tower.eval()
-        if self.attributes is not None:
-            self.attributes.train()
+        for aid in (self.attributes, self.pace):
+            if aid is not None:
+                aid.train()
         order = rng.permutation(self.n_train)
         losses, two_fine_steps = [], 0
         stage2_steps = self.steps_per_epoch * settings.stage2_epochs
@@ -442,6 +464,8 @@ class Trainer:
                 auxiliary = 0.5 * (caption_class_loss(speech, classes, caption_labels, scale)
                                    + caption_class_loss(text[fine_rows], classes, caption_labels[owners], scale))
                 loss = loss + settings.attribute_caption_weight * auxiliary
+            if self.pace is not None:
+                loss = loss + settings.rate_regression_weight * self.pace(speech, self.pace_targets[batch])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], 5.0)
@@ -484,6 +508,7 @@ class Trainer:
         state = {
             "model": self.model.state_dict(),
             "attributes": self.attributes.state_dict() if self.attributes is not None else None,
+            "pace": self.pace.state_dict() if self.pace is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
@@ -503,6 +528,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         if self.attributes is not None:
             self.attributes.load_state_dict(state["attributes"])
+        if self.pace is not None:
+            self.pace.load_state_dict(state["pace"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_score, self.history = state["epoch"], state["best_score"], state["history"]

@@ -95,3 +95,26 @@ def test_caption_class_loss_classifies_against_class_texts_with_known_labels_onl
     assert aligned < crossed
     nothing = caption_class_loss(speech.requires_grad_(), [gender, rate], torch.full((3, 2), UNKNOWN_LABEL), scale)
     assert nothing.item() == 0.0 and nothing.requires_grad
+
+
+def test_pace_regressor_scores_known_targets_only_and_learns_a_linear_pace():
+    from searchengine.model.loss import PaceRegressor
+
+    torch.manual_seed(0)
+    regressor = PaceRegressor(4)
+    embeddings = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1).detach().requires_grad_()
+    targets = torch.tensor([0.5, float("nan"), -1.0])
+    expected = torch.nn.functional.mse_loss(regressor.linear(embeddings[[0, 2]]).squeeze(-1), targets[[0, 2]])
+    assert torch.allclose(regressor(embeddings, targets), expected)
+    nothing = regressor(embeddings, torch.full((3,), float("nan")))
+    assert nothing.item() == 0.0 and nothing.requires_grad
+    # a pace that is one direction of the space is recovered
+    points = torch.randn(256, 4)
+    pace = 2.0 * points[:, 1]
+    optimizer = torch.optim.Adam(regressor.parameters(), lr=0.05)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = regressor(points, pace)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 1e-3

@@ -40,7 +40,8 @@ def corpus(tmp_path_factory):
                     lines.append({
                         "id": f"{index:03d}", "path": path, "duration": 1.0, "sample_rate": 16000, "voice": f"v{split}{voice}",
                         "gender": gender, "accent": "American",
-                        "attributes": {"pitch_level": pitch, "loudness": loud, "speaking_rate": "medium"},
+                        "attributes": {"pitch_level": pitch, "loudness": loud, "speaking_rate": "medium",
+                                       "rate_factor": round(0.8 + 0.1 * voice + 0.05 * (loud == "loud"), 2)},
                         "global_caption": f"A {gender} voice, {loud}.",
                         "fine_captions": [f"A {pitch} pitched {gender} voice.", f"A {loud} voice with {pitch} pitch.",
                                           f"Someone {loud}, {pitch} in pitch."],
@@ -57,7 +58,8 @@ SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6,
 @pytest.mark.parametrize(("aids", "config"), [(0.0, "clsp-mini"), (1.0, "clsp-mini-attention")],
                          ids=["paper objectives", "with training aids and attention pooling"])
 def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, config):
-    settings = dataclasses.replace(SETTINGS, config=config, attribute_loss_weight=aids, attribute_caption_weight=aids)
+    settings = dataclasses.replace(SETTINGS, config=config, attribute_loss_weight=aids, attribute_caption_weight=aids,
+                                   rate_regression_weight=aids)
     straight = train(corpus, tmp_path / "straight", settings, log=lambda _: None)
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in log] == [1, 2]
@@ -128,6 +130,27 @@ def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path)
     (unlabelled / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     with pytest.raises(ValueError, match="no labelled attributes"):
         Trainer(unlabelled, tmp_path / "none", dataclasses.replace(SETTINGS, attribute_loss_weight=1.0),
+                log=lambda _: None)
+
+
+def test_pace_regression_changes_training_and_needs_rate_factors(corpus, tmp_path):
+    plain = Trainer(corpus, tmp_path / "plain", SETTINGS, log=lambda _: None)
+    aided = Trainer(corpus, tmp_path / "aided", dataclasses.replace(SETTINGS, rate_regression_weight=1.0),
+                    log=lambda _: None)
+    assert aided.pace is not None and plain.pace is None
+    targets = aided.pace_targets[: aided.n_train]
+    assert abs(float(targets.mean())) < 1e-5 and abs(float(targets.std(unbiased=False)) - 1.0) < 1e-4  # standardised
+    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the regression term is added
+
+    unrated = tmp_path / "unrated"
+    unrated.mkdir()
+    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    for record in records:
+        record["attributes"].pop("rate_factor")
+        record["path"] = str(corpus / record["path"])
+    (unrated / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    with pytest.raises(ValueError, match="no rate_factor"):
+        Trainer(unrated, tmp_path / "none", dataclasses.replace(SETTINGS, rate_regression_weight=1.0),
                 log=lambda _: None)
 
 
