@@ -114,7 +114,8 @@ def pace_targets(clips: list[Clip], n_train: int) -> torch.Tensor:
     manifest has none), so the regression term is of the size of the other losses."""
     values = [clip.attribute("rate_factor") for clip in clips]
     logs = np.array([math.log(v) if isinstance(v, (int, float)) and v > 0 else np.nan for v in values])
-    known = logs[:n_train][~np.isnan(logs[:n_train])]
+    train_logs = logs[:n_train]
+    known = train_logs[~np.isnan(train_logs)]
     if len(known) < 2:
         raise ValueError("the corpus has no rate_factor attributes for --rate-regression-weight "
                          "(the generated corpus writes them; other corpora can leave the option at 0)")

@@ -52,6 +52,18 @@ def corpus(tmp_path_factory):
     return root
 
 
+def rewritten_corpus(corpus, directory, edit):
+    """A copy of `corpus`'s manifest in `directory` (audio paths made absolute), each record passed
+    through `edit` first: the same clips with some labels removed."""
+    directory.mkdir()
+    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    for record in records:
+        edit(record)
+        record["path"] = str(corpus / record["path"])
+    (directory / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return directory
+
+
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
@@ -121,13 +133,8 @@ def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path)
     assert set(aided.attributes.vocabulary) == {"gender", "pitch_level", "loudness"}
     assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the classifier term is added
 
-    unlabelled = tmp_path / "unlabelled"
-    unlabelled.mkdir()
-    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
-    for record in records:
-        record.pop("attributes"), record.pop("gender"), record.pop("accent")
-        record["path"] = str(corpus / record["path"])
-    (unlabelled / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    unlabelled = rewritten_corpus(corpus, tmp_path / "unlabelled",
+                                  lambda r: (r.pop("attributes"), r.pop("gender"), r.pop("accent")))
     with pytest.raises(ValueError, match="no labelled attributes"):
         Trainer(unlabelled, tmp_path / "none", dataclasses.replace(SETTINGS, attribute_loss_weight=1.0),
                 log=lambda _: None)
@@ -142,13 +149,7 @@ def test_pace_regression_changes_training_and_needs_rate_factors(corpus, tmp_pat
     assert abs(float(targets.mean())) < 1e-5 and abs(float(targets.std(unbiased=False)) - 1.0) < 1e-4  # standardised
     assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the regression term is added
 
-    unrated = tmp_path / "unrated"
-    unrated.mkdir()
-    records = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
-    for record in records:
-        record["attributes"].pop("rate_factor")
-        record["path"] = str(corpus / record["path"])
-    (unrated / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    unrated = rewritten_corpus(corpus, tmp_path / "unrated", lambda r: r["attributes"].pop("rate_factor"))
     with pytest.raises(ValueError, match="no rate_factor"):
         Trainer(unrated, tmp_path / "none", dataclasses.replace(SETTINGS, rate_regression_weight=1.0),
                 log=lambda _: None)
