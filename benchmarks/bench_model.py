@@ -38,7 +38,7 @@ def _clips(n: int, seed: int = 0) -> list[np.ndarray]:
     return clips
 
 
-def _best_of(repeats: int, run) -> float:
+def best_of(repeats: int, run) -> float:
     """Shortest of a few runs: the machine is shared, the minimum is the least disturbed."""
     best = float("inf")
     for _ in range(repeats):
@@ -53,19 +53,19 @@ def bench_clsp_mini(device: str, name: str = "clsp-mini") -> None:
     clips = _clips(64)
     audio_seconds = sum(len(c) for c in clips) / 16000
     encoder.encode_speech(clips[:4])  # warm-up
-    speech_time = _best_of(3, lambda: encoder.encode_speech(clips))
+    speech_time = best_of(3, lambda: encoder.encode_speech(clips))
     frontend = getattr(encoder.model.speech_tower, "frontend", None)
     captions = [f"A {a} {g} speaker talks {r}, recorded {n}." for a in ("young", "adult", "older")
                 for g in ("male", "female") for r in ("slowly", "at a normal pace", "quickly")
                 for n in ("in a studio", "over a telephone line", "with heavy echo", "over a light hiss")]
     captions = captions * 4
     encoder.encode_text(captions[:8])
-    text_time = _best_of(3, lambda: encoder.encode_text(captions))
+    text_time = best_of(3, lambda: encoder.encode_text(captions))
     print(f"{name} on {device} ({torch.get_num_threads()} threads), model {encoder.model_id}")
     print(f"  speech: {len(clips)} clips, {audio_seconds:.0f} s of audio in {speech_time:.2f} s = "
           f"{audio_seconds / speech_time:.0f}x real time")
     if frontend is not None:
-        frontend_time = _best_of(2, lambda: [frontend(c) for c in clips])
+        frontend_time = best_of(2, lambda: [frontend(c) for c in clips])
         print(f"  of which frontend (log-mel + pitch): {audio_seconds / frontend_time:.0f}x real time alone")
     print(f"  text: {len(captions)} captions in {text_time:.2f} s = {len(captions) / text_time:.0f} texts/s")
 

@@ -33,6 +33,8 @@ def train(
     rate_regression_weight: Annotated[float, typer.Option(
         help="Weight of regressing each clip's log speaking-rate factor from its speech embedding (needs "
              "rate_factor in the manifest's attributes; 0 = off).")] = 0.0,
+    validate_every: Annotated[int, typer.Option(
+        help="Score validation and export the best epoch so far every N epochs (and at the last).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
@@ -43,8 +45,12 @@ def train(
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
                              fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight,
                              attribute_caption_weight=attribute_caption_weight,
-                             rate_regression_weight=rate_regression_weight)
-    directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
+                             rate_regression_weight=rate_regression_weight, validate_every=validate_every)
+    try:
+        directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
+    except (ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"model written to {directory}")
 
 
@@ -83,6 +89,11 @@ def tune_text(
              "comes from --memory-from or the model's own).")] = 0,
     text_layer_lr: Annotated[float, typer.Option(
         "--text-layer-lr", help="Peak learning rate of those layers.")] = 3e-5,
+    compute_dtype: Annotated[str, typer.Option(
+        help="Precision of the caption-state cache pass and of the head's training steps: float32, or "
+             "bfloat16 (about twice as fast on CPUs with AMX / AVX512-BF16; validation stays float32).")] = "float32",
+    validate_every: Annotated[int, typer.Option(
+        help="Score validation and export the best epoch so far every N epochs (and at the last).")] = 1,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
     workers: Annotated[int, typer.Option(help="Processes for the one-off speech feature extraction.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -99,7 +110,8 @@ def tune_text(
                                 reset_head=not keep_head, text_pooling=text_pooling,
                                 token_memory=token_memory, memory_weight=memory_weight, memory_from=memory_from,
                                 ema_decay=ema_decay, token_dropout=token_dropout, text_layers=text_layers,
-                                text_layer_learning_rate=text_layer_lr, workers=workers)
+                                text_layer_learning_rate=text_layer_lr, compute_dtype=compute_dtype, validate_every=validate_every,
+                                workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
     except (CheckpointError, ValueError, FileExistsError) as exc:

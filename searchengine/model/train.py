@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -57,6 +57,16 @@ class RunSettings:
     warmup_steps: int = 50
     workers: int = 2
     max_val_clips: int = 600
+    #: Score validation (and export the best epoch so far) every this many epochs, and always at the
+    #: schedule's last one. Training never depends on validation, so only the exported epoch can differ
+    #: (the best of the epochs scored); validation is a tenth to a fifth of an epoch on the bundled corpus.
+    validate_every: int = 1
+
+
+def same_settings(saved: dict[str, Any], settings: RunSettings) -> bool:
+    """Whether a saved run's settings are these. A setting added after the run was saved is read at its
+    default (every new setting defaults to the behaviour before it existed), so old runs still resume."""
+    return {**asdict(type(settings)()), **saved} == asdict(settings)
 
 
 @dataclass
@@ -156,15 +166,21 @@ def _featurize(args: tuple[str, dict[str, Any], str]) -> None:
 
 
 def cache_speech_frames(clips: list[Clip], frontend: FrontendConfig, cache_dir: Path, workers: int,
-                        log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+                        log: Callable[[str], None], shared_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Frames of every clip, concatenated (float16) with offsets.
 
     Each clip's frames are cached in their own file (keyed by path and frontend settings), so the
     cache fills incrementally: an interrupted run, or a precompute started while the corpus was still
-    being rendered, is never redone.
+    being rendered, is never redone. `shared_dir` is another run's cache (`tune-text` passes its base
+    model's), read and never written: frames it holds under the same key are not computed again.
     """
     (cache_dir / "frames").mkdir(parents=True, exist_ok=True)
     targets = [_frame_file(cache_dir, str(c.path), frontend) for c in clips]
+    if shared_dir is not None:
+        for i, clip in enumerate(clips):
+            elsewhere = _frame_file(shared_dir, str(clip.path), frontend)
+            if not targets[i].is_file() and elsewhere.is_file():
+                targets[i] = elsewhere
     todo = [(str(c.path), asdict(frontend), str(t)) for c, t in zip(clips, targets, strict=True) if not t.is_file()]
     if todo:
         started = time.time()
@@ -215,39 +231,58 @@ class TokenStates:
 CACHE_SAVE_SECONDS = 300.0
 
 
+def encoding_order(captions: Iterable[str]) -> list[str]:
+    """Distinct captions in the order their features are computed: by length, so a batch pads little,
+    then by text. A batch's padded length and members change a caption's features in the last bits (and
+    in bf16 beyond float16's), so the order must not depend on the set's iteration order, which
+    changes with Python's hash seed from run to run: a run is then deterministic for its seed."""
+    return sorted(set(captions), key=lambda caption: (len(caption), caption))
+
+
+#: Precisions the frozen text tower may run in while its features are cached.
+TEXT_FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
-                        log: Callable[[str], None]) -> torch.Tensor | TokenStates:
+                        log: Callable[[str], None], dtype: str = "float32") -> torch.Tensor | TokenStates:
     """Frozen-text-tower features of the given captions, computing only unseen ones.
 
     Pooled [U, D] features when the tower's pooling has no weights; token states (float16, `TokenStates`)
     when trained weights act per token (attention pooling, a per-token head, tuned top layers: the states
-    cached are then those entering the first tuned layer).
+    cached are then those entering the first tuned layer). `dtype="bfloat16"` runs the tower under bf16
+    autocast: about 1.5x faster on CPUs with AMX or AVX512-BF16, states within about 0.6% (relative) of
+    float32, which the float16 cache and the trained head absorb; the cache key records the precision.
     """
+    if dtype not in TEXT_FEATURE_DTYPES:
+        raise ValueError(f"text feature dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, got {dtype!r}")
     tower = model.text_tower
     tokens = tower.pools_tokens
     digest = hashlib.sha256(json.dumps(model.config["text_tower"], sort_keys=True).encode())
+    if dtype != "float32":  # float32 caches keep the key they always had
+        digest.update(dtype.encode())
     memory = getattr(tower, "memory", None)
     if memory is not None:  # blended states depend on the fitted centroids, not only on the settings
         digest.update(memory.centroids.detach().cpu().numpy().tobytes())
     key = digest.hexdigest()[:16]
     path = cache_dir / f"text-{key}.npz"
     known = _load_text_cache(path)
-    missing = sorted({c for c in captions if c not in known}, key=len)
+    missing = encoding_order(c for c in captions if c not in known)
     if missing:
         started = time.time()
         tower.eval()
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
         saved = started
-        with torch.inference_mode():
+        autocast = torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
+        with torch.inference_mode(), autocast:
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
                 prepared = tower.prepare(batch)
                 if tokens:
-                    hidden = tower.cached_states(**prepared).numpy().astype(np.float16)
+                    hidden = tower.cached_states(**prepared).float().numpy().astype(np.float16)
                     lengths = prepared["attention_mask"].sum(dim=1).tolist()
                     vectors = [hidden[row, :length] for row, length in enumerate(lengths)]
                 else:
-                    vectors = list(tower(**prepared).numpy())
+                    vectors = list(tower(**prepared).float().numpy())
                 known.update(zip(batch, vectors, strict=True))
                 progress.update(len(batch))
                 if time.time() - saved > CACHE_SAVE_SECONDS:  # a killed run resumes from here
@@ -326,6 +361,8 @@ def log_epoch(path: Path, record: dict[str, Any], log: Callable[[str], None]) ->
 
 class Trainer:
     def __init__(self, corpus: Path, out: Path, settings: TrainSettings, log: Callable[[str], None] = print) -> None:
+        if settings.validate_every < 1:
+            raise ValueError(f"validate_every must be at least 1, got {settings.validate_every}")
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -524,7 +561,7 @@ class Trainer:
         state = load_run_state(path)
         if state is None:
             return False
-        if state["settings"] != asdict(self.settings):
+        if not same_settings(state["settings"], self.settings):
             raise ValueError(f"{path} was written with other settings {state['settings']}; use a new --out or the same flags")
         self.model.load_state_dict(state["model"])
         if self.attributes is not None:
@@ -545,11 +582,14 @@ class Trainer:
         last = self.total_epochs if stop_after_epoch is None else min(stop_after_epoch, self.total_epochs)
         while self.epoch < last:
             started = time.time()
-            record = {"epoch": self.epoch + 1, **self._train_epoch(), **self.validate()}
+            record = {"epoch": self.epoch + 1, **self._train_epoch()}
+            scored = (self.epoch + 1) % self.settings.validate_every == 0 or self.epoch + 1 == self.total_epochs
+            if scored:  # training never depends on validation: only the choice of exported epoch can
+                record.update(self.validate())
             record["seconds"] = round(time.time() - started, 1)
             score = np.mean([v for k, v in record.items() if k.endswith("t2s_R@1")] or [0.0])
             self.epoch += 1
-            if score >= self.best_score:
+            if scored and score >= self.best_score:
                 self.best_score = float(score)
                 save_checkpoint(self.model, self.out, extra={"training": {**training, "epoch": self.epoch}})
                 record["exported"] = True

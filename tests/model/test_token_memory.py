@@ -36,6 +36,18 @@ def test_weight_zero_is_the_identity_and_chunks_do_not_change_the_result():
     assert memory(states[:0]).shape == (0, 8)
 
 
+def test_the_chunk_size_changes_speed_only_at_the_bundled_size():
+    """Search and training blend in chunks of whatever size is fastest: rows must not depend on it beyond
+    float32 rounding (a chunk of odd size can take another BLAS kernel; powers of two give the same bits)."""
+    rng = np.random.default_rng(1)
+    memory = memory_with(rng.normal(size=(4096, 384)).astype(np.float32), scale=30.0)
+    states = torch.from_numpy(rng.normal(size=(5000, 384)).astype(np.float32))
+    reference = memory(states, chunk=8192)
+    for chunk in (1024, 512):
+        assert torch.equal(memory(states, chunk=chunk), reference)
+    torch.testing.assert_close(memory(states, chunk=333), reference, atol=1e-5, rtol=0)
+
+
 def test_settings_and_centroid_shapes_are_checked():
     with pytest.raises(ValueError, match="unknown token_memory settings"):
         TokenMemory(8, {"size": 4, "radius": 1})

@@ -209,3 +209,81 @@ def test_evaluation_reports_the_protocol(corpus, tmp_path):
     by_hand = np.mean((speech @ centroids.T).argmax(axis=1) == [c.attribute("gender") == "male" for c in clips])
     assert heldout["gender"]["weighted_accuracy"] == pytest.approx(by_hand)
     assert "held-out wording" in format_report(result)
+
+
+def test_bf16_text_features_stay_close_and_are_cached_apart(tmp_path):
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+    from searchengine.model.train import cache_text_features
+
+    model = CLSP(get_model_config("clsp-mini-attention")).eval()
+    captions = ["A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."]
+    exact = cache_text_features(model, captions, tmp_path, log=lambda _: None)
+    fast = cache_text_features(model, captions, tmp_path, log=lambda _: None, dtype="bfloat16")
+    assert len(list(tmp_path.glob("text-*.npz"))) == 2  # a float32 cache is never read back as bf16, or back
+    for i in range(len(captions)):
+        a, b = exact.states[i].astype(np.float32), fast.states[i].astype(np.float32)
+        assert a.shape == b.shape and not np.array_equal(a, b)  # the precision did change
+        assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.03
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        cache_text_features(model, captions, tmp_path, log=lambda _: None, dtype="float16")
+
+
+def test_frames_another_run_cached_are_read_not_recomputed(corpus, tmp_path):
+    from searchengine.model.data import read_manifest
+    from searchengine.model.frontend import FrontendConfig
+    from searchengine.model.train import cache_speech_frames
+
+    clips = read_manifest(corpus)
+    lines: list[str] = []
+    first, offsets = cache_speech_frames(clips[:4], FrontendConfig(), tmp_path / "base", 1, lines.append)
+    assert len(lines) == 1
+    shared, shared_offsets = cache_speech_frames(clips, FrontendConfig(), tmp_path / "tuned", 1, lines.append,
+                                                 shared_dir=tmp_path / "base")
+    assert lines[1].startswith(f"computed speech frames of {len(clips) - 4} clips")  # only the clips it lacked
+    np.testing.assert_array_equal(shared[: offsets[-1]], first)
+    assert len(list((tmp_path / "tuned" / "frames").iterdir())) == len(clips) - 4  # the shared cache is read only
+    assert len(list((tmp_path / "base" / "frames").iterdir())) == 4
+    assert shared_offsets[-1] == len(shared)
+
+
+def test_a_run_saved_before_a_setting_existed_still_matches_its_flags():
+    from searchengine.model.train import same_settings
+
+    saved = dataclasses.asdict(SETTINGS)
+    del saved["rate_regression_weight"]  # a run saved before the option was added
+    assert same_settings(saved, SETTINGS)
+    assert not same_settings(saved, dataclasses.replace(SETTINGS, rate_regression_weight=1.0))
+    assert not same_settings({**saved, "seed": SETTINGS.seed + 1}, SETTINGS)
+
+
+def test_validating_every_few_epochs_trains_the_same_and_exports_only_scored_epochs(corpus, tmp_path):
+    every = dataclasses.replace(SETTINGS, stage2_epochs=2)
+    logs = {}
+    for name, settings in (("every", every), ("sparse", dataclasses.replace(every, validate_every=2))):
+        out = train(corpus, tmp_path / name, settings, log=lambda _: None)
+        logs[name] = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in logs["sparse"]] == [r["loss"] for r in logs["every"]]  # training never depends on it
+    scored = [r["epoch"] for r in logs["sparse"] if any(k.startswith("val_") for k in r)]
+    assert scored == [2, 3]  # every second epoch, and the schedule's last
+    assert all(r["epoch"] in scored for r in logs["sparse"] if r.get("exported"))
+    with pytest.raises(ValueError, match="validate_every must be at least 1"):
+        Trainer(corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, validate_every=0), log=lambda _: None)
+
+
+def test_captions_are_encoded_in_an_order_no_hash_seed_changes():
+    """Batches of the caption pass must be the same in every run: their padding shows in the features."""
+    import os
+    import subprocess
+    import sys
+
+    from searchengine.model.train import encoding_order
+
+    captions = [f"A {word} voice." for word in ("calm", "deep", "warm", "soft", "loud", "thin")] + ["A man.", "A man."]
+    order = encoding_order(captions)
+    assert order == encoding_order(captions[::-1]) and len(order) == 7 and order[0] == "A man."
+    script = ("from searchengine.model.train import encoding_order; "
+              f"print(encoding_order({captions!r}))")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert runs == {f"{order}\n"}

@@ -436,3 +436,55 @@ def test_tuned_text_layers_refuse_what_they_cannot_do(corpus, tmp_path, change, 
     with pytest.raises(ValueError, match=message):
         TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, **change), log=lambda _: None)
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_base_models_cached_frames_are_reused_and_bf16_features_train(corpus, tmp_path):
+    """A base model `train` wrote keeps its speech frames in its cache; tuning its text head reads them."""
+    from searchengine.model.data import read_manifest
+    from searchengine.model.registry import WEIGHTS_DIR
+    from searchengine.model.train import cache_speech_frames
+
+    base = tmp_path / "base"
+    shutil.copytree(WEIGHTS_DIR / "clsp-mini", base)
+    tuner = TextTuner(str(base), corpus, tmp_path / "unused", SETTINGS, log=lambda _: None)
+    clips = tuner.train_clips + tuner.val_clips
+    assert len(clips) < len(read_manifest(corpus))  # held-out clips are not the tuner's
+    cache_speech_frames(clips, tuner.model.speech_tower.frontend_config, base / "cache", 1, lambda _: None)
+
+    lines: list[str] = []
+    settings = dataclasses.replace(SETTINGS, epochs=1, compute_dtype="bfloat16")
+    out = tune_text(str(base), corpus, tmp_path / "tuned", settings, log=lines.append)
+    assert not any(line.startswith("computed speech frames") for line in lines), lines
+    assert any(line.startswith("computed text features") for line in lines)
+    assert not list((out / "cache" / "frames").iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_tuning"]["compute_dtype"] == "bfloat16"
+    exact = tune_text(str(base), corpus, tmp_path / "exact", dataclasses.replace(settings, compute_dtype="float32"),
+                      log=lambda _: None)
+    bf16_head, fp32_head = (load_file(str(d / "model.safetensors")) for d in (out, exact))
+    for key in bf16_head:
+        if key.startswith("text_head."):  # trained in the other precision: close, not the same
+            assert not np.array_equal(bf16_head[key].numpy(), fp32_head[key].numpy()), key
+            np.testing.assert_allclose(bf16_head[key].numpy(), fp32_head[key].numpy(), atol=0.05)
+
+    with pytest.raises(ValueError, match="compute_dtype must be one of"):
+        TextTuner(str(base), corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, compute_dtype="int8"),
+                  log=lambda _: None)
+
+
+def test_validating_every_few_epochs_trains_the_same_and_exports_only_scored_epochs(corpus, tmp_path):
+    every = dataclasses.replace(SETTINGS, epochs=4)
+    sparse = dataclasses.replace(every, validate_every=3)
+    logs = {}
+    for name, settings in (("every", every), ("sparse", sparse)):
+        out = tune_text("clsp-mini", corpus, tmp_path / name, settings, log=lambda _: None)
+        logs[name] = [json.loads(line) for line in (out / "tune_log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in logs["sparse"]] == [r["loss"] for r in logs["every"]]  # training never depends on it
+    scored = [r["epoch"] for r in logs["sparse"] if any(k.startswith("val_") for k in r)]
+    assert scored == [3, 4]  # every third epoch, and the schedule's last
+    assert all(r["epoch"] in scored for r in logs["sparse"] if r.get("exported"))
+    exported = json.loads((tmp_path / "sparse" / "config.json").read_text())["text_tuning"]["epoch"]
+    assert exported in scored
+    with pytest.raises(ValueError, match="validate_every must be at least 1"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, validate_every=0),
+                  log=lambda _: None)
