@@ -23,6 +23,7 @@ from benchmarks.bench_model import best_of
 from searchengine.corpus.captions import fine_captions
 from searchengine.corpus.factors import facts_from_record
 from searchengine.model import load_model
+from searchengine.model.train import cpu_autocast, encoding_order
 
 
 def _captions(n: int) -> list[str]:
@@ -37,7 +38,7 @@ def _captions(n: int) -> list[str]:
             "loudness": "normal", "noise": noise, "noise_color": None if noise == "clean" else "pink",
             "reverb": reverb, "channel": "studio", "whisper": False, "timbre": []}}
         out += fine_captions(facts_from_record(record), rng, n=2)
-    return sorted(out[:n], key=len)  # as the cache pass orders them: little padding per batch
+    return encoding_order(out[:n])  # in the cache pass's order: little padding per batch
 
 
 def _cpu_bf16_flags() -> str:
@@ -47,17 +48,13 @@ def _cpu_bf16_flags() -> str:
     return ", ".join(found) if found else "none"
 
 
-def _autocast(dtype: str) -> torch.autocast:
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-
-
 def main() -> None:
     encoder = load_model("clsp-mini", device="cpu")
     tower, head = encoder.model.text_tower.eval(), encoder.model.text_head
     captions = _captions(512)
 
     def caption_pass(dtype: str) -> None:
-        with torch.inference_mode(), _autocast(dtype):
+        with torch.inference_mode(), cpu_autocast(dtype):
             for start in range(0, len(captions), 128):
                 tower.cached_states(**tower.prepare(captions[start : start + 128])).float()
 
@@ -68,7 +65,7 @@ def main() -> None:
 
     def head_steps(dtype: str) -> None:
         for _ in range(5):
-            with _autocast(dtype):
+            with cpu_autocast(dtype):
                 out = head(states).float()
             loss = out.pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -87,7 +84,7 @@ def main() -> None:
     with torch.inference_mode():
         batch = tower.prepare(captions[-64:])
         exact = tower.cached_states(**batch).float()
-        with _autocast("bfloat16"):
+        with cpu_autocast("bfloat16"):
             fast = tower.cached_states(**batch).float()
         mask = batch["attention_mask"].bool()
         error = (exact[mask] - fast[mask]).norm(dim=1) / exact[mask].norm(dim=1)

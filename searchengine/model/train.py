@@ -62,6 +62,16 @@ class RunSettings:
     #: (the best of the epochs scored); validation is a tenth to a fifth of an epoch on the bundled corpus.
     validate_every: int = 1
 
+    def check(self) -> None:
+        """Refuse settings no run can use, before any work is done."""
+        if self.validate_every < 1:
+            raise ValueError(f"validate_every must be at least 1, got {self.validate_every}")
+
+    def scores_epoch(self, epoch: int, last: int) -> bool:
+        """Whether 1-based `epoch` of a schedule ending at `last` is scored on validation and may be
+        exported: every `validate_every`th epoch, and always the last one."""
+        return epoch % self.validate_every == 0 or epoch == last
+
 
 def same_settings(saved: dict[str, Any], settings: RunSettings) -> bool:
     """Whether a saved run's settings are these. A setting added after the run was saved is read at its
@@ -243,6 +253,11 @@ def encoding_order(captions: Iterable[str]) -> list[str]:
 TEXT_FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def cpu_autocast(dtype: str) -> torch.autocast:
+    """CPU autocast to `dtype` (a TEXT_FEATURE_DTYPES name); a no-op for float32."""
+    return torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
+
+
 def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
                         log: Callable[[str], None], dtype: str = "float32") -> torch.Tensor | TokenStates:
     """Frozen-text-tower features of the given captions, computing only unseen ones.
@@ -272,8 +287,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
         tower.eval()
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
         saved = started
-        autocast = torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), cpu_autocast(dtype):
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
                 prepared = tower.prepare(batch)
@@ -361,8 +375,7 @@ def log_epoch(path: Path, record: dict[str, Any], log: Callable[[str], None]) ->
 
 class Trainer:
     def __init__(self, corpus: Path, out: Path, settings: TrainSettings, log: Callable[[str], None] = print) -> None:
-        if settings.validate_every < 1:
-            raise ValueError(f"validate_every must be at least 1, got {settings.validate_every}")
+        settings.check()
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -583,7 +596,7 @@ class Trainer:
         while self.epoch < last:
             started = time.time()
             record = {"epoch": self.epoch + 1, **self._train_epoch()}
-            scored = (self.epoch + 1) % self.settings.validate_every == 0 or self.epoch + 1 == self.total_epochs
+            scored = self.settings.scores_epoch(self.epoch + 1, self.total_epochs)
             if scored:  # training never depends on validation: only the choice of exported epoch can
                 record.update(self.validate())
             record["seconds"] = round(time.time() - started, 1)

@@ -48,6 +48,7 @@ from searchengine.model.train import (
     attribute_rows,
     cache_speech_frames,
     cache_text_features,
+    cpu_autocast,
     label_vocabulary,
     load_run_state,
     log_epoch,
@@ -153,8 +154,7 @@ class TextTuner:
             raise ValueError("--text-layers trains the tower's top layers, so it cannot fit a token memory from the "
                              "cache or average only the head's weights: take a memory with --memory-from MODEL "
                              "and leave --ema-decay at 0")
-        if settings.validate_every < 1:
-            raise ValueError(f"validate_every must be at least 1, got {settings.validate_every}")
+        settings.check()
         if settings.compute_dtype not in TEXT_FEATURE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, "
                              f"got {settings.compute_dtype!r}")
@@ -396,12 +396,13 @@ class TextTuner:
                 else:
                     ids.append(source[1][int(rng.integers(len(source[1])))])
                     fine_rows.append(row)  # global captions leave attributes unsaid; only fine ones are classified
-            with self._training_precision():
+            # bf16 autocast when compute_dtype asks (the backward pass follows it); losses stay float32
+            with cpu_autocast(settings.compute_dtype):
                 text = self.head(self._drop_tokens(self.text_features[ids])).float()
             speech = self.speech[batch]
             loss = clip_loss(speech, text, self.scale)
             if self.class_captions:
-                with self._training_precision():
+                with cpu_autocast(settings.compute_dtype):
                     classes = [embeddings.float() for embeddings in self._class_embeddings(rng)]
                 labels = self.class_caption_labels[batch]
                 auxiliary = 0.5 * (caption_class_loss(speech, classes, labels, self.scale)
@@ -415,17 +416,6 @@ class TextTuner:
             self._update_average()
             losses.append(float(loss.detach()))
         return {"loss": float(np.mean(losses))}
-
-    def _validates(self, epoch: int) -> bool:
-        """Whether `epoch` (1-based) is scored on validation and may be exported: every `validate_every`th
-        epoch, and always the schedule's last one. Training never depends on it."""
-        return epoch % self.settings.validate_every == 0 or epoch == self.settings.epochs
-
-    def _training_precision(self) -> contextlib.AbstractContextManager[None]:
-        """bf16 autocast around the trained parts' forward pass when `compute_dtype` asks (the backward pass
-        follows it); float32 otherwise."""
-        dtype = self.settings.compute_dtype
-        return torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
 
     def _drop_tokens(self, features: torch.Tensor | TokenBatch) -> torch.Tensor | TokenBatch:
         """Leave a random `token_dropout` share of each caption's real tokens out of its mean; a caption
@@ -533,9 +523,9 @@ class TextTuner:
         last = self.settings.epochs if stop_after_epoch is None else min(stop_after_epoch, self.settings.epochs)
         while self.epoch < last:
             started = time.time()
-            record = {"epoch": self.epoch + 1, **self._train_epoch()}
-            if not self._validates(self.epoch + 1):  # trained and logged; neither scored nor exported
-                self.epoch += 1
+            epoch = self.epoch + 1
+            record = {"epoch": epoch, **self._train_epoch()}
+            if not self.settings.scores_epoch(epoch, self.settings.epochs):  # trained and logged only
                 record["seconds"] = round(time.time() - started, 1)
             else:
                 if self.average is not None:  # the trained head's own figures, beside the average's
@@ -544,11 +534,11 @@ class TextTuner:
                     record.update(self.validate())
                     record["seconds"] = round(time.time() - started, 1)
                     score = float(np.mean([v for k, v in record.items() if k.startswith("val_")] or [0.0]))
-                    self.epoch += 1
                     if score >= self.best_score:
                         self.best_score = score
-                        save_checkpoint(self.model, self.out, extra={"text_tuning": {**tuning, "epoch": self.epoch}})
+                        save_checkpoint(self.model, self.out, extra={"text_tuning": {**tuning, "epoch": epoch}})
                         record["exported"] = True
+            self.epoch = epoch
             self.history.append(record)
             log_epoch(self.out / LOG_FILE, record, self.log_lines)
             self.save_state()
