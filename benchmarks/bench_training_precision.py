@@ -1,10 +1,12 @@
-"""float32 against bf16 for the two big computations of `clsp-search tune-text --compute-dtype`.
+"""float32 against bf16 for the big computations of `clsp-search train / tune-text --compute-dtype`.
 
 - the caption pass: MiniLM's token states of fine-grained captions, as `cache_text_features` computes
   them once per run (the largest one-off cost of step 2);
 - a training step of the per-token text head: forward, backward and AdamW over a batch of token
-  states the size step 2 trains on (about 128 captions of 40-50 tokens).
-Both are timed in turn in one run (best of 3), so the ratio holds on a noisy machine. bf16 pays on
+  states the size step 2 trains on (about 128 captions of 40-50 tokens);
+- a training step of the speech side (step 1's epochs): the small speech tower and speech head,
+  forward, backward and AdamW over a batch of 64 crops of 500 frames, as `train` draws them.
+Each is timed in turn in one run (best of 3), so the ratio holds on a noisy machine. bf16 pays on
 CPUs with AMX or AVX512-BF16 (the flags are printed); elsewhere autocast may be slower than float32.
 
     python -m benchmarks training_precision
@@ -72,10 +74,27 @@ def main() -> None:
             loss.backward()
             optimizer.step()
 
-    print(f"clsp-mini text side on cpu ({torch.get_num_threads()} threads), model {encoder.model_id}; "
+    speech_model = encoder.model.train()
+    speech_model.text_tower.eval()
+    speech_optimizer = torch.optim.AdamW([p for p in speech_model.parameters() if p.requires_grad], lr=1e-5)
+    n_features = speech_model.speech_tower.frontend_config.n_features
+    frames = torch.randn(64, 500, n_features)
+    frame_lengths = torch.from_numpy(np.random.default_rng(1).integers(300, 501, size=64))
+
+    def speech_steps(dtype: str) -> None:
+        for _ in range(3):
+            with cpu_autocast(dtype):
+                out = speech_model.encode_speech(frames=frames, lengths=frame_lengths).float()
+            loss = out.pow(2).mean()
+            speech_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            speech_optimizer.step()
+
+    print(f"clsp-mini training computations on cpu ({torch.get_num_threads()} threads), model {encoder.model_id}; "
           f"CPU bf16 flags: {_cpu_bf16_flags()}")
     for name, run, unit, count in (("caption pass (MiniLM token states)", caption_pass, "captions", len(captions)),
-                                   ("text-head training step", head_steps, "steps", 5)):
+                                   ("text-head training step", head_steps, "steps", 5),
+                                   ("speech-side training step (step 1)", speech_steps, "steps", 3)):
         for dtype in ("float32", "bfloat16"):  # warm-up of both paths
             run(dtype)
         seconds = {dtype: best_of(3, lambda dtype=dtype, run=run: run(dtype)) for dtype in ("float32", "bfloat16")}

@@ -33,6 +33,9 @@ def train(
     rate_regression_weight: Annotated[float, typer.Option(
         help="Weight of regressing each clip's log speaking-rate factor from its speech embedding (needs "
              "rate_factor in the manifest's attributes; 0 = off).")] = 0.0,
+    compute_dtype: Annotated[str, typer.Option(
+        help="Precision of the caption-feature cache pass and of the training steps: float32, or bfloat16 "
+             "(about twice as fast on CPUs with AMX / AVX512-BF16; validation stays float32).")] = "float32",
     validate_every: Annotated[int, typer.Option(
         help="Score validation and export the best epoch so far every N epochs (and at the last).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
@@ -45,7 +48,8 @@ def train(
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
                              fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight,
                              attribute_caption_weight=attribute_caption_weight,
-                             rate_regression_weight=rate_regression_weight, validate_every=validate_every)
+                             rate_regression_weight=rate_regression_weight, compute_dtype=compute_dtype,
+                             validate_every=validate_every)
     try:
         directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
     except (ValueError, FileExistsError) as exc:

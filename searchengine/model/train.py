@@ -44,6 +44,8 @@ from searchengine.model.towers import lengths_to_mask, pad_rows
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "train_log.jsonl"
+#: Precisions a run may compute in (`RunSettings.compute_dtype`), and the frozen text tower's cache pass.
+TEXT_FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -61,11 +63,20 @@ class RunSettings:
     #: schedule's last one. Training never depends on validation, so only the exported epoch can differ
     #: (the best of the epochs scored); validation is a tenth to a fifth of an epoch on the bundled corpus.
     validate_every: int = 1
+    #: Precision of the run's big computations, "float32" or "bfloat16": the frozen text tower's pass over
+    #: every caption while its features are cached (`cache_text_features`), and the trained parts' forward
+    #: and backward passes (autocast: weights, optimiser state and losses stay float32). On a CPU with AMX
+    #: or AVX512-BF16 they run up to twice as fast (benchmarks/bench_training_precision.py). Validation and
+    #: export stay float32, so the exported epoch is chosen on what search computes.
+    compute_dtype: str = "float32"
 
     def check(self) -> None:
         """Refuse settings no run can use, before any work is done."""
         if self.validate_every < 1:
             raise ValueError(f"validate_every must be at least 1, got {self.validate_every}")
+        if self.compute_dtype not in TEXT_FEATURE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, "
+                             f"got {self.compute_dtype!r}")
 
     def scores_epoch(self, epoch: int, last: int) -> bool:
         """Whether 1-based `epoch` of a schedule ending at `last` is scored on validation and may be
@@ -249,10 +260,6 @@ def encoding_order(captions: Iterable[str]) -> list[str]:
     return sorted(set(captions), key=lambda caption: (len(caption), caption))
 
 
-#: Precisions the frozen text tower may run in while its features are cached.
-TEXT_FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
 def cpu_autocast(dtype: str) -> torch.autocast:
     """CPU autocast to `dtype` (a TEXT_FEATURE_DTYPES name); a no-op for float32."""
     return torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
@@ -407,7 +414,7 @@ class Trainer:
             clip.fine_captions = clip.fine_captions[:k] if clip.split != "val" else clip.fine_captions[-1:]
         captions = sorted({c.global_caption for c in all_clips} | {f for c in all_clips for f in c.fine_captions})
         self.caption_index = {caption: i for i, caption in enumerate(captions)}
-        self.text_features = cache_text_features(self.model, captions, cache, log)
+        self.text_features = cache_text_features(self.model, captions, cache, log, dtype=settings.compute_dtype)
         self.global_ids = [self.caption_index[c.global_caption] for c in all_clips]
         self.fine_ids = [[self.caption_index[f] for f in c.fine_captions] for c in all_clips]
         # Everything trainable: the speech tower, both heads, the temperature and, with attention
@@ -431,7 +438,8 @@ class Trainer:
                 raise ValueError(f"{corpus} has no labelled attributes for --attribute-caption-weight "
                                  f"(expected some of {', '.join(ATTRIBUTE_CAPTION_FACTORS)} in the manifest)")
             self.class_captions, phrases = attribute_caption_classes(vocabulary)
-            self.class_caption_features = cache_text_features(self.model, phrases, cache, log)
+            self.class_caption_features = cache_text_features(self.model, phrases, cache, log,
+                                                              dtype=settings.compute_dtype)
             self.class_caption_labels = encode_labels(vocabulary, rows)
         self.pace: PaceRegressor | None = None
         if settings.rate_regression_weight > 0:
@@ -459,8 +467,11 @@ class Trainer:
             pieces.append(np.asarray(self.frames[start:end], dtype=np.float32))
         return self.model.speech_tower.collate(pieces)
 
-    def _text(self, caption_ids: list[int]) -> torch.Tensor:
-        return self.model.text_head(self.text_features[caption_ids])
+    def _text(self, caption_ids: list[int], dtype: str = "float32") -> torch.Tensor:
+        """Text embeddings of cached captions through the text head, computed in `dtype` (training passes
+        compute_dtype; validation keeps float32) and returned as float32."""
+        with cpu_autocast(dtype):
+            return self.model.text_head(self.text_features[caption_ids]).float()
 
     # -------------------------------------------------------------------------------------- epochs
     def _train_epoch(self) -> dict[str, float]:
@@ -481,10 +492,13 @@ class Trainer:
             batch = [int(i) for i in order[step * settings.batch_size : (step + 1) * settings.batch_size]]
             if len(batch) < 2:
                 continue
-            speech = self.model.encode_speech(**self._speech_batch(batch, rng))
+            # bf16 autocast when compute_dtype asks (the backward pass follows it); losses stay float32
+            with cpu_autocast(settings.compute_dtype):
+                speech = self.model.encode_speech(**self._speech_batch(batch, rng)).float()
             labels = self.attribute_labels[batch] if self.attributes is not None else None
             if stage == 1:
-                text = self._text([self.fine_ids[i][rng.integers(len(self.fine_ids[i]))] for i in batch])
+                text = self._text([self.fine_ids[i][rng.integers(len(self.fine_ids[i]))] for i in batch],
+                                  settings.compute_dtype)
                 loss = clip_loss(speech, text, self.model.scale())
                 fine_rows = list(range(len(batch)))
             else:
@@ -500,7 +514,7 @@ class Trainer:
                     # Global captions leave some attributes unsaid; only fine captions are classified.
                     fine_rows += [2 * k, 2 * k + 1] if first_is_fine else [2 * k + 1]
                     ids += [first, second]
-                text = self._text(ids)
+                text = self._text(ids, settings.compute_dtype)
                 loss = multi_positive_loss(speech, text, self.model.scale())
             # Text rows come in equal groups per clip (1 in stage 1, 2 in stage 2): row // group = clip.
             owners = [row // (len(text) // len(batch)) for row in fine_rows]
@@ -532,7 +546,8 @@ class Trainer:
         out = []
         for groups in self.class_captions.values():
             ids = [group[int(rng.integers(len(group)))] for group in groups]
-            out.append(self.model.text_head(self.class_caption_features[ids]))
+            with cpu_autocast(self.settings.compute_dtype):
+                out.append(self.model.text_head(self.class_caption_features[ids]).float())
         return out
 
     @torch.inference_mode()

@@ -42,7 +42,6 @@ from searchengine.model.metrics import retrieval_metrics
 from searchengine.model.registry import load_model
 from searchengine.model.token_memory import fit_centroids
 from searchengine.model.train import (
-    TEXT_FEATURE_DTYPES,
     RunSettings,
     attribute_caption_classes,
     attribute_rows,
@@ -112,12 +111,6 @@ class TextTuneSettings(RunSettings):
     #: Peak learning rate of the tuned text layers (the head keeps `learning_rate`): pretrained weights
     #: move far less than a fresh head before they forget what they knew.
     text_layer_learning_rate: float = 3e-5
-    #: Precision of the run's two big computations, "float32" or "bfloat16": the frozen text tower's pass
-    #: over every caption while their states are cached (`cache_text_features`), and the head's forward and
-    #: backward passes in training (autocast: weights, optimiser state and losses stay float32). On a CPU
-    #: with AMX or AVX512-BF16 both run about twice as fast. Validation and export stay float32, so the
-    #: exported epoch is chosen on what search computes.
-    compute_dtype: str = "float32"
 
 
 #: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
@@ -155,9 +148,6 @@ class TextTuner:
                              "cache or average only the head's weights: take a memory with --memory-from MODEL "
                              "and leave --ema-decay at 0")
         settings.check()
-        if settings.compute_dtype not in TEXT_FEATURE_DTYPES:
-            raise ValueError(f"compute_dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, "
-                             f"got {settings.compute_dtype!r}")
         if settings.text_pooling and settings.text_pooling not in SWITCHABLE_TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {', '.join(SWITCHABLE_TEXT_POOLINGS)}, "
                              f"got {settings.text_pooling!r}")

@@ -271,6 +271,35 @@ def test_validating_every_few_epochs_trains_the_same_and_exports_only_scored_epo
         Trainer(corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, validate_every=0), log=lambda _: None)
 
 
+def test_bf16_training_is_close_to_float32_resumes_exactly_and_refuses_other_dtypes(corpus, tmp_path):
+    """Step 1 under bf16 autocast: the same run in the other precision, close but not the same bits,
+    still deterministic across --resume, and its exported weights stay float32."""
+    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=1.0, attribute_caption_weight=1.0,
+                                   rate_regression_weight=1.0)
+    fast_settings = dataclasses.replace(settings, compute_dtype="bfloat16")
+    lines: list[str] = []
+    fast = train(corpus, tmp_path / "bf16", fast_settings, log=lines.append)
+    exact = train(corpus, tmp_path / "fp32", settings, log=lambda _: None)
+    assert any(line.startswith("computed text features") for line in lines)
+    assert {p.name for p in (fast / "cache").glob("text-*.npz")}.isdisjoint(
+        p.name for p in (exact / "cache").glob("text-*.npz"))  # the caches are keyed by precision
+    fast_log, exact_log = ([json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()]
+                           for d in (fast, exact))
+    assert [r["loss"] for r in fast_log] != [r["loss"] for r in exact_log]
+    np.testing.assert_allclose([r["loss"] for r in fast_log], [r["loss"] for r in exact_log], rtol=0.05)
+    a, b = (load_file(str(d / "model.safetensors")) for d in (fast, exact))
+    assert all(a[key].dtype == b[key].dtype for key in a)
+    assert any(not np.array_equal(a[key].numpy(), b[key].numpy()) for key in a if key.startswith("speech_"))
+
+    Trainer(corpus, tmp_path / "resumed", fast_settings, log=lambda _: None).run(stop_after_epoch=1)
+    resumed = train(corpus, tmp_path / "resumed", fast_settings, resume=True, log=lambda _: None)
+    c = load_file(str(resumed / "model.safetensors"))
+    assert all(np.array_equal(a[key].numpy(), c[key].numpy()) for key in a)
+    with pytest.raises(ValueError, match="compute_dtype must be one of"):
+        Trainer(corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, compute_dtype="float16"),
+                log=lambda _: None)
+
+
 def test_captions_are_encoded_in_an_order_no_hash_seed_changes():
     """Batches of the caption pass must be the same in every run: their padding shows in the features."""
     import os
