@@ -88,6 +88,9 @@ def tune_text(
         help="Decay of a moving average of the text head's weights that validation and export use (0 = off).")] = 0.0,
     token_dropout: Annotated[float, typer.Option(
         help="Share of each training caption's tokens left out of its mean per step (needs head_mean pooling).")] = 0.0,
+    word_noise: Annotated[float, typer.Option(
+        help="Share of words replaced by words no caption pool uses, in every second paraphrase set "
+             "(0 = off).")] = 0.0,
     text_layers: Annotated[int, typer.Option(
         help="Top layers of the text tower trained along with the head (0 = the head alone; a token memory then "
              "comes from --memory-from or the model's own).")] = 0,
@@ -113,7 +116,7 @@ def tune_text(
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
                                 reset_head=not keep_head, text_pooling=text_pooling,
                                 token_memory=token_memory, memory_weight=memory_weight, memory_from=memory_from,
-                                ema_decay=ema_decay, token_dropout=token_dropout, text_layers=text_layers,
+                                ema_decay=ema_decay, token_dropout=token_dropout, word_noise=word_noise, text_layers=text_layers,
                                 text_layer_learning_rate=text_layer_lr, compute_dtype=compute_dtype, validate_every=validate_every,
                                 workers=workers)
     try:

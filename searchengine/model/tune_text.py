@@ -55,6 +55,7 @@ from searchengine.model.train import (
     save_run_state,
     warmup_cosine,
 )
+from searchengine.model.word_noise import unfamiliar_words, with_word_noise
 
 STATE_FILE = "tune_state.pt"
 LOG_FILE = "tune_log.jsonl"
@@ -111,23 +112,39 @@ class TextTuneSettings(RunSettings):
     #: Peak learning rate of the tuned text layers (the head keeps `learning_rate`): pretrained weights
     #: move far less than a fresh head before they forget what they knew.
     text_layer_learning_rate: float = 3e-5
+    #: Share of words replaced by unfamiliar words (tokenizer vocabulary outside every phrasing pool;
+    #: `word_noise.py`) in every second paraphrase set (the 2nd, 4th, ...), the clip staying the target.
+    #: Such sets are left out of the token memory's sample, which holds real caption words only; 0 = off.
+    word_noise: float = 0.0
 
 
 #: Text poolings `tune-text` can switch to: none has weights in the tower, so the base model's state fits.
 SWITCHABLE_TEXT_POOLINGS = ("mean", "cls", "head_mean")
 
 
-def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int) -> list[tuple[str, list[str]]]:
-    """`sets` (global caption, fine captions) of a clip, worded anew from its facts with the wide pool.
+def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int, word_noise: float = 0.0,
+                substitutes: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """`sets` (global caption, fine captions) of a clip, worded anew from its facts with the wide pool;
+    with `word_noise`, every second set has that share of its words replaced by `substitutes`.
 
     Deterministic for (seed, clip id, set), so a resumed run and its cache see the same sentences."""
     facts = facts_from_record(clip.record)
     out = []
     for k in range(sets):
         rng = random.Random(f"clsp-paraphrase:{seed}:{clip.id}:{k}")
-        out.append((global_caption(facts, rng, pool=PARAPHRASE_POOL),
-                    fine_captions(facts, rng, n=fine_per_set, pool=PARAPHRASE_POOL)))
+        global_text = global_caption(facts, rng, pool=PARAPHRASE_POOL)
+        fine_texts = fine_captions(facts, rng, n=fine_per_set, pool=PARAPHRASE_POOL)
+        if word_noise and is_noised_set(k):
+            noise = random.Random(f"clsp-word-noise:{seed}:{clip.id}:{k}")
+            global_text = with_word_noise(global_text, word_noise, substitutes or [], noise)
+            fine_texts = [with_word_noise(text, word_noise, substitutes or [], noise) for text in fine_texts]
+        out.append((global_text, fine_texts))
     return out
+
+
+def is_noised_set(k: int) -> bool:
+    """Whether paraphrase set k (from 0) carries word noise when `word_noise` is on: every second one."""
+    return k % 2 == 1
 
 
 class TextTuner:
@@ -140,6 +157,11 @@ class TextTuner:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(settings, name)}")
         if settings.token_memory and settings.memory_from:
             raise ValueError("pass either --token-memory (fit a memory) or --memory-from (use a model's), not both")
+        if not 0.0 <= settings.word_noise < 1.0:
+            raise ValueError(f"word_noise must be in [0, 1), got {settings.word_noise}")
+        if settings.word_noise and settings.paraphrase_sets < 2:
+            raise ValueError("--word-noise acts on every second paraphrase set, so it needs --paraphrase-sets 2 or more "
+                             f"(got {settings.paraphrase_sets})")
         if settings.text_layers < 0:
             raise ValueError(f"text_layers must be 0 or more, got {settings.text_layers}")
         if settings.text_layers and (settings.token_memory or settings.ema_decay):
@@ -193,10 +215,18 @@ class TextTuner:
             return captions.setdefault(global_text, len(captions)), [captions.setdefault(f, len(captions)) for f in fine_texts]
 
         self.own = [ids(c.global_caption, c.fine_captions) for c in all_clips]
-        self.para = [[ids(g, f) for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set)]
+        substitutes = None
+        if settings.word_noise:  # never a word any caption of the corpus uses, held-out ones included
+            written = [text for c in clips for text in (c.global_caption, *c.fine_captions)]
+            written += [text for c in all_clips for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets,
+                                                                         settings.fine_per_set) for text in (g, *f)]
+            substitutes = unfamiliar_words(self.model.text_tower.tokenizer.get_vocab(), written)
+        self.para = [[ids(g, f) for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set,
+                                                        settings.word_noise, substitutes)]
                      for c in all_clips]
         dtype = settings.compute_dtype
-        self.text_features = cache_text_features(self.model, list(captions), cache, log, dtype=dtype)
+        self.caption_texts = list(captions)  # by caption id
+        self.text_features = cache_text_features(self.model, self.caption_texts, cache, log, dtype=dtype)
         self.class_captions: dict[str, list[list[int]]] = {}
         if settings.attribute_caption_weight > 0:
             rows = attribute_rows(all_clips)
@@ -308,8 +338,10 @@ class TextTuner:
         for a resumed run. The cache file is named after a digest of the sampled states, so a run whose
         captions differ (other paraphrase settings over a copied cache) fits its own memory."""
         settings = self.settings
+        clean = [[source for k, source in enumerate(self.para[i]) if not (settings.word_noise and is_noised_set(k))]
+                 for i in range(self.n_train)]
         ids = sorted({j for i in range(self.n_train)
-                      for source in (self.own[i], *self.para[i]) for j in (source[0], *source[1])})
+                      for source in (self.own[i], *clean[i]) for j in (source[0], *source[1])})
         rng = np.random.default_rng(settings.seed)
         chosen = rng.choice(ids, size=min(sample_captions, len(ids)), replace=False)
         sample = np.concatenate([self.text_features.states[i] for i in chosen])  # the cache's float16 states

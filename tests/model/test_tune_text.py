@@ -488,3 +488,42 @@ def test_validating_every_few_epochs_trains_the_same_and_exports_only_scored_epo
     with pytest.raises(ValueError, match="validate_every must be at least 1"):
         TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, validate_every=0),
                   log=lambda _: None)
+
+
+def test_word_noise_goes_into_every_second_paraphrase_set_only(corpus, tmp_path):
+    from searchengine.model.data import read_manifest
+    from searchengine.model.word_noise import caption_pool_words, words_of
+
+    clip = read_manifest(corpus)[0]
+    plain = paraphrases(clip, seed=0, sets=4, fine_per_set=4)
+    noised = paraphrases(clip, seed=0, sets=4, fine_per_set=4, word_noise=0.3, substitutes=["zebra", "lantern"])
+    assert noised == paraphrases(clip, seed=0, sets=4, fine_per_set=4, word_noise=0.3, substitutes=["zebra", "lantern"])
+    assert noised[0] == plain[0] and noised[2] == plain[2]
+    for k in (1, 3):
+        for before, after in zip((plain[k][0], *plain[k][1]), (noised[k][0], *noised[k][1]), strict=True):
+            assert before != after and re.search(r"\b(?:[Zz]ebra|[Ll]antern)\b", after)
+
+    settings = dataclasses.replace(SETTINGS, epochs=1, word_noise=0.2, text_pooling="head_mean", token_memory=64)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "noise", settings, log=lambda _: None)
+    corpus_words = words_of(t for c in read_manifest(corpus) for t in (c.global_caption, *c.fine_captions))
+    clean = caption_pool_words() | corpus_words | words_of(tuner.caption_texts[j] for i in range(tuner.n_train)
+                                                             for j in (tuner.para[i][0][0], *tuner.para[i][0][1]))
+    noised_words = words_of(tuner.caption_texts[j] for i in range(tuner.n_train)
+                            for j in (tuner.para[i][1][0], *tuner.para[i][1][1]))
+    substituted = noised_words - clean
+    assert len(substituted) > 50  # the noised set carries many words no caption writes
+    # Position by position against the clean wording of the same set: no substitute is a caption's word.
+    word = re.compile(r"[A-Za-z][A-Za-z'-]*")
+    for i, clip in enumerate(tuner.train_clips[:10]):
+        clean_set = paraphrases(clip, settings.seed, settings.paraphrase_sets, settings.fine_per_set)[1]
+        noised_set = [tuner.caption_texts[j] for j in (tuner.para[i][1][0], *tuner.para[i][1][1])]
+        for before, after in zip((clean_set[0], *clean_set[1]), noised_set, strict=True):
+            swapped = [b for a, b in zip(word.findall(before), word.findall(after), strict=True) if a != b]
+            assert swapped and not words_of(swapped) & (corpus_words | caption_pool_words()), swapped
+    assert tune_text("clsp-mini", corpus, tmp_path / "noise-run", settings, log=lambda _: None).is_dir()
+    with pytest.raises(ValueError, match="needs --paraphrase-sets 2"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, paraphrase_sets=1),
+                  log=lambda _: None)
+    with pytest.raises(ValueError, match="word_noise must be in"):
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, word_noise=1.0),
+                  log=lambda _: None)
