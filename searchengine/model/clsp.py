@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from searchengine.model.config import DEFAULT_INIT_LOGIT_SCALE
+from searchengine.model.dropout import use_packed_dropout
 from searchengine.model.heads import ProjectionHead, build_head
 from searchengine.model.towers import build_speech_tower, build_text_tower
 
@@ -36,6 +37,11 @@ class CLSP(nn.Module):
         self.modulation_bands = int(config["speech_tower"].get("modulation_bands", 0))
         self.modulation_skip = (nn.Linear(self.modulation_bands, embed_dim)
                                 if self.modulation_bands and config.get("modulation_skip") else None)
+        # Training on CPU can draw dropout masks four elements to a random number (dropout.py): the same
+        # regularisation, a step-1 or step-2 training step about 1.2x faster. Inference is unchanged.
+        if config.get("fast_dropout"):
+            for part in (self.speech_tower, self.speech_head, self.text_head):
+                use_packed_dropout(part)
         init = float(config.get("init_logit_scale", DEFAULT_INIT_LOGIT_SCALE))
         self.logit_scale = nn.Parameter(torch.tensor(init))
 

@@ -67,8 +67,10 @@ def rewritten_corpus(corpus, directory, edit):
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
-@pytest.mark.parametrize(("aids", "config"), [(0.0, "clsp-mini"), (1.0, "clsp-mini-attention")],
-                         ids=["paper objectives", "with training aids and attention pooling"])
+@pytest.mark.parametrize(("aids", "config"), [(0.0, "clsp-mini"), (1.0, "clsp-mini-attention"),
+                                              (1.0, "clsp-mini-fast-dropout")],
+                         ids=["paper objectives", "with training aids and attention pooling",
+                              "with training aids and packed dropout masks"])
 def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, config):
     settings = dataclasses.replace(SETTINGS, config=config, attribute_loss_weight=aids, attribute_caption_weight=aids,
                                    rate_regression_weight=aids)
@@ -95,6 +97,8 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, confi
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
     # the attribute classifiers are a training aid: never part of the exported model
     assert not any(key.startswith("attributes") for key in a)
+    # packed dropout masks are a training choice the exported config records (a tune-text run inherits it)
+    assert json.loads((straight / "config.json").read_text()).get("fast_dropout", False) == (config == "clsp-mini-fast-dropout")
     # attention pooling over cached token states is trained and exported; mean pooling has no weights
     if config == "clsp-mini-attention":
         assert a["text_tower.pool.score.weight"].abs().sum() > 0
