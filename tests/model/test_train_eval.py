@@ -214,6 +214,36 @@ def test_evaluation_reports_the_protocol(corpus, tmp_path):
     assert heldout["gender"]["weighted_accuracy"] == pytest.approx(by_hand)
     assert "held-out wording" in format_report(result)
 
+    # every combination reworded from its facts in each pool, scored over the same gallery
+    from searchengine.corpus.captions import phrasing_pools
+    from searchengine.model.evaluate import one_per_combination, reworded_captions
+    from searchengine.model.metrics import retrieval_metrics
+
+    gallery = one_per_combination(clips)
+    speech_of = {c.id: row for c, row in zip(clips, speech, strict=True)}
+    gallery_speech = np.stack([speech_of[c.id] for c in gallery])
+    pools = phrasing_pools()
+    others = [q.lower() for name in ("train", "wide") for phrases in pools[name].values() for q in phrases]
+    heldout_words = {p for phrases in pools["heldout"].values() for p in phrases
+                     if "{" not in p and not any(p.lower() in q for q in others)}  # not inside a training phrase
+    for name, pool_is_heldout in (("reworded_training_pool", False), ("reworded_heldout_pool", True)):
+        report = result["retrieval"][name]
+        assert report["clips"] == len(gallery) == 6
+        global_texts, fine_texts = reworded_captions(gallery, heldout=pool_is_heldout)
+        assert (global_texts, fine_texts) == reworded_captions(gallery, heldout=pool_is_heldout)  # fixed per clip
+        assert not set(fine_texts) & {f for c in gallery for f in c.fine_captions}
+        says_heldout = [any(phrase.lower() in text.lower() for phrase in heldout_words if len(phrase) > 6)
+                        for text in fine_texts]
+        assert all(says_heldout) if pool_is_heldout else not any(says_heldout)
+        by_hand = retrieval_metrics(gallery_speech, encoder.encode_text(fine_texts))
+        assert report["fine"]["text_to_speech"]["R@1"] == pytest.approx(by_hand["text_to_speech"]["R@1"])
+    assert "reworded_heldout_pool" in format_report(result)
+    bare = dataclasses.replace(gallery[0], record={k: v for k, v in gallery[0].record.items() if k != "attributes"})
+    assert reworded_captions([bare, *gallery[1:]], heldout=True) is None  # nothing to describe: no such block
+    odd = dataclasses.replace(gallery[0], record={**gallery[0].record,
+                                                  "attributes": {**gallery[0].record["attributes"], "speaking_rate": "glacial"}})
+    assert reworded_captions([odd, *gallery[1:]], heldout=False) is None  # a value the grammar cannot word
+
 
 def test_bf16_text_features_stay_close_and_are_cached_apart(tmp_path):
     from searchengine.model.clsp import CLSP
