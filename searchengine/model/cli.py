@@ -13,6 +13,18 @@ from typing import Annotated
 import typer
 
 
+def _compute_dtype(requested: str, resolve) -> str:
+    """`--compute-dtype` as the run will use it (`auto` resolved for this CPU); a bad value exits 2."""
+    try:
+        dtype = resolve(requested, warn=lambda message: typer.echo(message, err=True))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if requested == "auto":
+        typer.echo(f"--compute-dtype auto: {dtype} on this CPU")
+    return dtype
+
+
 def train(
     corpus: Annotated[Path, typer.Option("--corpus", help="Corpus directory (with manifest.jsonl) or the manifest itself.")],
     out: Annotated[Path, typer.Option("--out", help="Model directory to write (checkpoint, cache, logs).")],
@@ -34,16 +46,19 @@ def train(
         help="Weight of regressing each clip's log speaking-rate factor from its speech embedding (needs "
              "rate_factor in the manifest's attributes; 0 = off).")] = 0.0,
     compute_dtype: Annotated[str, typer.Option(
-        help="Precision of the caption-feature cache pass and of the training steps: float32, or bfloat16 "
-             "(about twice as fast on CPUs with AMX / AVX512-BF16; validation stays float32).")] = "float32",
+        help="Precision of the caption-feature cache pass and of the training steps: float32, bfloat16 "
+             "(about twice as fast on CPUs with AMX / AVX512-BF16, several times slower elsewhere; validation "
+             "stays float32), or auto (bfloat16 where the CPU has it in hardware, else float32).")] = "float32",
     validate_every: Annotated[int, typer.Option(
         help="Score validation and export the best epoch so far every N epochs (and at the last).")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
+    from searchengine.model.precision import resolve_compute_dtype
     from searchengine.model.train import TrainSettings
     from searchengine.model.train import train as run_training
 
+    compute_dtype = _compute_dtype(compute_dtype, resolve_compute_dtype)
     settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
                              fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight,
@@ -52,7 +67,7 @@ def train(
                              validate_every=validate_every)
     try:
         directory = run_training(corpus, out, settings, resume=resume, log=typer.echo)
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"model written to {directory}")
@@ -97,8 +112,9 @@ def tune_text(
     text_layer_lr: Annotated[float, typer.Option(
         "--text-layer-lr", help="Peak learning rate of those layers.")] = 3e-5,
     compute_dtype: Annotated[str, typer.Option(
-        help="Precision of the caption-state cache pass and of the head's training steps: float32, or "
-             "bfloat16 (about twice as fast on CPUs with AMX / AVX512-BF16; validation stays float32).")] = "float32",
+        help="Precision of the caption-state cache pass and of the head's training steps: float32, bfloat16 "
+             "(about twice as fast on CPUs with AMX / AVX512-BF16, several times slower elsewhere; validation "
+             "stays float32), or auto (bfloat16 where the CPU has it in hardware, else float32).")] = "float32",
     validate_every: Annotated[int, typer.Option(
         help="Score validation and export the best epoch so far every N epochs (and at the last).")] = 1,
     keep_head: Annotated[bool, typer.Option("--keep-head", help="Start from the model's text head instead of fresh weights.")] = False,
@@ -108,9 +124,11 @@ def tune_text(
     """Retrain a model's text head on wider wording against its locked speech side; speech embeddings
     (and so a collection's speech index) stay exactly as they were."""
     from searchengine.model.checkpoint import CheckpointError
+    from searchengine.model.precision import resolve_compute_dtype
     from searchengine.model.tune_text import TextTuneSettings
     from searchengine.model.tune_text import tune_text as run_tuning
 
+    compute_dtype = _compute_dtype(compute_dtype, resolve_compute_dtype)
     settings = TextTuneSettings(seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,
@@ -121,7 +139,7 @@ def tune_text(
                                 workers=workers)
     try:
         directory = run_tuning(model, corpus, out, settings, resume=resume, log=typer.echo)
-    except (CheckpointError, ValueError, FileExistsError) as exc:
+    except (CheckpointError, ValueError, FileExistsError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"model written to {directory}")
