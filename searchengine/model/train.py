@@ -75,8 +75,10 @@ class RunSettings:
         if self.validate_every < 1:
             raise ValueError(f"validate_every must be at least 1, got {self.validate_every}")
         if self.compute_dtype not in TEXT_FEATURE_DTYPES:
+            hint = " ('auto' is resolved by precision.resolve_compute_dtype, as the CLI does)" \
+                if self.compute_dtype == "auto" else ""
             raise ValueError(f"compute_dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, "
-                             f"got {self.compute_dtype!r}")
+                             f"got {self.compute_dtype!r}{hint}")
 
     def scores_epoch(self, epoch: int, last: int) -> bool:
         """Whether 1-based `epoch` of a schedule ending at `last` is scored on validation and may be
