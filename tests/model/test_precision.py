@@ -56,3 +56,13 @@ def test_the_training_commands_refuse_an_unknown_precision_before_any_work(tmp_p
         assert result.exit_code == 2, result.output
         assert "must be one of auto, float32, bfloat16" in result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_the_training_commands_report_a_missing_corpus_as_an_error(tmp_path):
+    from searchengine.cli import app
+
+    for command in ("train", "tune-text"):
+        result = CliRunner().invoke(app, [command, "--corpus", str(tmp_path / "nowhere"), "--out", str(tmp_path / command),
+                                          "--compute-dtype", "float32"])
+        assert result.exit_code == 2, result.output
+        assert "no manifest at" in result.output and "Traceback" not in result.output
