@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from benchmarks.bench_model import best_of
 from searchengine.corpus.captions import fine_captions
 from searchengine.corpus.factors import facts_from_record
 from searchengine.model import load_model
+from searchengine.model.precision import cpu_bf16_flags
 from searchengine.model.train import cpu_autocast, encoding_order
 
 
@@ -44,10 +44,7 @@ def _captions(n: int) -> list[str]:
 
 
 def _cpu_bf16_flags() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
-    return ", ".join(found) if found else "none"
+    return ", ".join(sorted(cpu_bf16_flags())) or "none"
 
 
 def main() -> None:

@@ -13,10 +13,12 @@ from typing import Annotated
 import typer
 
 
-def _compute_dtype(requested: str, resolve) -> str:
+def _compute_dtype(requested: str) -> str:
     """`--compute-dtype` as the run will use it (`auto` resolved for this CPU); a bad value exits 2."""
+    from searchengine.model.precision import resolve_compute_dtype
+
     try:
-        dtype = resolve(requested, warn=lambda message: typer.echo(message, err=True))
+        dtype = resolve_compute_dtype(requested, warn=lambda message: typer.echo(message, err=True))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -54,11 +56,10 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
 ) -> None:
     """Train a CLSP model on a style corpus (stage 1 then stage 2), exporting the best epoch to --out."""
-    from searchengine.model.precision import resolve_compute_dtype
     from searchengine.model.train import TrainSettings
     from searchengine.model.train import train as run_training
 
-    compute_dtype = _compute_dtype(compute_dtype, resolve_compute_dtype)
+    compute_dtype = _compute_dtype(compute_dtype)
     settings = TrainSettings(config=config, seed=seed, stage1_epochs=stage1_epochs, stage2_epochs=epochs,
                              batch_size=batch_size, learning_rate=learning_rate, workers=workers,
                              fine_captions_per_clip=fine_captions, attribute_loss_weight=attribute_loss_weight,
@@ -124,11 +125,10 @@ def tune_text(
     """Retrain a model's text head on wider wording against its locked speech side; speech embeddings
     (and so a collection's speech index) stay exactly as they were."""
     from searchengine.model.checkpoint import CheckpointError
-    from searchengine.model.precision import resolve_compute_dtype
     from searchengine.model.tune_text import TextTuneSettings
     from searchengine.model.tune_text import tune_text as run_tuning
 
-    compute_dtype = _compute_dtype(compute_dtype, resolve_compute_dtype)
+    compute_dtype = _compute_dtype(compute_dtype)
     settings = TextTuneSettings(seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 paraphrase_share=paraphrase_share, paraphrase_sets=paraphrase_sets,
                                 attribute_caption_weight=attribute_caption_weight, class_prompts=class_prompts,

@@ -101,10 +101,15 @@ def select_split(clips: list[Clip], split: str | None) -> list[Clip]:
     return [c for c in clips if c.split == split]
 
 
-def retrieval_report(encoder, clips: list[Clip], speech: np.ndarray) -> dict[str, Any]:
+def retrieval_report(encoder, clips: list[Clip], speech: np.ndarray,
+                     captions: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """Both directions for the global and the fine captions of `clips`: the manifest's (its global
+    caption and last fine caption), or `captions` (global texts, fine texts) written for them."""
+    if captions is None:
+        captions = [c.global_caption for c in clips], [c.fine_captions[-1] for c in clips]
     report: dict[str, Any] = {"clips": len(clips)}
-    for kind, captions in (("global", [c.global_caption for c in clips]), ("fine", [c.fine_captions[-1] for c in clips])):
-        report[kind] = retrieval_metrics(speech, encoder.encode_text(captions))
+    for kind, texts in zip(("global", "fine"), captions, strict=True):
+        report[kind] = retrieval_metrics(speech, encoder.encode_text(texts))
     return report
 
 
@@ -138,16 +143,6 @@ def reworded_captions(clips: list[Clip], heldout: bool) -> tuple[list[str], list
     except (KeyError, ValueError, IndexError):  # values the caption grammar has no words for
         return None
     return global_texts, fine_texts
-
-
-def reworded_retrieval_report(encoder, clips: list[Clip], speech: np.ndarray, heldout: bool) -> dict[str, Any] | None:
-    captions = reworded_captions(clips, heldout)
-    if captions is None:
-        return None
-    report: dict[str, Any] = {"clips": len(clips)}
-    for kind, texts in zip(("global", "fine"), captions, strict=True):
-        report[kind] = retrieval_metrics(speech, encoder.encode_text(texts))
-    return report
 
 
 def _labelled(clips: list[Clip], task: ZeroShotTask) -> tuple[list[int], list[str], dict[str, tuple[str, ...]], np.ndarray] | None:
@@ -257,9 +252,9 @@ def evaluate(encoder, manifest: str | Path, split: str | None = "test", max_clip
     if len(clips) >= 2:  # every combination of the split, reworded in each pool: one larger gallery
         every_clip, every_speech = subset(clips)
         for name, heldout in REWORDING_POOLS.items():
-            report = reworded_retrieval_report(encoder, every_clip, every_speech, heldout)
-            if report is not None:
-                result["retrieval"][name] = report
+            captions = reworded_captions(every_clip, heldout)
+            if captions is not None:
+                result["retrieval"][name] = retrieval_report(encoder, every_clip, every_speech, captions)
     result["zero_shot"] = {}
     for task in ZERO_SHOT_TASKS:
         report = zero_shot_report(encoder, clips, speech, task)

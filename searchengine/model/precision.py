@@ -21,19 +21,24 @@ COMPUTE_DTYPE_CHOICES = ("auto", "float32", "bfloat16")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+def cpu_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """Which of NATIVE_BF16_FLAGS the CPU lists; empty where /proc/cpuinfo cannot be read."""
+    try:
+        flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    except OSError:
+        return set()
+    return flags & NATIVE_BF16_FLAGS
+
+
 @functools.cache
 def native_bf16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU multiplies bf16 in hardware, and oneDNN is allowed to use it (an
     `ONEDNN_MAX_CPU_ISA` cap below AVX512_CORE_BF16 takes the instructions away). False where
     /proc/cpuinfo cannot be read: float32 is never the slow choice."""
-    try:
-        flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    except OSError:
-        return False
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if cap and cap not in ("ALL", "DEFAULT") and "BF16" not in cap and "AMX" not in cap:
         return False
-    return bool(flags & NATIVE_BF16_FLAGS)
+    return bool(cpu_bf16_flags(cpuinfo))
 
 
 def resolve_compute_dtype(requested: str, warn: Callable[[str], None], native: bool | None = None) -> str:

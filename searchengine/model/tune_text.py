@@ -132,12 +132,21 @@ def paraphrases(clip: Clip, seed: int, sets: int, fine_per_set: int, word_noise:
     out = []
     for k in range(sets):
         rng = random.Random(f"clsp-paraphrase:{seed}:{clip.id}:{k}")
-        global_text = global_caption(facts, rng, pool=PARAPHRASE_POOL)
-        fine_texts = fine_captions(facts, rng, n=fine_per_set, pool=PARAPHRASE_POOL)
-        if word_noise and is_noised_set(k):
+        out.append((global_caption(facts, rng, pool=PARAPHRASE_POOL),
+                    fine_captions(facts, rng, n=fine_per_set, pool=PARAPHRASE_POOL)))
+    return with_noised_sets(out, clip, seed, word_noise, substitutes or []) if word_noise else out
+
+
+def with_noised_sets(sets: list[tuple[str, list[str]]], clip: Clip, seed: int, share: float,
+                     substitutes: list[str]) -> list[tuple[str, list[str]]]:
+    """A clip's paraphrase sets with word noise in every second one (`is_noised_set`); deterministic for
+    (seed, clip id, set), and independent of how the clean sets were written."""
+    out = []
+    for k, (global_text, fine_texts) in enumerate(sets):
+        if is_noised_set(k):
             noise = random.Random(f"clsp-word-noise:{seed}:{clip.id}:{k}")
-            global_text = with_word_noise(global_text, word_noise, substitutes or [], noise)
-            fine_texts = [with_word_noise(text, word_noise, substitutes or [], noise) for text in fine_texts]
+            global_text = with_word_noise(global_text, share, substitutes, noise)
+            fine_texts = [with_word_noise(text, share, substitutes, noise) for text in fine_texts]
         out.append((global_text, fine_texts))
     return out
 
@@ -215,15 +224,14 @@ class TextTuner:
             return captions.setdefault(global_text, len(captions)), [captions.setdefault(f, len(captions)) for f in fine_texts]
 
         self.own = [ids(c.global_caption, c.fine_captions) for c in all_clips]
-        substitutes = None
+        sets = [paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set) for c in all_clips]
         if settings.word_noise:  # never a word any caption of the corpus uses, held-out ones included
             written = [text for c in clips for text in (c.global_caption, *c.fine_captions)]
-            written += [text for c in all_clips for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets,
-                                                                         settings.fine_per_set) for text in (g, *f)]
+            written += [text for clip_sets in sets for g, f in clip_sets for text in (g, *f)]
             substitutes = unfamiliar_words(self.model.text_tower.tokenizer.get_vocab(), written)
-        self.para = [[ids(g, f) for g, f in paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set,
-                                                        settings.word_noise, substitutes)]
-                     for c in all_clips]
+            sets = [with_noised_sets(clip_sets, c, settings.seed, settings.word_noise, substitutes)
+                    for c, clip_sets in zip(all_clips, sets, strict=True)]
+        self.para = [[ids(g, f) for g, f in clip_sets] for clip_sets in sets]
         dtype = settings.compute_dtype
         self.caption_texts = list(captions)  # by caption id
         self.text_features = cache_text_features(self.model, self.caption_texts, cache, log, dtype=dtype)

@@ -22,19 +22,15 @@ from searchengine.corpus.captions import phrasing_pools
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
-def caption_pool_words() -> frozenset[str]:
-    """Every lower-cased word any phrasing pool (training, wide, held-out) can write, frames included."""
-    words: set[str] = set()
-    for slots in phrasing_pools().values():
-        for phrases in slots.values():
-            for phrase in phrases:
-                words.update(part.lower() for part in re.findall(r"[A-Za-z]+", phrase))
-    return frozenset(words)
-
-
 def words_of(texts: Iterable[str]) -> set[str]:
     """The lower-cased words of some texts."""
     return {word.lower() for text in texts for word in re.findall(r"[A-Za-z]+", text)}
+
+
+def caption_pool_words() -> frozenset[str]:
+    """Every lower-cased word any phrasing pool (training, wide, held-out) can write, frames included."""
+    return frozenset(words_of(phrase for slots in phrasing_pools().values() for phrases in slots.values()
+                              for phrase in phrases))
 
 
 def unfamiliar_words(vocabulary: Iterable[str], captions: Iterable[str] = (), min_length: int = 3) -> list[str]:
