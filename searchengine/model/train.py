@@ -267,8 +267,8 @@ def cpu_autocast(dtype: str) -> torch.autocast:
     return torch.autocast("cpu", dtype=TEXT_FEATURE_DTYPES[dtype], enabled=dtype != "float32")
 
 
-def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
-                        log: Callable[[str], None], dtype: str = "float32") -> torch.Tensor | TokenStates:
+def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: Callable[[str], None],
+                        dtype: str = "float32", shared_dir: Path | None = None) -> torch.Tensor | TokenStates:
     """Frozen-text-tower features of the given captions, computing only unseen ones.
 
     Pooled [U, D] features when the tower's pooling has no weights; token states (float16, `TokenStates`)
@@ -276,6 +276,13 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     cached are then those entering the first tuned layer). `dtype="bfloat16"` runs the tower under bf16
     autocast: about 1.5x faster on CPUs with AMX or AVX512-BF16, states within about 0.6% (relative) of
     float32, which the float16 cache and the trained head absorb; the cache key records the precision.
+
+    The tower's raw last-layer states do not depend on how they are pooled, so they are kept once more
+    in a store of their own (`token_state_store`): a pooled pass (`clsp-search train`) writes the states
+    it pools beside its features, and a per-token pass (`tune-text`) reads the states of captions it
+    shares with another run's store in `shared_dir` (its base model's cache) instead of running the tower
+    on them again. The stored states were computed in other batches, so they can differ from a fresh pass
+    in the last bits (bf16) or not at all (float32 agrees to float16 rounding).
     """
     if dtype not in TEXT_FEATURE_DTYPES:
         raise ValueError(f"text feature dtype must be one of {', '.join(TEXT_FEATURE_DTYPES)}, got {dtype!r}")
@@ -291,32 +298,73 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path,
     path = cache_dir / f"text-{key}.npz"
     known = _load_text_cache(path)
     missing = encoding_order(c for c in captions if c not in known)
+    store = token_state_store(model, dtype)
+    if missing and tokens and store is not None and shared_dir is not None:
+        shared = _load_text_cache(Path(shared_dir) / store)
+        reused = [c for c in missing if c in shared]
+        if reused:
+            known.update((c, shared[c]) for c in reused)
+            missing = [c for c in missing if c not in shared]
+            log(f"read token states of {len(reused)} captions from {Path(shared_dir) / store}")
+        del shared
+    # A pooled pass keeps the raw states it pools for a later per-token run (see above).
+    keep_states = not tokens and store is not None
     if missing:
         started = time.time()
         tower.eval()
+        states = _load_text_cache(cache_dir / store) if keep_states else {}
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
         saved = started
         with torch.inference_mode(), cpu_autocast(dtype):
             for start in range(0, len(missing), 128):
                 batch = missing[start : start + 128]
                 prepared = tower.prepare(batch)
+                lengths = prepared["attention_mask"].sum(dim=1).tolist()
                 if tokens:
                     hidden = tower.cached_states(**prepared).float().numpy().astype(np.float16)
-                    lengths = prepared["attention_mask"].sum(dim=1).tolist()
                     vectors = [hidden[row, :length] for row, length in enumerate(lengths)]
+                elif keep_states:  # the forward pass of `tower(...)`, keeping its states on the way
+                    hidden = tower.token_states(**prepared)
+                    vectors = list(tower.pool_tokens(hidden, prepared["attention_mask"].bool()).float().numpy())
+                    raw = hidden.float().numpy().astype(np.float16)
+                    states.update((c, raw[row, :length]) for row, (c, length) in enumerate(zip(batch, lengths, strict=True)))
                 else:
                     vectors = list(tower(**prepared).float().numpy())
                 known.update(zip(batch, vectors, strict=True))
                 progress.update(len(batch))
                 if time.time() - saved > CACHE_SAVE_SECONDS:  # a killed run resumes from here
-                    _save_text_cache(path, known)
+                    _save_text_caches(path, known, cache_dir / store if keep_states else None, states)
                     saved = time.time()
         progress.close()
-        _save_text_cache(path, known)
+        _save_text_caches(path, known, cache_dir / store if keep_states else None, states)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
     if tokens:
         return TokenStates([known[c] for c in captions], tower.pool_cached)
     return torch.from_numpy(np.stack([known[c] for c in captions]).astype(np.float32))
+
+
+def token_state_store(model: CLSP, dtype: str) -> str | None:
+    """File name (in a run's cache) of the frozen text tower's raw last-layer token states, keyed by what
+    makes them: the tower's settings but its pooling, and the precision. None when the tower's states are
+    not raw last-layer ones (a token memory blends them, tuned or trainable layers change them) or its
+    pooling reads the model's pooler instead."""
+    tower = model.text_tower
+    config = dict(model.config["text_tower"])
+    if (getattr(tower, "memory", None) is not None or getattr(tower, "tuned_layers", 0) or config.get("trainable")
+            or getattr(tower, "pooling", "pooler") == "pooler" or not hasattr(tower, "token_states")):
+        return None
+    for setting in ("pooling", "token_memory", "tuned_layers"):  # inactive here, or no part of the states
+        config.pop(setting, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode() + dtype.encode()).hexdigest()[:16]
+    return f"token-states-{digest}.npz"
+
+
+def _save_text_caches(path: Path, known: dict[str, np.ndarray], states_path: Path | None,
+                      states: dict[str, np.ndarray]) -> None:
+    """The features, and the raw states kept beside them (written first: a store never lags the features)."""
+    if states_path is not None and states:
+        _save_text_cache(states_path, states)
+    _save_text_cache(path, known)
 
 
 def _load_text_cache(path: Path) -> dict[str, np.ndarray]:

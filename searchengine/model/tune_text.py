@@ -234,7 +234,8 @@ class TextTuner:
         self.para = [[ids(g, f) for g, f in clip_sets] for clip_sets in sets]
         dtype = settings.compute_dtype
         self.caption_texts = list(captions)  # by caption id
-        self.text_features = cache_text_features(self.model, self.caption_texts, cache, log, dtype=dtype)
+        self.text_features = cache_text_features(self.model, self.caption_texts, cache, log, dtype=dtype,
+                                                 shared_dir=self.shared_cache)
         self.class_captions: dict[str, list[list[int]]] = {}
         if settings.attribute_caption_weight > 0:
             rows = attribute_rows(all_clips)
@@ -243,7 +244,8 @@ class TextTuner:
                 raise ValueError(f"{corpus} has no labelled attributes for the attribute captions "
                                  f"(expected some of {', '.join(ATTRIBUTE_CAPTION_FACTORS)}); pass --attribute-caption-weight 0")
             self.class_captions, phrases = attribute_caption_classes(vocabulary, pools=("train", PARAPHRASE_POOL))
-            self.class_caption_features = cache_text_features(self.model, phrases, cache, log, dtype=dtype)
+            self.class_caption_features = cache_text_features(self.model, phrases, cache, log, dtype=dtype,
+                                                              shared_dir=self.shared_cache)
             self.class_caption_labels = encode_labels(vocabulary, rows)
         if settings.token_memory or settings.memory_from:
             self._install_token_memory(cache)

@@ -527,3 +527,50 @@ def test_word_noise_goes_into_every_second_paraphrase_set_only(corpus, tmp_path)
     with pytest.raises(ValueError, match="word_noise must be in"):
         TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, word_noise=1.0),
                   log=lambda _: None)
+
+
+def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_path):
+    """`train` pools MiniLM's states of every caption it encodes; it keeps those raw states beside its
+    features, and tuning the text head of its model reads them instead of running MiniLM again."""
+    import torch
+
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+    from searchengine.model.registry import WEIGHTS_DIR
+    from searchengine.model.train import cache_text_features, token_state_store
+
+    base = tmp_path / "base"
+    shutil.copytree(WEIGHTS_DIR / "clsp-mini", base)
+    first = TextTuner(str(base), corpus, tmp_path / "probe", SETTINGS, log=lambda _: None)
+    manifest_captions = sorted({c for clip in first.train_clips + first.val_clips
+                                for c in (clip.global_caption, *clip.fine_captions)})
+    # What step 1 (`train`, mean pooling) does with the same captions, writing into the base model's cache.
+    step1 = CLSP(get_model_config("clsp-mini")).eval()
+    store = token_state_store(step1, "float32")
+    assert store is not None
+    pooled = cache_text_features(step1, manifest_captions, base / "cache", log=lambda _: None)
+    assert (base / "cache" / store).is_file()
+    with torch.inference_mode():  # the features are the tower's own (another batch: the last bits may differ)
+        direct = step1.text_tower(**step1.text_tower.prepare(manifest_captions[:7]))
+    np.testing.assert_allclose(pooled[:7].numpy(), direct.numpy(), atol=1e-5)
+
+    lines: list[str] = []
+    settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling="head_mean", token_memory=64)
+    tuner = TextTuner(str(base), corpus, tmp_path / "tuned", settings, log=lines.append)
+    assert f"read token states of {len(manifest_captions)} captions from {base / 'cache' / store}" in lines, lines
+    computed = [int(line.split()[4]) for line in lines if line.startswith("computed text features of")]
+    assert computed[0] == len(tuner.caption_texts) - len(manifest_captions)  # only the paraphrases
+    # The states read are those a fresh pass computes (float16 storage), which the fitted memory then blended.
+    raw = np.concatenate([tuner.text_features.states[tuner.caption_texts.index(c)] for c in manifest_captions[:5]])
+    with torch.inference_mode():
+        prepared = tuner.model.text_tower.prepare(manifest_captions[:5])
+        tuner.model.text_tower.memory, memory = None, tuner.model.text_tower.memory
+        states = tuner.model.text_tower.token_states(**prepared)
+        tuner.model.text_tower.memory = memory
+        lengths = prepared["attention_mask"].sum(dim=1).tolist()
+        expected = torch.cat([states[row, :n] for row, n in enumerate(lengths)]).numpy()
+        np.testing.assert_allclose(memory(torch.from_numpy(expected)).numpy(), raw.astype(np.float32), atol=2e-2)
+
+    # A store of another precision, or a tower whose states a memory blends, is not shared.
+    assert token_state_store(step1, "bfloat16") not in (None, store)
+    assert token_state_store(tuner.model, "float32") is None
