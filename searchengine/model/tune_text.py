@@ -218,12 +218,15 @@ class TextTuner:
         cache = self.out / "cache"
         self.speech = self._speech_embeddings(all_clips, cache)
         # Caption ids per clip: [source][set] -> (global id, [fine ids]); source 0 = manifest, 1 = paraphrases.
+        # A validation clip keeps only what validation reads (its global and last fine caption, of the manifest
+        # and of the first paraphrase set): the text tower and the memory never spend time on the rest.
         captions: dict[str, int] = {}
 
-        def ids(global_text: str, fine_texts: list[str]) -> tuple[int, list[int]]:
+        def ids(global_text: str, fine_texts: list[str], clip: int) -> tuple[int, list[int]]:
+            fine_texts = fine_texts if clip < self.n_train else fine_texts[-1:]
             return captions.setdefault(global_text, len(captions)), [captions.setdefault(f, len(captions)) for f in fine_texts]
 
-        self.own = [ids(c.global_caption, c.fine_captions) for c in all_clips]
+        self.own = [ids(c.global_caption, c.fine_captions, i) for i, c in enumerate(all_clips)]
         sets = [paraphrases(c, settings.seed, settings.paraphrase_sets, settings.fine_per_set) for c in all_clips]
         if settings.word_noise:  # never a word any caption of the corpus uses, held-out ones included
             written = [text for c in clips for text in (c.global_caption, *c.fine_captions)]
@@ -231,7 +234,8 @@ class TextTuner:
             substitutes = unfamiliar_words(self.model.text_tower.tokenizer.get_vocab(), written)
             sets = [with_noised_sets(clip_sets, c, settings.seed, settings.word_noise, substitutes)
                     for c, clip_sets in zip(all_clips, sets, strict=True)]
-        self.para = [[ids(g, f) for g, f in clip_sets] for clip_sets in sets]
+        self.para = [[ids(g, f, i) for g, f in (clip_sets if i < self.n_train else clip_sets[:1])]
+                     for i, clip_sets in enumerate(sets)]
         dtype = settings.compute_dtype
         self.caption_texts = list(captions)  # by caption id
         self.text_features = cache_text_features(self.model, self.caption_texts, cache, log, dtype=dtype,
@@ -494,15 +498,18 @@ class TextTuner:
         """Per attribute, [classes, D]: each class as the normalised mean of `class_prompts` of its attribute
         captions drawn at random (with replacement), through the text head being trained."""
         k = self.settings.class_prompts
-        out = []
-        for groups in self.class_captions.values():
-            if k == 1:  # the recipe's own draws, bit for bit: no second normalisation of unit vectors
-                out.append(self.head(self.class_caption_features[[group[int(rng.integers(len(group)))] for group in groups]]))
-                continue
-            rows = [group[int(j)] for group in groups for j in rng.integers(len(group), size=k)]
-            embeddings = self.head(self.class_caption_features[rows]).view(len(groups), k, -1).mean(dim=1)
-            out.append(torch.nn.functional.normalize(embeddings, dim=-1))
-        return out
+        attributes = list(self.class_captions.values())
+        if k == 1:  # the recipe's own draws: no second normalisation of unit vectors
+            draws = [[group[int(rng.integers(len(group)))] for group in groups] for groups in attributes]
+        else:
+            draws = [[group[int(j)] for group in groups for j in rng.integers(len(group), size=k)] for groups in attributes]
+        # Every attribute's captions through the head in one batch (rows are independent; one call costs far
+        # less than a dozen small ones and their backward passes).
+        embeddings = self.head(self.class_caption_features[[i for rows in draws for i in rows]]).split([len(rows) for rows in draws])
+        if k == 1:
+            return list(embeddings)
+        return [torch.nn.functional.normalize(e.view(len(groups), k, -1).mean(dim=1), dim=-1)
+                for e, groups in zip(embeddings, attributes, strict=True)]
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:

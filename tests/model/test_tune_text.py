@@ -557,9 +557,11 @@ def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_pa
     lines: list[str] = []
     settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling="head_mean", token_memory=64)
     tuner = TextTuner(str(base), corpus, tmp_path / "tuned", settings, log=lines.append)
-    assert f"read token states of {len(manifest_captions)} captions from {base / 'cache' / store}" in lines, lines
+    needed = set(manifest_captions) & set(tuner.caption_texts)  # a validation clip's last fine caption only
+    assert len(needed) > len(manifest_captions) / 2
+    assert f"read token states of {len(needed)} captions from {base / 'cache' / store}" in lines, lines
     computed = [int(line.split()[4]) for line in lines if line.startswith("computed text features of")]
-    assert computed[0] == len(tuner.caption_texts) - len(manifest_captions)  # only the paraphrases
+    assert computed[0] == len(tuner.caption_texts) - len(needed)  # only the paraphrases
     # The states read are those a fresh pass computes (float16 storage), which the fitted memory then blended.
     raw = np.concatenate([tuner.text_features.states[tuner.caption_texts.index(c)] for c in manifest_captions[:5]])
     with torch.inference_mode():
@@ -574,3 +576,23 @@ def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_pa
     # A store of another precision, or a tower whose states a memory blends, is not shared.
     assert token_state_store(step1, "bfloat16") not in (None, store)
     assert token_state_store(tuner.model, "float32") is None
+
+
+def test_validation_clips_keep_only_the_captions_validation_reads(corpus, tmp_path):
+    """A validation clip is scored on its global and last fine caption, of the manifest and of the first
+    paraphrase set; nothing else of it is encoded, while a training clip keeps every caption and set."""
+    settings = dataclasses.replace(SETTINGS, paraphrase_sets=2)
+    tuner = TextTuner("clsp-mini", corpus, tmp_path / "tuned", settings, log=lambda _: None)
+    assert tuner.val_clips
+    for i, clip in enumerate(tuner.train_clips + tuner.val_clips):
+        written = paraphrases(clip, settings.seed, settings.paraphrase_sets, settings.fine_per_set)
+        kept_sets = written if i < tuner.n_train else written[:1]
+        for (global_id, fine_ids), (global_text, fine_texts) in zip([tuner.own[i], *tuner.para[i]],
+                                                                     [(clip.global_caption, clip.fine_captions), *kept_sets],
+                                                                     strict=True):
+            assert tuner.caption_texts[global_id] == global_text
+            expected = fine_texts if i < tuner.n_train else fine_texts[-1:]
+            assert [tuner.caption_texts[j] for j in fine_ids] == expected
+    assert len(tuner.caption_texts) == len(tuner.text_features)
+    assert tuner.validate().keys() == {f"val_{source}{kind}_t2s_R@1" for source in ("", "paraphrase_")
+                                       for kind in ("global", "fine")}
