@@ -81,7 +81,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, head, features in (("class captions through the per-token head (tune-text step)", token_model.text_head, token_features),
                                  ("class captions through the pooled head (train step)", pooled_model.text_head, pooled_features)):
-        per_attribute(head, features), one_batch(head, features)  # warm-up
+        per_attribute(head, features)  # warm-up of both
+        one_batch(head, features)
         before = best_of(3, lambda h=head, f=features: per_attribute(h, f))
         after = best_of(3, lambda h=head, f=features: one_batch(h, f))
         print(f"| {name} | {10 / before:.1f} steps/s | {10 / after:.1f} steps/s | {before / after:.2f}x |")
@@ -90,7 +91,8 @@ def main() -> None:
     captions = sorted({c.global_caption for c in clips} | {f for c in clips for f in c.fine_captions})
     with tempfile.TemporaryDirectory() as tmp:
         base, tuned = Path(tmp) / "base", Path(tmp) / "tuned"
-        pooled_model.eval(), token_model.eval()
+        pooled_model.eval()
+        token_model.eval()
         started = time.perf_counter()
         cache_text_features(token_model, captions, Path(tmp) / "fresh", log=lambda _: None, dtype="bfloat16")
         encoded = time.perf_counter() - started

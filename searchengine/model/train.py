@@ -308,11 +308,11 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: 
             log(f"read token states of {len(reused)} captions from {Path(shared_dir) / store}")
         del shared
     # A pooled pass keeps the raw states it pools for a later per-token run (see above).
-    keep_states = not tokens and store is not None
+    states_path = cache_dir / store if not tokens and store is not None else None
     if missing:
         started = time.time()
         tower.eval()
-        states = _load_text_cache(cache_dir / store) if keep_states else {}
+        states = _load_text_cache(states_path) if states_path is not None else {}
         progress = tqdm(total=len(missing), unit="caption", desc="text features", disable=None)
         saved = started
         with torch.inference_mode(), cpu_autocast(dtype):
@@ -323,7 +323,7 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: 
                 if tokens:
                     hidden = tower.cached_states(**prepared).float().numpy().astype(np.float16)
                     vectors = [hidden[row, :length] for row, length in enumerate(lengths)]
-                elif keep_states:  # the forward pass of `tower(...)`, keeping its states on the way
+                elif states_path is not None:  # the forward pass of `tower(...)`, keeping its states on the way
                     hidden = tower.token_states(**prepared)
                     vectors = list(tower.pool_tokens(hidden, prepared["attention_mask"].bool()).float().numpy())
                     raw = hidden.float().numpy().astype(np.float16)
@@ -333,10 +333,10 @@ def cache_text_features(model: CLSP, captions: list[str], cache_dir: Path, log: 
                 known.update(zip(batch, vectors, strict=True))
                 progress.update(len(batch))
                 if time.time() - saved > CACHE_SAVE_SECONDS:  # a killed run resumes from here
-                    _save_text_caches(path, known, cache_dir / store if keep_states else None, states)
+                    _save_text_caches(path, known, states_path, states)
                     saved = time.time()
         progress.close()
-        _save_text_caches(path, known, cache_dir / store if keep_states else None, states)
+        _save_text_caches(path, known, states_path, states)
         log(f"computed text features of {len(missing)} captions in {time.time() - started:.0f}s")
     if tokens:
         return TokenStates([known[c] for c in captions], tower.pool_cached)

@@ -536,14 +536,13 @@ def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_pa
 
     from searchengine.model.clsp import CLSP
     from searchengine.model.config import get_model_config
+    from searchengine.model.data import read_manifest
     from searchengine.model.registry import WEIGHTS_DIR
     from searchengine.model.train import cache_text_features, token_state_store
 
     base = tmp_path / "base"
     shutil.copytree(WEIGHTS_DIR / "clsp-mini", base)
-    first = TextTuner(str(base), corpus, tmp_path / "probe", SETTINGS, log=lambda _: None)
-    manifest_captions = sorted({c for clip in first.train_clips + first.val_clips
-                                for c in (clip.global_caption, *clip.fine_captions)})
+    manifest_captions = sorted({c for clip in read_manifest(corpus) for c in (clip.global_caption, *clip.fine_captions)})
     # What step 1 (`train`, mean pooling) does with the same captions, writing into the base model's cache.
     step1 = CLSP(get_model_config("clsp-mini")).eval()
     store = token_state_store(step1, "float32")
@@ -557,21 +556,22 @@ def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_pa
     lines: list[str] = []
     settings = dataclasses.replace(SETTINGS, epochs=1, text_pooling="head_mean", token_memory=64)
     tuner = TextTuner(str(base), corpus, tmp_path / "tuned", settings, log=lines.append)
-    needed = set(manifest_captions) & set(tuner.caption_texts)  # a validation clip's last fine caption only
-    assert len(needed) > len(manifest_captions) / 2
+    needed = set(manifest_captions) & set(tuner.caption_texts)  # not held-out clips, nor all of a validation clip's
+    assert {tuner.caption_texts[j] for global_id, fine_ids in tuner.own for j in (global_id, *fine_ids)} <= needed
     assert f"read token states of {len(needed)} captions from {base / 'cache' / store}" in lines, lines
     computed = [int(line.split()[4]) for line in lines if line.startswith("computed text features of")]
     assert computed[0] == len(tuner.caption_texts) - len(needed)  # only the paraphrases
-    # The states read are those a fresh pass computes (float16 storage), which the fitted memory then blended.
-    raw = np.concatenate([tuner.text_features.states[tuner.caption_texts.index(c)] for c in manifest_captions[:5]])
+    # The states read are those a fresh pass of the same frozen MiniLM computes (float16 storage), which the
+    # fitted memory then blended.
+    read = [tuner.caption_texts.index(c) for c in sorted(needed)[:5]]
+    raw = np.concatenate([tuner.text_features.states[j] for j in read])
     with torch.inference_mode():
-        prepared = tuner.model.text_tower.prepare(manifest_captions[:5])
-        tuner.model.text_tower.memory, memory = None, tuner.model.text_tower.memory
-        states = tuner.model.text_tower.token_states(**prepared)
-        tuner.model.text_tower.memory = memory
+        prepared = step1.text_tower.prepare([tuner.caption_texts[j] for j in read])
+        states = step1.text_tower.token_states(**prepared)
         lengths = prepared["attention_mask"].sum(dim=1).tolist()
-        expected = torch.cat([states[row, :n] for row, n in enumerate(lengths)]).numpy()
-        np.testing.assert_allclose(memory(torch.from_numpy(expected)).numpy(), raw.astype(np.float32), atol=2e-2)
+        expected = torch.cat([states[row, :n] for row, n in enumerate(lengths)])
+        blended = tuner.model.text_tower.memory(expected).numpy()
+    np.testing.assert_allclose(blended, raw.astype(np.float32), atol=2e-2)
 
     # A store of another precision, or a tower whose states a memory blends, is not shared.
     assert token_state_store(step1, "bfloat16") not in (None, store)
