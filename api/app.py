@@ -58,8 +58,7 @@ def default_audio_roots(searcher: Searcher) -> tuple[Path, ...]:
     holds every indexed file. The API only serves clips by id, never a client-given path, and the
     check against these roots (symlinks resolved) keeps a manifest entry such as `../../etc/passwd`
     or a symlink out of reach of the audio endpoint."""
-    rows = searcher.cursor().execute("SELECT DISTINCT source_path FROM clips").fetchall()
-    parents = {os.path.dirname(os.path.abspath(p)) for (p,) in rows if p}
+    parents = {os.path.dirname(os.path.abspath(p)) for p in searcher.source_paths() if p}
     if not parents:
         return ()
     return (Path(os.path.commonpath(sorted(parents))),)

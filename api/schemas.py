@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from searchengine.search import MAX_PAGE_TOP_K
+
 Index = Literal["speech", "global", "fine"]
 Fusion = Literal["rrf", "weighted"]
 Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -51,7 +53,7 @@ class SearchParams(BaseModel):
     """Paging, filtering and fusion options shared by every search."""
 
     model_config = ConfigDict(extra="forbid")
-    top_k: int = Field(10, ge=1, le=1000, description="Results per page (the server may set a lower maximum).")
+    top_k: int = Field(10, ge=1, le=MAX_PAGE_TOP_K, description="Results per page (the server may set a lower maximum).")
     offset: int = Field(0, ge=0, le=100_000, description="Results to skip: page n starts at (n - 1) * top_k.")
     filter: Filter | None = Field(None, description="Metadata conditions; see GET /collection for the fields.")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchengine.search import MAX_PAGE_TOP_K
+
 
 @dataclass(frozen=True)
 class Limits:
     """What one request may ask for; generous for people, small enough that no request hogs the box."""
 
-    max_top_k: int = 1000
+    max_top_k: int = MAX_PAGE_TOP_K  # a server may lower it; the request schema caps it there
     max_export: int = 10_000
     max_upload_bytes: int = 50 * 1024 * 1024
     max_audio_seconds: float = 300.0

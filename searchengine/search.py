@@ -19,7 +19,13 @@ so the index only scores allowed ids and a filter keeping 1 % of clips still fil
 one over-fetches and drops, which is cheaper than building a selector over most of the collection.
 
 Every method that touches DuckDB takes an optional cursor: the server gives each request its own, as
-DuckDB connections are not meant to be shared between threads.
+DuckDB connections are not meant to be shared between threads. Callers (the API, the CLI) ask the
+`Searcher` for what they need by name and never write SQL themselves; every statement here binds its
+values and quotes its identifiers.
+
+Beside it: `searchengine.fusion` (how index rankings become one), `searchengine.store.faiss_index`
+(filtered FAISS search over arrays) and `searchengine.model.registry` (which encoder a collection's
+model id names). Their names that callers of a search use are importable from here too.
 """
 
 from __future__ import annotations
@@ -29,48 +35,40 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from searchengine.filters import Column, CompiledFilter, FilterError, compile_filter, filterable_columns
+from searchengine.fusion import (
+    DEFAULT_FUSION,
+    DEFAULT_WEIGHTS,
+    FUSION_DEPTH,
+    FUSIONS,
+    contribution,
+    rrf,
+    weighted_sum,
+)
 from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
-from searchengine.store import faiss_index as fi
+from searchengine.store.faiss_index import search_groups, search_ids
 
 INDEXES = ("speech", "global", "fine")
-FUSIONS = ("rrf", "weighted")
 
 DEFAULT_INDEXES: tuple[str, ...] = ("speech", "global", "fine")
 """Text queries search the speech index and both caption indexes, fused (see benchmarks/RESULTS.md)."""
-
-DEFAULT_FUSION = "weighted"
-"""A weighted sum of cosines beat reciprocal rank fusion by about 0.05 nDCG@10 on held-out captions with
-clsp-mini, on two corpus seeds (benchmarks/RESULTS.md, Search): RRF gives every caption match a rank
-bonus of the same size as a speech match, so clips that merely have a similar caption push the clip
-whose *audio* matches out of the top ranks; summed cosines keep the speech evidence in proportion."""
-
-RRF_K = 60
-"""The constant of reciprocal rank fusion (Cormack et al. 2009): dampens the weight of the very top ranks."""
-
-DEFAULT_WEIGHTS: dict[str, float] = {"speech": 1.0, "global": 0.25, "fine": 0.25}
-"""Per-index weights for both fusions: the speech index is the evidence about the audio itself, captions
-are second-hand (what someone wrote about it). Measured with clsp-mini, caption weight 0.25 ranks as
-well as the speech index alone (nDCG@10 0.766 vs 0.768) and better than 0.5 (0.758) or 1.0 (0.748),
-while still letting caption matches explain and break ties between hits (RESULTS.md, Search)."""
-
-FUSION_DEPTH = 200
-"""Each index contributes at least this many candidates to a fused ranking; a fixed depth keeps fused
-pages consistent with each other (a clip's fused score does not depend on which page is asked for)."""
 
 TIE_MARGIN = 16
 """Extra candidates fetched beyond the page, so equal scores at the page edge are ordered by id, not
 by the order FAISS happened to return them."""
 
-SELECTOR_MAX_FRACTION = 0.5
-"""Filters keeping at most this share of the index search through an IDSelector; looser ones over-fetch."""
-
 MAX_TOP_K = 100_000
-"""Hard ceiling of the core (the API and CLI set their own, lower, limits)."""
+"""Hard ceiling of the core on `SearchOptions.top_k`: curation (`searchengine.curate`) pages this deep
+to fill exports, and the query CLI's --top-k allows as much."""
+
+MAX_PAGE_TOP_K = 1000
+"""The most hits one page of interactive results may ask for: the HTTP API's schema bound and the
+default of its configurable limit (`api.settings.Limits.max_top_k`). A person reads far fewer; deeper
+pages are what `offset` and exports are for."""
 
 
 class SearchError(ValueError):
@@ -129,6 +127,14 @@ class Hit:
         return asdict(self)
 
 
+class AudioSource(NamedTuple):
+    """Where a clip's sound is: its file and the segment of it (seconds; None for the whole file)."""
+
+    path: str
+    start: float | None
+    end: float | None
+
+
 @dataclass
 class SearchPage:
     """A page of hits plus what the caller needs to show or page through them."""
@@ -151,50 +157,24 @@ class SearchPage:
 
 # ------------------------------------------------------------------------------------------ model
 def resolve_encoder(collection: Collection, model: str | None = None, device: str = "auto") -> Any:
-    """The encoder whose vectors the collection holds.
+    """The encoder whose vectors the collection holds (`searchengine.model.registry.load_model_with_id`).
 
     `model` (a name or a checkpoint directory) is loaded and checked against the collection's model id.
-    Without it the bundled model named in the id is tried, then the model spec the indexing runs
+    Without it the bundled model named in the id is tried, then the model specs the indexing runs
     recorded. Anything else would put query vectors in a different space than the stored ones.
     """
-    from searchengine.model import CheckpointError, load_model
+    from searchengine.model.registry import ModelNotFoundError, WrongModelError, load_model_with_id
 
     wanted = collection.model_id
-    tried: list[str] = []
-    candidates = [model] if model else [wanted.split("@")[0], *_recorded_model_specs(collection)]
-    for spec in dict.fromkeys(candidates):
-        try:
-            encoder = load_model(spec, device=device)
-        except (CheckpointError, OSError, ValueError) as exc:
-            tried.append(f"{spec}: {exc}")
-            continue
-        if encoder.model_id == wanted:
-            return encoder
-        if model:
-            raise ModelMismatchError(collection.path, wanted, encoder.model_id)
-        tried.append(f"{spec}: is {encoder.model_id}")
-    raise CollectionError(
-        f"cannot find the model {wanted} this collection was built with; pass --model PATH to its "
-        f"checkpoint. Tried: {'; '.join(tried) or 'nothing'}"
-    )
-
-
-def _recorded_model_specs(collection: Collection) -> list[str]:
-    import json
-
-    specs: list[str] = []
     try:
-        rows = collection.sql("SELECT args FROM runs WHERE model_id = ? ORDER BY id DESC", [collection.model_id]).fetchall()
-    except Exception:  # noqa: BLE001 - an old collection without runs is fine
-        return specs
-    for (args,) in rows:
-        try:
-            spec = json.loads(args or "{}").get("model")
-        except json.JSONDecodeError:
-            continue
-        if spec:
-            specs.append(str(spec))
-    return specs
+        return load_model_with_id(wanted, model, () if model else collection.recorded_model_specs(), device)
+    except WrongModelError as exc:
+        raise ModelMismatchError(collection.path, wanted, exc.offered) from None
+    except ModelNotFoundError as exc:
+        raise CollectionError(
+            f"cannot find the model {wanted} this collection was built with; pass --model PATH to its "
+            f"checkpoint. Tried: {'; '.join(exc.tried) or 'nothing'}"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------ searcher
@@ -311,11 +291,10 @@ class Searcher:
         if len(indexes) == 1:
             (kind,) = indexes
             fused = {cid: s for cid, (s, _) in lists[kind].items()}
-        elif options.fusion == "rrf":
-            fused = rrf(lists, weights)
         else:
-            lists = self._complete_scores(q, lists, con)
-            fused = weighted_sum(lists, weights)
+            if options.fusion == "weighted":  # a sum needs every candidate's score in every index
+                lists = self._complete_scores(q, lists, con)
+            fused = FUSIONS[options.fusion](lists, weights)
 
         order = sorted(fused, key=lambda cid: (-fused[cid], cid))
         page_ids = order[options.offset : options.offset + options.top_k]
@@ -378,20 +357,8 @@ class Searcher:
                 ).fetchnumpy()["id"],
                 np.int64,
             )
-        want = int(math.ceil(n * per_clip))
-        while True:
-            scores, cap_ids, used = search_ids(index, q, want, allowed_caps, set(), strategy)
-            owners = self._caption_owners(cap_ids, con)
-            best: dict[int, tuple[float, int | None]] = {}
-            for s, cap in zip(scores, cap_ids, strict=False):
-                cid = owners.get(int(cap))
-                if cid is None or cid in excluded or cid in best:
-                    continue
-                best[cid] = (float(s), int(cap))
-            exhausted = len(cap_ids) < want or want >= index.ntotal
-            if len(best) >= n or exhausted:
-                return dict(list(best.items())[:n]), used
-            want = min(index.ntotal, want * 2)
+        return search_groups(index, q, n, lambda cap_ids: self._caption_owners(cap_ids, con), allowed_caps,
+                             excluded, strategy, per_group=per_clip)
 
     @staticmethod
     def _caption_owners(caption_ids: np.ndarray, con: Any) -> dict[int, int]:
@@ -451,7 +418,7 @@ class Searcher:
         hits: list[Hit] = []
         for n, cid in enumerate(page_ids):
             scores = {k: round(lists[k][cid][0], 6) for k in lists if cid in lists[k]}
-            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * _contribution(k, cid, lists), -INDEXES.index(k)))
+            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * contribution(k, cid, lists), -INDEXES.index(k)))
             cap = lists[matched][cid][1]
             caption = None
             if cap is None:  # speech matched best; still say which caption agreed most, if any did
@@ -552,102 +519,26 @@ class Searcher:
         return out
 
     def stats(self) -> dict[str, Any]:
+        """Counts, index types and sizes, model and disk usage (`Collection.stats`)."""
         return self.collection.stats()
 
+    def clip_count(self, con: Any = None) -> int:
+        """How many clips the collection holds, read from DuckDB: a cheap check that it answers."""
+        con = con or self.cursor()
+        (n,) = con.execute("SELECT count(*) FROM clips").fetchone()
+        return int(n)
 
-# ------------------------------------------------------------------------------------------ FAISS
-def search_ids(
-    index: Any,
-    q: np.ndarray,
-    n: int,
-    allowed: np.ndarray | None,
-    excluded: set[int] | frozenset[int] = frozenset(),
-    strategy: str = "auto",
-    selector_max_fraction: float = SELECTOR_MAX_FRACTION,
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """Top-`n` (scores, ids) of `index` among `allowed` ids (None: all), minus `excluded`.
+    def audio_source(self, clip_id: int, con: Any = None) -> AudioSource | None:
+        """The file and segment a clip's audio is read from (None when the id is not in the collection).
+        The path is whatever the manifest said: callers that serve it check it against allowed roots."""
+        con = con or self.cursor()
+        row = con.execute('SELECT source_path, "start", "end" FROM clips WHERE id = ?', [int(clip_id)]).fetchone()
+        return None if row is None else AudioSource(*row)
 
-    With few allowed ids the index gets an `IDSelectorBatch` and only scores those; with many it is
-    asked for more than `n` and the rest is dropped, doubling until the page is full or the index is
-    exhausted. Returns the strategy used as well.
-    """
-    total = int(index.ntotal)
-    if total == 0 or n <= 0 or (allowed is not None and len(allowed) == 0):
-        return np.zeros(0, np.float32), np.zeros(0, np.int64), "none" if allowed is None else "selector"
-    q2 = np.ascontiguousarray(q.reshape(1, -1), dtype=np.float32)
-    if allowed is not None and (
-        strategy == "selector" or (strategy == "auto" and len(allowed) <= selector_max_fraction * total)
-    ):
-        return (*_search_with_selector(index, q2, min(n, len(allowed)), allowed), "selector")
-
-    keep = None if allowed is None else allowed
-    fraction = 1.0 if keep is None else max(len(keep) / total, 1e-6)
-    want = min(total, int(math.ceil((n + len(excluded)) / fraction * 1.1)) + 1)
-    while True:
-        scores, ids = index.search(q2, want)
-        scores, ids = scores[0], ids[0]
-        mask = ids >= 0
-        if keep is not None:
-            mask &= np.isin(ids, keep, assume_unique=False)
-        if excluded:
-            mask &= ~np.isin(ids, np.fromiter(excluded, np.int64))
-        scores, ids = scores[mask], ids[mask]
-        if len(ids) >= n or want >= total:
-            return scores[:n], ids[:n], "none" if allowed is None else "overfetch"
-        want = min(total, want * 2)
-
-
-def _search_with_selector(index: Any, q2: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
-
-    ids = np.ascontiguousarray(allowed, dtype=np.int64)
-    selector = faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))
-    ivf = fi.ivf_of(index)
-    if ivf is None:
-        params = faiss.SearchParameters(sel=selector)
-    else:
-        # Only `nprobe` lists are scanned: with a selective filter most of them hold no allowed id, so
-        # probe proportionally more lists to find the same number of neighbours.
-        fraction = len(ids) / max(1, index.ntotal)
-        nprobe = min(ivf.nlist, max(ivf.nprobe, int(math.ceil(ivf.nprobe / max(fraction, 1e-6)))))
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
-    scores, found = index.search(q2, k, params=params)
-    mask = found[0] >= 0
-    return scores[0][mask], found[0][mask]
-
-
-# ------------------------------------------------------------------------------------------ fusion
-def rrf(lists: Mapping[str, Mapping[int, tuple[float, Any]]], weights: Mapping[str, float], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion: sum over indexes of weight / (k + rank). Uses ranks only, so the
-    different score scales of text->speech and text->text cosines do not matter."""
-    fused: dict[int, float] = {}
-    for kind, found in lists.items():
-        w = float(weights.get(kind, 1.0))
-        order = sorted(found, key=lambda cid: (-found[cid][0], cid))
-        for rank, cid in enumerate(order, start=1):
-            fused[cid] = fused.get(cid, 0.0) + w / (k + rank)
-    return fused
-
-
-def weighted_sum(lists: Mapping[str, Mapping[int, tuple[float, Any]]], weights: Mapping[str, float]) -> dict[int, float]:
-    """Weighted mean of the cosines a clip has in each index (over the indexes where it has one: a clip
-    without captions is judged by its audio alone rather than counted as a zero)."""
-    total: dict[int, float] = {}
-    mass: dict[int, float] = {}
-    for kind, found in lists.items():
-        w = float(weights.get(kind, 1.0))
-        for cid, (score, _) in found.items():
-            total[cid] = total.get(cid, 0.0) + w * score
-            mass[cid] = mass.get(cid, 0.0) + w
-    return {cid: total[cid] / mass[cid] for cid in total}
-
-
-def _contribution(kind: str, cid: int, lists: Mapping[str, Mapping[int, tuple[float, Any]]]) -> float:
-    """How strongly index `kind` vouches for clip `cid`: its reciprocal rank in that list."""
-    found = lists[kind]
-    score = found[cid][0]
-    rank = 1 + sum(1 for s, _ in found.values() if s > score)
-    return 1.0 / (RRF_K + rank)
+    def source_paths(self, con: Any = None) -> list[str]:
+        """Every distinct source file path of the collection's clips (where its audio lives)."""
+        con = con or self.cursor()
+        return [p for (p,) in con.execute("SELECT DISTINCT source_path FROM clips").fetchall()]
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -679,12 +570,15 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "AudioSource",
     "CAPTION_KINDS",
     "ClipNotFoundError",
     "DEFAULT_FUSION",
     "DEFAULT_INDEXES",
     "FilterError",
     "Hit",
+    "MAX_PAGE_TOP_K",
+    "MAX_TOP_K",
     "SearchError",
     "SearchOptions",
     "SearchPage",

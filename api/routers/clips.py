@@ -34,10 +34,10 @@ async def get_clip(clip_id: int = ClipIdPath, searcher: Searcher = Depends(deps.
 )
 async def get_clip_audio(request: Request, clip_id: int = ClipIdPath, searcher: Searcher = Depends(deps.searcher),
                          con: Any = Depends(deps.cursor)) -> Response:
-    row = con.execute('SELECT source_path, "start", "end" FROM clips WHERE id = ?', [clip_id]).fetchone()
-    if row is None:
+    source = await run_in_threadpool(searcher.audio_source, clip_id, con)
+    if source is None:
         raise ApiError(404, f"no clip with id {clip_id} in this collection")
-    path, start, end = row
+    path, start, end = source
     roots = request.app.state.audio_roots
     if not is_under(path, roots):
         raise ApiError(403, f"clip {clip_id}'s file lies outside the collection's audio roots; it is not served")

@@ -30,5 +30,5 @@ async def collection(searcher: Searcher = Depends(deps.searcher), settings: Sett
 
 @router.get("/health", summary="Liveness: the collection is open and answers")
 async def health(searcher: Searcher = Depends(deps.searcher), con: Any = Depends(deps.cursor)) -> dict:
-    (clips,) = con.execute("SELECT count(*) FROM clips").fetchone()
-    return {"status": "ok", "clips": int(clips), "model_id": searcher.collection.model_id}
+    clips = await run_in_threadpool(searcher.clip_count, con)
+    return {"status": "ok", "clips": clips, "model_id": searcher.collection.model_id}

@@ -12,7 +12,14 @@ from api.errors import ApiError
 from api.media import read_upload
 from api.schemas import ClipSearchRequest, SearchParams, SearchResponse, TextSearchRequest, filter_tree
 from api.settings import Settings
-from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher, SearchOptions, SearchPage
+from searchengine.search import (
+    DEFAULT_FUSION,
+    DEFAULT_INDEXES,
+    MAX_PAGE_TOP_K,
+    Searcher,
+    SearchOptions,
+    SearchPage,
+)
 
 router = APIRouter(prefix="/search", tags=["search"])
 
@@ -44,7 +51,7 @@ async def search_text(
                         "required": ["file"],
                         "properties": {
                             "file": {"type": "string", "format": "binary"},
-                            "top_k": {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_TOP_K},
                             "offset": {"type": "integer", "minimum": 0},
                             "filter": {"type": "string", "description": "JSON filter, as in /search/text"},
                         },

@@ -1,15 +1,22 @@
-"""`load_model`: one entry point from a name or a path to a ready `Encoder`.
+"""`load_model`: one entry point from a name or a path to a ready `Encoder`; `load_model_with_id`: the
+encoder a collection's vectors were made with.
 
-Names are bundled checkpoints (under `weights/`); a directory is recognised by its config.json:
-our own checkpoints carry `"format": "clsp-search/..."`, the released CLSP declares an `auto_map`
-for its own modeling code, and LAION CLAP has `model_type: "clap"`.
+Names are bundled checkpoints (under `weights/`); a directory is recognised by its config.json, by
+the first row of `ADAPTERS` that claims it: our own checkpoints carry `"format": "clsp-search/..."`,
+the released CLSP declares an `auto_map` for its own modeling code, and LAION CLAP has
+`model_type: "clap"`. Adding a model is one `Encoder` subclass and one row here; its module is
+imported only when such a directory is loaded, so `import searchengine.model` stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,33 +33,83 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "clsp-mini"
 
 
+@dataclass(frozen=True)
+class Adapter:
+    """One kind of model directory and how to load it.
+
+    `loader` is "module:attribute", a callable `(directory, device, name) -> Encoder` (an `Encoder`
+    subclass with that constructor is one); `name` is the spec the user gave. `claims` says whether a
+    directory's parsed config.json is of this kind; `marker` and `origin` word the errors that list
+    what a model directory can be."""
+
+    kind: str
+    claims: Callable[[Mapping[str, Any]], bool]
+    loader: str
+    marker: str  # how the config declares the kind, for "is neither ..."
+    origin: str  # where such a directory comes from, for "expected config.json from ..."
+
+    def load(self, directory: Path, device: torch.device, name: str) -> Encoder:
+        module, _, attribute = self.loader.partition(":")
+        return getattr(importlib.import_module(module), attribute)(directory, device, name=name)
+
+
+def open_checkpoint(directory: Path, device: torch.device, name: str | None = None) -> Encoder:
+    """A clsp-search checkpoint (ours): named by its config, identified by its weights' checksum."""
+    model = load_checkpoint(directory, device)
+    return ClspEncoder(model, model.config.get("name", directory.name), file_checksum(directory / WEIGHTS_FILE), device)
+
+
+ADAPTERS: tuple[Adapter, ...] = (
+    Adapter("clsp-search", lambda c: str(c.get("format", "")).startswith("clsp-search"),
+            "searchengine.model.registry:open_checkpoint",
+            "a clsp-search checkpoint (format)", "`clsp-search train`"),
+    # A CLAP config that also had an auto_map would still be CLAP: the released CLSP is the remote-code
+    # model that is not a transformers CLAP.
+    Adapter("clsp-released", lambda c: "auto_map" in c and c.get("model_type") != "clap",
+            "searchengine.model.adapters.clsp_released:ReleasedClspEncoder",
+            "a released CLSP (auto_map)", "the released CLSP (huggingface-cli download yfyeung/CLSP)"),
+    Adapter("clap", lambda c: c.get("model_type") == "clap",
+            "searchengine.model.adapters.clap:ClapEncoder",
+            "CLAP (model_type 'clap')", "a CLAP model"),
+)
+"""Every kind of model directory, first match wins."""
+
+
 def list_models() -> list[str]:
     """Names of the checkpoints bundled with the package."""
     return sorted(p.name for p in WEIGHTS_DIR.iterdir() if (p / CONFIG_FILE).is_file()) if WEIGHTS_DIR.is_dir() else []
 
 
-def detect_kind(directory: Path) -> str:
-    """'clsp-search', 'clsp-released' or 'clap', from a checkpoint directory's config.json."""
+def _listed(items: Sequence[str], last: str) -> str:
+    """'a, b{last} c': 'a, b, or c' / 'a, b nor c'."""
+    return ", ".join(items[:-1]) + f"{last} " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def adapter_for(directory: Path) -> Adapter:
+    """The `ADAPTERS` row that claims a checkpoint directory, from its config.json."""
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(
             f"{directory} is not a model directory: expected {CONFIG_FILE} (+ {WEIGHTS_FILE}) from "
-            "`clsp-search train`, the released CLSP (huggingface-cli download yfyeung/CLSP), or a CLAP model"
+            f"{_listed([a.origin for a in ADAPTERS], ', or')}"
         )
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc})") from exc
-    if str(config.get("format", "")).startswith("clsp-search"):
-        return "clsp-search"
-    if config.get("model_type") == "clap":
-        return "clap"
-    if "auto_map" in config:
-        return "clsp-released"
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    for adapter in ADAPTERS:
+        if adapter.claims(config):
+            return adapter
     raise CheckpointError(
-        f"{path} is neither a clsp-search checkpoint (format), a released CLSP (auto_map) nor CLAP "
-        f"(model_type 'clap'); found keys {sorted(config)[:8]}"
+        f"{path} is neither {_listed([a.marker for a in ADAPTERS], ' nor')}; found keys {sorted(config)[:8]}"
     )
+
+
+def detect_kind(directory: Path) -> str:
+    """The kind of a checkpoint directory ('clsp-search', 'clsp-released', 'clap', ...: `ADAPTERS`)."""
+    return adapter_for(directory).kind
 
 
 def _hub_cache_dir(repo_id: str) -> Path | None:
@@ -82,14 +139,63 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
                 "directory, and not a hub id in the local Hugging Face cache"
             )
         directory = cached
-    kind = detect_kind(directory)
-    if kind == "clsp-search":
-        model = load_checkpoint(directory, device)
-        return ClspEncoder(model, model.config.get("name", directory.name), file_checksum(directory / WEIGHTS_FILE), device)
-    if kind == "clsp-released":
-        from searchengine.model.adapters.clsp_released import ReleasedClspEncoder
+    return adapter_for(directory).load(directory, device, name)
 
-        return ReleasedClspEncoder(directory, device, name=name)
-    from searchengine.model.adapters.clap import ClapEncoder
 
-    return ClapEncoder(directory, device, name=name)
+# ------------------------------------------------------------------------------ by model id
+class WrongModelError(CheckpointError):
+    """The model asked for loads, but its weights are not the ones wanted (another `model_id`)."""
+
+    def __init__(self, needed: str, offered: str) -> None:
+        self.needed, self.offered = needed, offered
+        super().__init__(f"model '{offered}' is not the wanted '{needed}'")
+
+
+class ModelNotFoundError(CheckpointError):
+    """No candidate loads as the wanted `model_id`; `tried` says what each candidate was instead."""
+
+    def __init__(self, needed: str, tried: list[str]) -> None:
+        self.needed, self.tried = needed, tried
+        super().__init__(f"cannot find the model {needed}. Tried: {'; '.join(tried) or 'nothing'}")
+
+
+def load_model_with_id(
+    model_id: str, model: str | None = None, fallbacks: Sequence[str] = (), device: str | torch.device = "auto"
+) -> Encoder:
+    """The encoder whose `model_id` (name@checksum of its weights) is `model_id`.
+
+    Vectors of two models are not comparable, so the checksum is checked, never assumed. `model` (a
+    name or a checkpoint directory) is loaded and must match (WrongModelError). Without it the bundled
+    model named in the id is tried, then each of `fallbacks` (e.g. the model specs a collection's
+    indexing runs recorded); ModelNotFoundError when none is it.
+    """
+    tried: list[str] = []
+    candidates = [model] if model else [model_id.split("@")[0], *fallbacks]
+    for spec in dict.fromkeys(candidates):
+        try:
+            encoder = load_model(spec, device=device)
+        except (CheckpointError, OSError, ValueError) as exc:
+            tried.append(f"{spec}: {exc}")
+            continue
+        if encoder.model_id == model_id:
+            return encoder
+        if model:
+            raise WrongModelError(model_id, encoder.model_id)
+        tried.append(f"{spec}: is {encoder.model_id}")
+    raise ModelNotFoundError(model_id, tried)
+
+
+__all__ = [
+    "ADAPTERS",
+    "DEFAULT_MODEL",
+    "WEIGHTS_DIR",
+    "Adapter",
+    "ModelNotFoundError",
+    "WrongModelError",
+    "adapter_for",
+    "detect_kind",
+    "list_models",
+    "load_model",
+    "load_model_with_id",
+    "open_checkpoint",
+]

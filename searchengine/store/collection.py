@@ -333,6 +333,26 @@ class Collection:
         ).fetchall()
         return {int(a): int(b) for a, b in rows}
 
+    def recorded_model_specs(self) -> list[str]:
+        """The `model` argument (a name or a path) of each indexing run made with this collection's
+        model, newest first: where to look for weights that are not bundled. An old collection without
+        a `runs` table, or runs without the argument, give none."""
+        try:
+            rows = self.con.execute(
+                "SELECT args FROM runs WHERE model_id = ? ORDER BY id DESC", [self.model_id]
+            ).fetchall()
+        except duckdb.Error:
+            return []
+        specs: list[str] = []
+        for (args,) in rows:
+            try:
+                spec = json.loads(args or "{}").get("model")
+            except json.JSONDecodeError:
+                continue
+            if spec:
+                specs.append(str(spec))
+        return specs
+
     def _counts(self) -> dict[str, int]:
         c = self.con.execute(
             "SELECT (SELECT count(*) FROM clips), (SELECT count(DISTINCT source_key) FROM clips),"

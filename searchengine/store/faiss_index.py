@@ -5,6 +5,9 @@ functions only make, grow, convert and save them. Every index is inner product o
 vectors and answers with the collection's own int64 ids (clips.id / captions.id), so a search hit
 can go straight to DuckDB.
 
+Searching with a filter lives here too (`search_ids`, `search_groups`): which ids may answer is
+decided by the caller (DuckDB), how FAISS is made to return only those is decided here.
+
 Two families are used:
 - exact `IDMap2,Flat` (ids held by the IDMap2 wrapper; removal renumbers the flat array, which is
   exactly what IndexIDMap2.remove_ids expects);
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import faiss
@@ -30,6 +34,9 @@ SQ8_MAX = 10_000_000
 
 TRAIN_POINTS_PER_LIST = 40
 """k-means wants at least ~39 points per centroid; with fewer, an IVF index is not built yet."""
+
+SELECTOR_MAX_FRACTION = 0.5
+"""Filters keeping at most this share of the index search through an IDSelector; looser ones over-fetch."""
 
 
 def nlist_for(n: int) -> int:
@@ -178,3 +185,97 @@ def read(path: str | os.PathLike, mmap: bool = False) -> faiss.Index:
     """Load an index; `mmap=True` maps IVF lists from disk instead of reading them into RAM."""
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
     return faiss.read_index(str(Path(path)), flags)
+
+
+# ------------------------------------------------------------------------------------ filtered search
+def search_ids(
+    index: faiss.Index,
+    q: np.ndarray,
+    n: int,
+    allowed: np.ndarray | None,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    strategy: str = "auto",
+    selector_max_fraction: float = SELECTOR_MAX_FRACTION,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Top-`n` (scores, ids) of `index` among `allowed` ids (None: all), minus `excluded`.
+
+    With few allowed ids the index gets an `IDSelectorBatch` and only scores those; with many it is
+    asked for more than `n` and the rest is dropped, doubling until the page is full or the index is
+    exhausted. Returns the strategy used as well: none (no filter), selector or overfetch.
+    """
+    total = int(index.ntotal)
+    if total == 0 or n <= 0 or (allowed is not None and len(allowed) == 0):
+        return np.zeros(0, np.float32), np.zeros(0, np.int64), "none" if allowed is None else "selector"
+    q2 = np.ascontiguousarray(q.reshape(1, -1), dtype=np.float32)
+    if allowed is not None and (
+        strategy == "selector" or (strategy == "auto" and len(allowed) <= selector_max_fraction * total)
+    ):
+        return (*search_with_selector(index, q2, min(n, len(allowed)), allowed), "selector")
+
+    keep = None if allowed is None else allowed
+    fraction = 1.0 if keep is None else max(len(keep) / total, 1e-6)
+    want = min(total, int(math.ceil((n + len(excluded)) / fraction * 1.1)) + 1)
+    while True:
+        scores, ids = index.search(q2, want)
+        scores, ids = scores[0], ids[0]
+        mask = ids >= 0
+        if keep is not None:
+            mask &= np.isin(ids, keep, assume_unique=False)
+        if excluded:
+            mask &= ~np.isin(ids, np.fromiter(excluded, np.int64))
+        scores, ids = scores[mask], ids[mask]
+        if len(ids) >= n or want >= total:
+            return scores[:n], ids[:n], "none" if allowed is None else "overfetch"
+        want = min(total, want * 2)
+
+
+def search_with_selector(index: faiss.Index, q2: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`k` (scores, ids) of one query [1, d] scoring only the `allowed` ids (an `IDSelectorBatch`)."""
+    ids = np.ascontiguousarray(allowed, dtype=np.int64)
+    selector = faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids))
+    ivf = ivf_of(index)
+    if ivf is None:
+        params = faiss.SearchParameters(sel=selector)
+    else:
+        # Only `nprobe` lists are scanned: with a selective filter most of them hold no allowed id, so
+        # probe proportionally more lists to find the same number of neighbours.
+        fraction = len(ids) / max(1, index.ntotal)
+        nprobe = min(ivf.nlist, max(ivf.nprobe, int(math.ceil(ivf.nprobe / max(fraction, 1e-6)))))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    scores, found = index.search(q2, k, params=params)
+    mask = found[0] >= 0
+    return scores[0][mask], found[0][mask]
+
+
+def search_groups(
+    index: faiss.Index,
+    q: np.ndarray,
+    n: int,
+    group_of: Callable[[np.ndarray], Mapping[int, int]],
+    allowed: np.ndarray | None = None,
+    excluded: set[int] | frozenset[int] = frozenset(),
+    strategy: str = "auto",
+    per_group: float = 1.0,
+) -> tuple[dict[int, tuple[float, int]], str]:
+    """Top-`n` groups of an index whose vectors belong to groups (captions of clips): each group's best
+    (score, vector id), best group first, plus the strategy used.
+
+    `group_of` maps found vector ids to group ids (ids it leaves out belong to no group and are
+    skipped); `allowed` filters vector ids, `excluded` filters groups. A group may own several vectors,
+    so about `n * per_group` vectors are asked for, doubling until `n` distinct groups are found or
+    the index is exhausted.
+    """
+    want = int(math.ceil(n * per_group))
+    while True:
+        scores, ids, used = search_ids(index, q, want, allowed, set(), strategy)
+        owners = group_of(ids)
+        best: dict[int, tuple[float, int]] = {}
+        for s, vid in zip(scores, ids, strict=False):
+            group = owners.get(int(vid))
+            if group is None or group in excluded or group in best:
+                continue
+            best[group] = (float(s), int(vid))
+        exhausted = len(ids) < want or want >= index.ntotal
+        if len(best) >= n or exhausted:
+            return dict(list(best.items())[:n]), used
+        want = min(index.ntotal, want * 2)
