@@ -52,8 +52,9 @@ def timed(fn, *args, **kwargs):
 
 def bench_indexing() -> list[str]:
     from indexer.decode import process
-    from indexer.manifest import read_source
-    from indexer.pipeline import caption_texts, decoded_in_workers, run_index
+    from indexer.embedding import caption_texts
+    from indexer.pipeline import decoded_in_workers, run_index
+    from searchengine.manifest import read_source
     from searchengine.model import load_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -70,7 +70,7 @@ def index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Embed speech and captions from SOURCE into the collection; safe to stop and re-run."""
-    from indexer.manifest import ManifestError, read_source
+    from searchengine.manifest import ManifestError, read_source
     from searchengine.store import CollectionError
 
     if ray:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.manifest import SourceItem
 from searchengine.audio import MAX_SEGMENT_SECONDS, AudioError, file_hash, load_segments
+from searchengine.manifest import SourceItem
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Data flows one way: `plan` (what is new, changed, gone) -> `decoded_in_workers` (worker processes)
 -> `embed_chunks` (the model, in the main process) -> `run_index`'s write loop (one collection
 transaction every `commit_every` files). The Ray backend replaces the middle two steps and feeds
-the same write loop, so both paths store identical rows.
+the same write loop, so both paths store identical rows: both embed through `indexer.embedding`,
+and this module imports the Ray backend (lazily), never the reverse.
 
 Overlap: a background thread drains the workers' results into a bounded queue (`prefetched`, one
 chunk deep), so the workers keep decoding while the main process embeds the previous chunk and
@@ -33,10 +34,12 @@ import numpy as np
 
 from indexer.decode import Decoded, Failed, process
 from indexer.describe import describe
-from indexer.manifest import Source, SourceItem, read_source
+from indexer.embedding import Chunk, embed
 from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
-from searchengine.audio import SAMPLE_RATE, file_hash
+from searchengine.audio import file_hash
+from searchengine.manifest import Source, SourceItem, read_source
 from searchengine.model.encoder import DEFAULT_PREFETCH, SpeechTimes, prefetched, timed
+from searchengine.progress import progress_bar
 from searchengine.store import Caption, Collection
 
 DEFAULT_COMMIT_EVERY = 2000
@@ -54,17 +57,6 @@ class Plan:
     known_bad: int
     missing_keys: list[str]
     missing_ids: list[int]
-
-
-@dataclass
-class Chunk:
-    """Embedded files, ready for one `Transaction.add`."""
-
-    decoded: list[Decoded]
-    failed: list[Failed]
-    speech: np.ndarray  # one row per segment, in decoded order
-    captions: list[tuple[int, str, str]]  # (decoded index, kind, text), one per row of caption_vectors
-    caption_vectors: np.ndarray
 
 
 @dataclass
@@ -237,38 +229,6 @@ def decoded_in_workers(
     return iter(loader)
 
 
-def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:
-    """(decoded index, kind, text) for every caption, attached to the item's first segment."""
-    out: list[tuple[int, str, str]] = []
-    for i, d in enumerate(decoded):
-        if d.item.global_caption:
-            out.append((i, "global", d.item.global_caption))
-        out.extend((i, "fine", t) for t in d.item.fine_captions)
-    return out
-
-
-def embed(
-    encoder: Any,
-    decoded: list[Decoded],
-    failed: list[Failed],
-    batch_seconds: float,
-    times: SpeechTimes | None = None,
-    prefetch: int = DEFAULT_PREFETCH,
-) -> Chunk:
-    """Speech vectors for every segment and text vectors for every caption of `decoded`.
-
-    `prefetch` speech batches are featurized ahead in a thread (see `Encoder.encode_speech`)."""
-    waves = [w for d in decoded for w in d.waveforms]
-    if waves:
-        speech = encoder.encode_speech(waves, SAMPLE_RATE, max_batch_seconds=batch_seconds, prefetch=prefetch,
-                                       times=times)
-    else:
-        speech = np.zeros((0, encoder.dim), np.float32)
-    caps = caption_texts(decoded)
-    vectors = encoder.encode_text([t for _, _, t in caps]) if caps else np.zeros((0, encoder.dim), np.float32)
-    return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32))
-
-
 def embed_chunks(
     results: Iterable[Decoded | Failed],
     encoder: Any,
@@ -381,14 +341,6 @@ def open_collection(path: str | Path, model_id: str, dim: int, index_factory: st
     return Collection.create(path, model_id=model_id, dim=dim, index_factory=index_factory or "auto")
 
 
-def _progress(total: int, show: bool):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="file", desc="indexing", file=sys.stderr, dynamic_ncols=True)
-
-
 def run_index(
     source: str | Path,
     collection: str | Path,
@@ -440,7 +392,7 @@ def run_index(
         else:
             chunks = embed_chunks(decoded_in_workers(p.todo, workers, attributes=attributes), encoder, batch_seconds,
                                   chunk_files, times, prefetch)
-        bar = _progress(len(p.todo), progress)
+        bar = progress_bar(len(p.todo), "file", "indexing", progress)
         tx = None
         since_commit = 0
         for chunk in chunks:
@@ -452,12 +404,10 @@ def run_index(
                 tx.update_run(run_id, **_run_fields(summary, started, "running"))
                 tx.commit()
                 tx, since_commit = None, 0
-            if bar is not None:
-                elapsed = time.perf_counter() - started
-                bar.update(len(chunk.decoded) + len(chunk.failed))
-                bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
-        if bar is not None:
-            bar.close()
+            elapsed = time.perf_counter() - started
+            bar.update(len(chunk.decoded) + len(chunk.failed))
+            bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
+        bar.close()
         if tx is None:
             tx = coll.begin()
         if attributes:

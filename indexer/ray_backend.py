@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from indexer.decode import Decoded, process
-from indexer.manifest import SourceItem
-from indexer.pipeline import Chunk, embed
+from indexer.embedding import Chunk, embed
+from searchengine.manifest import SourceItem
 
 
 def require_ray() -> None:

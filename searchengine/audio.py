@@ -15,6 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -94,11 +95,23 @@ class DecodedAudio:
         return len(self.waveform) / SAMPLE_RATE
 
 
-def to_mono(frames: np.ndarray) -> np.ndarray:
-    """Average channels ([T, C] -> [T]); averaging keeps level comparable across mono/stereo sources."""
-    if frames.ndim == 1:
-        return frames
-    return frames.mean(axis=1, dtype=np.float32)
+def to_mono(waveform: Any, channel_axis: int | None = None) -> np.ndarray:
+    """Float32 mono from a 1-D waveform or a 2-D one whose channels are averaged.
+
+    Averaging keeps level comparable across mono and multichannel sources. `channel_axis` says where
+    the channels are when the caller knows (decoding reads [T, C] frames: 1); left out, they are taken
+    to lie on the shorter axis, because encoder callers pass both [T, C] (as soundfile returns) and
+    [C, T] (as torch code tends to use). Torch tensors are accepted and copied to the host.
+    """
+    array = np.asarray(waveform.detach().cpu().numpy() if hasattr(waveform, "detach") else waveform)
+    array = array.astype(np.float32, copy=False)
+    if array.ndim == 1:
+        return array
+    if array.ndim == 2:
+        if channel_axis is None:
+            channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
+        return array.mean(axis=channel_axis, dtype=np.float32)
+    raise ValueError(f"a waveform must be 1-D or 2-D (samples, channels), got shape {array.shape}")
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -109,16 +122,13 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_R
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def decode(
-    path: str | os.PathLike,
-    start: float | None = None,
-    end: float | None = None,
-    min_seconds: float = MIN_SECONDS,
-) -> DecodedAudio:
-    """Read `path` (optionally only [start, end) seconds) as 16 kHz mono float32.
+def read_frames(
+    path: str | os.PathLike, start: float | None = None, end: float | None = None
+) -> tuple[np.ndarray, int, int]:
+    """The float32 frames [T, C] of `path` in [start, end) seconds, its sample rate and channel count.
 
-    Raises an `AudioError` subclass for every way a file can be unusable, never a bare libsndfile
-    error, so callers can tell bad input from bugs.
+    Only [start, end) is read from disk, so a short segment of a long recording costs what the
+    segment does. Unreadable input raises `NotAudioError`/`EmptyAudioError`, never a libsndfile error.
     """
     p = Path(path)
     try:
@@ -140,7 +150,33 @@ def decode(
         raise NotAudioError(p, f"not a readable audio file ({exc})") from exc
     if frames.shape[0] == 0:
         raise EmptyAudioError(p, "no audio frames")
-    mono = to_mono(frames)
+    return frames, sr, channels
+
+
+def load_waveform(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """[start, end) seconds of `path` as 16 kHz mono float32, without `decode`'s quality gate.
+
+    For curated sets (training, evaluation) where every listed clip is wanted as it is, even one a
+    search index would refuse as silent or too short.
+    """
+    frames, sr, _ = read_frames(path, start, end)
+    return resample(to_mono(frames, channel_axis=1), sr)
+
+
+def decode(
+    path: str | os.PathLike,
+    start: float | None = None,
+    end: float | None = None,
+    min_seconds: float = MIN_SECONDS,
+) -> DecodedAudio:
+    """Read `path` (optionally only [start, end) seconds) as 16 kHz mono float32.
+
+    Raises an `AudioError` subclass for every way a file can be unusable, never a bare libsndfile
+    error, so callers can tell bad input from bugs.
+    """
+    p = Path(path)
+    frames, sr, channels = read_frames(p, start, end)
+    mono = to_mono(frames, channel_axis=1)
     if not np.all(np.isfinite(mono)):
         raise NotAudioError(p, "audio contains NaN or infinite samples")
     duration = len(mono) / sr

@@ -89,3 +89,35 @@ def test_file_hash_depends_on_content_only(tmp_path):
     (tmp_path / "b").write_bytes(b"abc")
     (tmp_path / "c").write_bytes(b"abd")
     assert audio.file_hash(tmp_path / "a") == audio.file_hash(tmp_path / "b") != audio.file_hash(tmp_path / "c")
+
+
+def test_to_mono_channels_first_or_last_and_known_axis():
+    x = tone(0.5, 16000)
+    last = np.stack([x, 0.5 * x], axis=1)  # [T, C], as soundfile returns
+    assert np.array_equal(audio.to_mono(last), last.mean(axis=1, dtype=np.float32))
+    assert np.array_equal(audio.to_mono(last.T), audio.to_mono(last))  # [C, T], as torch code passes
+    assert np.array_equal(audio.to_mono(last, channel_axis=1), audio.to_mono(last))
+    tiny = np.ones((2, 3), np.float32)  # 2 frames of 3 channels: only the caller knows the layout
+    assert audio.to_mono(tiny, channel_axis=1).shape == (2,) and audio.to_mono(tiny).shape == (3,)
+    assert audio.to_mono(x.astype(np.float64)).dtype == np.float32
+    with pytest.raises(ValueError):
+        audio.to_mono(np.zeros((2, 2, 2)))
+
+
+def test_encoders_mix_down_with_the_same_to_mono():
+    import torch
+
+    from searchengine.model import audio as model_audio
+
+    assert model_audio.to_mono is audio.to_mono
+    x = np.stack([tone(0.5, 16000), tone(0.5, 16000, 440.0)])
+    assert np.array_equal(audio.to_mono(torch.from_numpy(x)), x.mean(axis=0, dtype=np.float32))
+
+
+def test_load_waveform_reads_a_range_without_the_quality_gate(tmp_path):
+    sf.write(tmp_path / "silent.wav", np.zeros(32000, np.float32), 32000)
+    assert len(audio.load_waveform(tmp_path / "silent.wav")) == 16000  # decode() would refuse it
+    sf.write(tmp_path / "a.wav", np.stack([tone(2.0, 8000)] * 2, axis=1), 8000)
+    assert len(audio.load_waveform(tmp_path / "a.wav", 0.5, 1.25)) == 12000
+    with pytest.raises(audio.NotAudioError):
+        audio.load_waveform(tmp_path / "missing.wav")

@@ -1,7 +1,9 @@
 """Waveform preparation shared by every encoder: mono mixdown and resampling to 16 kHz.
 
 Encoders accept audio at any sample rate and channel layout because callers (the indexer, the API,
-notebooks) should not have to know what a model was trained on.
+notebooks) should not have to know what a model was trained on. The mixdown and the resampler are
+the ones decoding uses (searchengine.audio), so a file and the same samples passed in as an array
+become the same model input.
 """
 
 from __future__ import annotations
@@ -12,25 +14,9 @@ from typing import Any
 import numpy as np
 
 from searchengine.audio import SAMPLE_RATE as MODEL_SAMPLE_RATE
-from searchengine.audio import resample
+from searchengine.audio import resample, to_mono
 
 __all__ = ["MODEL_SAMPLE_RATE", "as_waveform_list", "prepare_waveforms", "resample", "to_mono"]
-
-
-def to_mono(waveform: Any) -> np.ndarray:
-    """Mix a 1-D or 2-D waveform down to float32 mono.
-
-    A 2-D array is taken to hold channels on its shorter axis ([T, C] as soundfile returns, or
-    [C, T] as torch code tends to use); the channels are averaged.
-    """
-    array = np.asarray(waveform.detach().cpu().numpy() if hasattr(waveform, "detach") else waveform)
-    array = array.astype(np.float32, copy=False)
-    if array.ndim == 1:
-        return array
-    if array.ndim == 2:
-        channel_axis = 0 if array.shape[0] <= array.shape[1] else 1
-        return array.mean(axis=channel_axis).astype(np.float32)
-    raise ValueError(f"a waveform must be 1-D or 2-D (samples, channels), got shape {array.shape}")
 
 
 def as_waveform_list(waveforms: Any) -> list[Any]:

@@ -1,20 +1,26 @@
-"""Reading a style-corpus manifest (jsonl) and its audio, for training and evaluation."""
+"""Captioned clips of a manifest, for training and evaluation.
+
+The manifest is read by `searchengine.manifest` (the one reader of sources), so training, the
+paper's evaluation protocol and the indexer agree on what a row means: any manifest format it reads
+(jsonl, csv, tsv, parquet, json), paths relative to the manifest's directory, and `start`/`end`
+marking a segment of a longer file. Only clips with a global caption and fine captions are kept,
+because the losses and the retrieval protocol pair every clip with both kinds.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from searchengine.model.audio import prepare_waveforms
+from searchengine.manifest import read_rows
 
 
 @dataclass
 class Clip:
-    """One manifest line, with its audio path made absolute."""
+    """One manifest row, with its audio path made absolute and its segment in seconds."""
 
     id: str
     path: Path
@@ -23,13 +29,18 @@ class Clip:
     split: str | None = None
     heldout_phrasing: bool = False
     record: dict[str, Any] = field(default_factory=dict)
+    start: float | None = None  # seconds into the file; None = from its beginning
+    end: float | None = None  # seconds into the file; None = to its end
 
     def load_audio(self) -> np.ndarray:
-        """16 kHz mono float32 waveform."""
-        import soundfile
+        """16 kHz mono float32 waveform of the clip's segment (the whole file when it has none).
 
-        audio, rate = soundfile.read(str(self.path), dtype="float32", always_2d=False)
-        return prepare_waveforms([audio], rate)[0]
+        Unlike indexing, no file is refused for being silent or short: a curated training or
+        evaluation set is taken as it is.
+        """
+        from searchengine.audio import load_waveform
+
+        return load_waveform(self.path, self.start, self.end)
 
     def attribute(self, name: str) -> Any:
         """A categorical attribute: top-level (gender, accent) or inside `attributes`."""
@@ -39,6 +50,7 @@ class Clip:
 
 
 def manifest_path(corpus_or_manifest: str | Path) -> Path:
+    """The manifest file: the path itself, or `manifest.jsonl` inside a corpus directory."""
     path = Path(corpus_or_manifest)
     if path.is_dir():
         path = path / "manifest.jsonl"
@@ -48,29 +60,25 @@ def manifest_path(corpus_or_manifest: str | Path) -> Path:
 
 
 def read_manifest(corpus_or_manifest: str | Path) -> list[Clip]:
-    """All clips of a jsonl manifest that have a global caption and fine captions."""
-    path = manifest_path(corpus_or_manifest)
+    """All clips of a manifest (any format `searchengine.manifest` reads) with a global caption and
+    fine captions; rows without either are skipped."""
     clips = []
-    with path.open() as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            fine = record.get("fine_captions") or []
-            if isinstance(fine, str):
-                fine = [fine]
-            if not record.get("global_caption") or not fine:
-                continue
-            audio = Path(record["path"])
-            clips.append(
-                Clip(
-                    id=str(record.get("id", line_number)),
-                    path=audio if audio.is_absolute() else path.parent / audio,
-                    global_caption=record["global_caption"],
-                    fine_captions=list(fine),
-                    split=record.get("split"),
-                    heldout_phrasing=bool(record.get("heldout_phrasing", False)),
-                    record=record,
-                )
+    for row in read_rows(manifest_path(corpus_or_manifest)):
+        if not row.global_caption or not row.fine_captions:
+            continue
+        record = row.record
+        given_id = record.get("id")
+        clips.append(
+            Clip(
+                id=str(row.number if given_id is None else given_id),
+                path=row.path,
+                global_caption=row.global_caption,
+                fine_captions=list(row.fine_captions),
+                split=record.get("split"),
+                heldout_phrasing=bool(record.get("heldout_phrasing", False)),
+                record=record,
+                start=row.start,
+                end=row.end,
             )
+        )
     return clips

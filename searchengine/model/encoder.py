@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from searchengine.model.audio import MODEL_SAMPLE_RATE, prepare_waveforms
+from searchengine.progress import progress_bar
 
 DEFAULT_ZERO_SHOT_TEMPLATE = "A speaker in a {} tone."
 DEFAULT_PREFETCH = 2
@@ -229,7 +230,7 @@ class Encoder(ABC):
             return output
         lengths = [len(w) for w in prepared]
         batches = list(length_buckets(lengths, batch_size, int(max_batch_seconds * MODEL_SAMPLE_RATE)))
-        progress = _progress(len(prepared), "speech", show_progress)
+        progress = progress_bar(len(prepared), "speech", "encoding speech", show_progress)
         waited = [0.0]
 
         def host_batches() -> Iterator[tuple[list[int], Any]]:
@@ -264,7 +265,7 @@ class Encoder(ABC):
         if not texts:
             return output
         batches = list(length_buckets([len(t) for t in texts], batch_size))
-        progress = _progress(len(texts), "text", show_progress)
+        progress = progress_bar(len(texts), "text", "encoding text", show_progress)
         with torch.inference_mode(), self._autocast():
             for batch in batches:
                 output[batch] = _normalise(self._text_batch([texts[i] for i in batch]))
@@ -379,19 +380,3 @@ def _finish_readback(host: torch.Tensor, done: Any) -> np.ndarray:
     if done is not None:
         done.synchronize()
     return host.cpu().numpy()
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:  # noqa: D401 - trivial
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, unit: str, show: bool):
-    if not show:
-        return _NoProgress()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=unit, desc=f"encoding {unit}")

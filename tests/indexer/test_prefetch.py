@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from indexer.decode import Decoded, process
-from indexer.manifest import SourceItem, read_source
-from indexer.pipeline import LoopTimes, decoded_in_workers, embed, embed_chunks, run_index
+from indexer.embedding import embed
+from indexer.pipeline import LoopTimes, decoded_in_workers, embed_chunks, run_index
+from searchengine.manifest import SourceItem, read_source
 from searchengine.model.encoder import SpeechTimes, host_batch, length_buckets, prefetched, to_device
 from searchengine.store import Collection
 

@@ -1,0 +1,60 @@
+"""Embedding decoded files: speech vectors per segment, text vectors per caption, as one `Chunk`.
+
+This is the step both backends share: the local pipeline calls `embed` in the indexing process,
+the Ray backend in its actors. It lives apart from both so that imports point one way
+(pipeline -> ray_backend -> embedding, pipeline -> embedding) and neither backend imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.decode import Decoded, Failed
+from searchengine.audio import SAMPLE_RATE
+from searchengine.model.encoder import DEFAULT_PREFETCH, SpeechTimes
+
+
+@dataclass
+class Chunk:
+    """Embedded files, ready for one `Transaction.add`."""
+
+    decoded: list[Decoded]
+    failed: list[Failed]
+    speech: np.ndarray  # one row per segment, in decoded order
+    captions: list[tuple[int, str, str]]  # (decoded index, kind, text), one per row of caption_vectors
+    caption_vectors: np.ndarray
+
+
+def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:
+    """(decoded index, kind, text) for every caption, attached to the item's first segment."""
+    out: list[tuple[int, str, str]] = []
+    for i, d in enumerate(decoded):
+        if d.item.global_caption:
+            out.append((i, "global", d.item.global_caption))
+        out.extend((i, "fine", t) for t in d.item.fine_captions)
+    return out
+
+
+def embed(
+    encoder: Any,
+    decoded: list[Decoded],
+    failed: list[Failed],
+    batch_seconds: float,
+    times: SpeechTimes | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
+) -> Chunk:
+    """Speech vectors for every segment and text vectors for every caption of `decoded`.
+
+    `prefetch` speech batches are featurized ahead in a thread (see `Encoder.encode_speech`)."""
+    waves = [w for d in decoded for w in d.waveforms]
+    if waves:
+        speech = encoder.encode_speech(waves, SAMPLE_RATE, max_batch_seconds=batch_seconds, prefetch=prefetch,
+                                       times=times)
+    else:
+        speech = np.zeros((0, encoder.dim), np.float32)
+    caps = caption_texts(decoded)
+    vectors = encoder.encode_text([t for _, _, t in caps]) if caps else np.zeros((0, encoder.dim), np.float32)
+    return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32))

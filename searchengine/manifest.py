@@ -1,0 +1,328 @@
+"""The one reader of sources: audio folders and manifests (.jsonl / .csv / .tsv / .parquet / .json).
+
+Every consumer of a manifest reads it here, so a row means the same everywhere: `path` resolves
+against the manifest's directory, `start`/`end` are seconds into the file (absent = the whole file),
+and `fine_captions` is a list of texts (a CSV cell may hold a JSON list or '|'-separated texts).
+There are two views of the same rows, because their consumers need different things:
+
+* `read_source` (the indexer): `SourceItem`s with a stable `key` (the manifest `id`, else the
+  resolved path plus the time range), which is what makes re-runs incremental. Columns the store does
+  not know are kept, typed as DuckDB inferred them, and nested `attributes` objects are flattened into
+  one column per attribute so they can be filtered on.
+* `read_rows` (training and evaluation): each row as written, nested objects kept, next to the
+  fields above already interpreted. JSON lines are parsed line by line rather than by DuckDB, whose
+  schema inference unifies rows (a key missing in one row becomes null there, ints widen to floats),
+  which is right for a typed column store but would change the records training code reads.
+
+A manifest that cannot be read correctly is refused as a whole, with one line naming the column,
+because indexing (or training on) half of it silently would be worse than not starting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
+MANIFEST_EXTENSIONS = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"}
+JSON_LINES_EXTENSIONS = {".jsonl", ".ndjson"}
+
+# Manifest columns with a meaning of their own; the rest is metadata.
+_RESERVED = {"id", "path", "start", "end", "speaker", "language", "global_caption", "fine_captions", "attributes"}
+
+
+class ManifestError(ValueError):
+    """The source cannot be read at all (missing or mistyped column, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One thing to index: a file, or a [start, end) range of one, with its manifest metadata."""
+
+    key: str
+    path: str
+    start: float | None = None
+    end: float | None = None
+    speaker: str | None = None
+    language: str | None = None
+    global_caption: str | None = None
+    fine_captions: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """Everything read from a source: the items, the DuckDB types of metadata columns, duplicates."""
+
+    origin: str
+    items: list[SourceItem]
+    column_types: dict[str, str]
+    duplicates: list[SourceItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One manifest row as written (`record`), with the fields every reader interprets alike."""
+
+    number: int  # 1-based: the line of a JSON-lines file, the data row of any other manifest
+    path: Path  # absolute; relative entries resolve against the manifest's directory
+    start: float | None
+    end: float | None
+    global_caption: str | None
+    fine_captions: tuple[str, ...]
+    record: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------- the indexer's view
+
+
+def read_source(source: str | Path) -> Source:
+    """Items from a manifest file, an audio folder or one audio file (decided by what `source` is)."""
+    p = Path(source)
+    if p.is_dir():
+        return read_folder(p)
+    if not p.is_file():
+        raise ManifestError(f"{p}: no such file or directory")
+    if p.suffix.lower() in MANIFEST_EXTENSIONS:
+        return read_manifest(p)
+    if p.suffix.lower() in AUDIO_EXTENSIONS:
+        item = SourceItem(key=str(p.resolve()), path=str(p.resolve()))
+        return Source(str(p), [item], {})
+    raise ManifestError(f"{p}: not a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))}) or an audio file")
+
+
+def read_folder(folder: Path) -> Source:
+    """Every audio file under `folder` (recursively, sorted so runs are reproducible)."""
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+    items = [SourceItem(key=str(f.resolve()), path=str(f.resolve())) for f in files]
+    return Source(str(folder), items, {})
+
+
+def read_manifest(path: Path) -> Source:
+    """Items of a manifest, metadata typed by DuckDB and `attributes` flattened into columns."""
+    from searchengine.store.schema import CORE_CLIP_COLUMNS
+
+    # Columns the store computes from the audio itself; a manifest's own values are kept under `manifest_<name>`.
+    computed = set(CORE_CLIP_COLUMNS) - {"speaker", "language", "global_caption", "fine_captions", "start", "end"}
+    table, types = _typed_table(path)
+    _check_types(path, types)
+    base = path.resolve().parent
+    meta_names = [n for n in table.column_names if n not in _RESERVED]
+    renamed = {n: (f"manifest_{n}" if n in computed else n) for n in meta_names}
+    column_types = {renamed[n]: types[n] for n in meta_names if types[n] not in ('"NULL"', "NULL")}
+    items: list[SourceItem] = []
+    duplicates: list[SourceItem] = []
+    seen: set[str] = set()
+    for row_no, row in enumerate(table.to_pylist()):
+        r = _interpret(row, path, base, row_no + 1)
+        if row.get("id") is not None:
+            key = str(row["id"])
+        else:
+            key = str(r.path) + ("" if r.start is None and r.end is None else f"#{r.start or 0:g}-{r.end if r.end is not None else ''}")
+        item = SourceItem(
+            key=key,
+            path=str(r.path),
+            start=r.start,
+            end=r.end,
+            speaker=None if row.get("speaker") is None else str(row["speaker"]),
+            language=None if row.get("language") is None else str(row["language"]),
+            global_caption=r.global_caption,
+            fine_captions=r.fine_captions,
+            metadata={renamed[n]: row[n] for n in meta_names},
+        )
+        (duplicates if key in seen else items).append(item)
+        seen.add(key)
+    return Source(str(path), items, column_types, duplicates)
+
+
+# ------------------------------------------------------------------------------------- the records view
+
+
+def read_rows(path: str | Path) -> list[ManifestRow]:
+    """Every row of a manifest file as written, with path, time range and captions interpreted.
+
+    A file with a suffix no table reader knows is read as JSON lines, as training always has.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    base = path.resolve().parent
+    if suffix in MANIFEST_EXTENSIONS - JSON_LINES_EXTENSIONS:
+        records = _query(path).to_pylist()
+        if suffix in {".csv", ".tsv"}:
+            records = [_nested_attributes(r) for r in records]
+        numbered = list(enumerate(records, 1))
+    else:
+        numbered = list(_json_lines(path))
+    if numbered and all("path" not in record for _, record in numbered):
+        raise ManifestError(f"{path}: manifest has no 'path' column")
+    return [_interpret(record, path, base, number) for number, record in numbered]
+
+
+def _json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of every non-blank line; the numbers count blank lines too."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise ManifestError(f"{path}: line {number} is not a JSON object")
+        out.append((number, record))
+    return out
+
+
+def _nested_attributes(record: dict[str, Any]) -> dict[str, Any]:
+    """A CSV cell cannot nest, so an `attributes` cell holding a JSON object is read as that object."""
+    value = record.get("attributes")
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return {**record, "attributes": json.loads(value)}
+        except json.JSONDecodeError:
+            return record
+    return record
+
+
+# ------------------------------------------------------------------------------ shared row interpretation
+
+
+def _interpret(row: Mapping[str, Any], origin: Path, base: Path, number: int) -> ManifestRow:
+    """The fields of one row that mean the same to every reader."""
+    raw = row.get("path")
+    if not raw:
+        raise ManifestError(f"{origin}: column 'path' is empty in row {number}")
+    if not isinstance(raw, str):
+        raise ManifestError(f"{origin}: column 'path' must hold text (file paths), found {raw!r} in row {number}")
+    resolved = Path(raw) if Path(raw).is_absolute() else base / raw
+    return ManifestRow(
+        number=number,
+        path=resolved,
+        start=_seconds(row.get("start"), "start", origin, number),
+        end=_seconds(row.get("end"), "end", origin, number),
+        global_caption=None if not row.get("global_caption") else str(row["global_caption"]),
+        fine_captions=_fine_list(row.get("fine_captions"), origin, number),
+        record=dict(row),
+    )
+
+
+def _fine_list(value: Any, path: Path, number: int) -> tuple[str, ...]:
+    """fine_captions as a tuple; CSV cells may hold a JSON list or '|'-separated texts."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{path}: column 'fine_captions' row {number} is not a JSON list") from exc
+        else:
+            value = [t for t in (s.strip() for s in text.split("|")) if t]
+    if not isinstance(value, (list, tuple)):
+        raise ManifestError(f"{path}: column 'fine_captions' row {number} must be a list of texts, found {value!r}")
+    return tuple(str(v) for v in value if v is not None and str(v).strip())
+
+
+def _seconds(value: Any, name: str, path: Path, number: int) -> float | None:
+    """A time in seconds, or None for 'not given' (null or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        raise ManifestError(f"{path}: column '{name}' must be a number of seconds, found {value!r} in row {number}")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{path}: column '{name}' must be a number of seconds, found {value!r} in row {number}") from exc
+
+
+# ------------------------------------------------------------------------------------------ table files
+
+
+def _query(path: Path) -> pa.Table:
+    """The manifest as an Arrow table, read by DuckDB (nested objects kept as structs)."""
+    import duckdb
+
+    suffix = path.suffix.lower()
+    if suffix in JSON_LINES_EXTENSIONS:
+        query = "SELECT * FROM read_json_auto($p, format = 'newline_delimited')"
+    elif suffix == ".json":
+        query = "SELECT * FROM read_json_auto($p)"
+    elif suffix in {".csv", ".tsv"}:
+        query = "SELECT * FROM read_csv_auto($p, header = true)"
+    else:
+        query = "SELECT * FROM read_parquet($p)"
+    con = duckdb.connect()
+    try:
+        return con.sql(query, params={"p": str(path)}).to_arrow_table()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ManifestError(f"{path}: cannot read manifest: {first}") from exc
+    finally:
+        con.close()
+
+
+def _typed_table(path: Path) -> tuple[pa.Table, dict[str, str]]:
+    """The flattened table and the DuckDB type of each of its columns."""
+    import duckdb
+
+    table = _flatten_attributes(_query(path))
+    con = duckdb.connect()
+    try:
+        con.register("manifest", table)
+        types = {name: dtype for name, dtype, *_ in con.execute("DESCRIBE manifest").fetchall()}
+    finally:
+        con.close()
+    return table, types
+
+
+def _flatten_attributes(table: pa.Table) -> pa.Table:
+    """Turn struct columns (e.g. `attributes`) into one column per field, named after the field.
+
+    A field whose name is already taken by a top-level column keeps a `<struct>_` prefix.
+    """
+    import pyarrow as pa
+
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        names = set(table.column_names)
+        columns, fields = [], []
+        for f, col in zip(table.schema, table.columns, strict=False):
+            if not pa.types.is_struct(f.type):
+                columns.append(col)
+                fields.append(f.name)
+                continue
+            for i, sub in enumerate(f.type):
+                child = pa.chunked_array([chunk.field(i) for chunk in col.chunks], type=sub.type)
+                name = sub.name if sub.name not in names and sub.name not in _RESERVED else f"{f.name}_{sub.name}"
+                columns.append(child)
+                fields.append(name)
+        table = pa.table(columns, names=fields)
+    return table
+
+
+def _check_types(path: Path, types: Mapping[str, str]) -> None:
+    if "path" not in types:
+        raise ManifestError(f"{path}: manifest has no 'path' column (columns: {', '.join(types) or 'none'})")
+    if types["path"] != "VARCHAR":
+        raise ManifestError(f"{path}: column 'path' must hold text (file paths), found {types['path']}")
+    numeric = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DECIMAL", "HUGEINT", "UBIGINT")
+    for name in ("start", "end"):
+        if name in types and not types[name].startswith(numeric):
+            raise ManifestError(f"{path}: column '{name}' must be a number of seconds, found {types[name]}")
+    for name in ("speaker", "language", "global_caption"):
+        if name in types and types[name].endswith("[]"):
+            raise ManifestError(f"{path}: column '{name}' must be text, found {types[name]}")
+    if "fine_captions" in types and types["fine_captions"] not in ("VARCHAR[]", "VARCHAR", '"NULL"', "NULL"):
+        raise ManifestError(f"{path}: column 'fine_captions' must be a list of texts, found {types['fine_captions']}")
