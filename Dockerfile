@@ -32,6 +32,8 @@ COPY pyproject.toml README.md ./
 COPY searchengine ./searchengine
 COPY indexer ./indexer
 COPY api ./api
+COPY cli ./cli
+COPY training ./training
 COPY web ./web
 RUN pip install . && pip check
 # A fixed uid so that volume permissions are predictable across hosts.
@@ -66,6 +68,8 @@ COPY pyproject.toml README.md ./
 COPY searchengine ./searchengine
 COPY indexer ./indexer
 COPY api ./api
+COPY cli ./cli
+COPY training ./training
 COPY web ./web
 # CUDA torch from PyPI, faiss-gpu and accelerate from the `gpu` extra; faiss-cpu (a base dependency)
 # is removed so `import faiss` resolves to the GPU build. nvidia-ml-py lets the benchmarks read GPU load.

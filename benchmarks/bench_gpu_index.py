@@ -178,7 +178,7 @@ def make_corpus(root: Path, clips: int, repeat: int) -> tuple[Path, float]:
     """Generate `clips` real WAV files and a manifest listing each `repeat` times under distinct ids,
     so a large run costs little generation time but every entry is still decoded from its file."""
     corpus = root / "corpus"
-    subprocess.run([sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n", str(clips),
+    subprocess.run([sys.executable, "-m", "cli", "corpus", "generate", str(corpus), "--n", str(clips),
                     "--seed", "21", "--quiet"], check=True, capture_output=True)
     rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
     manifest = root / "manifest.jsonl"

@@ -59,7 +59,7 @@ def bench_indexing() -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
-        subprocess.run([sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n",
+        subprocess.run([sys.executable, "-m", "cli", "corpus", "generate", str(corpus), "--n",
                         str(CORPUS_CLIPS), "--seed", "11", "--split-by-voice"], check=True, capture_output=True)
         items = read_source(corpus / "manifest.jsonl").items
         decoded, t_decode = timed(lambda: [process(i) for i in items])

@@ -139,7 +139,7 @@ def load_test(n: int = 100_000, requests: int = 300, concurrency: int = 8, top_k
         build_s = time.perf_counter() - t
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "searchengine.cli", "serve", str(path), "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [sys.executable, "-m", "cli", "serve", str(path), "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             t = time.perf_counter()

@@ -31,7 +31,7 @@ FACTORS = ("gender", "pitch_level", "speaking_rate", "loudness", "whisper", "noi
 
 
 def _corpus(out: Path, n: int, seed: int) -> Path:
-    cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(out), "--n", str(n), "--seed", str(seed),
+    cmd = [sys.executable, "-m", "cli", "corpus", "generate", str(out), "--n", str(n), "--seed", str(seed),
            "--split-by-voice", "-q"]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
     return out / "manifest.jsonl"

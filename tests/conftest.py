@@ -46,7 +46,7 @@ def make_corpus(tmp_path_factory) -> Callable[..., Path]:
         key = (n, seed, split_by_voice)
         if key not in made:
             out = tmp_path_factory.mktemp(f"corpus-n{n}-s{seed}")
-            cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(out), "--n", str(n),
+            cmd = [sys.executable, "-m", "cli", "corpus", "generate", str(out), "--n", str(n),
                    "--seed", str(seed), "-q"] + (["--split-by-voice"] if split_by_voice else [])
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, proc.stderr[-3000:]

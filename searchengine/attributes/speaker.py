@@ -2,7 +2,7 @@
 
 The embedding is what the collection's speaker index holds: same-voice search, speaker clustering and
 speaker-level near-duplicates all compare these vectors by inner product. Gender is estimated from it
-by a logistic regression (`gender_model.json`, trained by `python -m searchengine.attributes.train_gender`
+by a logistic regression (`gender_model.json`, trained by `python -m training.train_gender`
 on the generated corpus's labelled voices) for clips whose manifest has no gender label.
 
 Measured on held-out voices (`corpus generate --n 900 --seed 11 --split-by-voice`, trained on the 745

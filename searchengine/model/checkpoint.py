@@ -2,14 +2,14 @@
 
 A frozen pretrained text tower is referenced by its `source` in config.json instead of being copied,
 which keeps the bundled clsp-mini at a few MB; a fine-tuned text tower is stored in
-model.safetensors with its architecture and tokenizer files under `text_tower/`. A referenced tower whose
-top layers were tuned (`"tuned_layers": N`) stores only those layers' weights.
+model.safetensors with its architecture and tokenizer files under `text_tower/`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,9 @@ def _stores_text_tower(config: dict[str, Any]) -> bool:
     return bool(config["text_tower"].get("trainable", False))
 
 
-def _stored_text_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
-    """State-dict prefixes of a referenced (not copied) text tower's weights that a checkpoint still stores:
-    its tuned top layers (`tuned_layers`), which differ from `source`."""
-    prefixes = getattr(model.text_tower, "tuned_layer_prefixes", lambda: [])()
-    return tuple(f"text_tower.{prefix}" for prefix in prefixes)
-
-
-def _is_stored(key: str, config: dict[str, Any], tuned: tuple[str, ...]) -> bool:
-    return _stores_text_tower(config) or not key.startswith(TEXT_MODEL_PREFIX) or key.startswith(tuned)
+def _is_stored(key: str, config: dict[str, Any]) -> bool:
+    """Whether a state-dict entry is written: everything but a referenced (frozen) text tower's weights."""
+    return _stores_text_tower(config) or not key.startswith(TEXT_MODEL_PREFIX)
 
 
 def save_checkpoint(model: torch.nn.Module, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -56,13 +50,17 @@ def save_checkpoint(model: torch.nn.Module, directory: str | Path, extra: dict[s
         model.text_tower.model.config.save_pretrained(directory / TEXT_TOWER_DIR)
         model.text_tower.tokenizer.save_pretrained(directory / TEXT_TOWER_DIR)
     else:
-        tuned = _stored_text_prefixes(model)
-        state = {k: v for k, v in state.items() if _is_stored(k, config, tuned)}
+        state = {k: v for k, v in state.items() if _is_stored(k, config)}
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
     tmp.replace(directory / WEIGHTS_FILE)
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    config_tmp = directory / (CONFIG_FILE + ".tmp")
+    with open(config_tmp, "w") as handle:  # new file, flushed to disk, then renamed: never half-written
+        handle.write(json.dumps(config, indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    config_tmp.replace(directory / CONFIG_FILE)
     return directory
 
 
@@ -105,8 +103,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     if stored_text and not (text_dir / "config.json").is_file():
         raise CheckpointError(f"{directory} stores a fine-tuned text tower but lacks {TEXT_TOWER_DIR}/config.json")
     model = CLSP(config, text_model_dir=text_dir)
-    tuned = _stored_text_prefixes(model)
-    expected = {k for k in model.state_dict() if _is_stored(k, config, tuned)}
+    expected = {k for k in model.state_dict() if _is_stored(k, config)}
     missing = sorted(expected - state.keys())
     unexpected = sorted(state.keys() - expected)
     if missing or unexpected:

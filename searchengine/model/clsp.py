@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from searchengine.model.config import DEFAULT_INIT_LOGIT_SCALE
-from searchengine.model.dropout import use_packed_dropout
-from searchengine.model.heads import ProjectionHead, build_head
+from searchengine.model.heads import ProjectionHead
 from searchengine.model.towers import build_speech_tower, build_text_tower
 
 #: CLIP's cap on the learned temperature (exp(4.6052) = 100); keeps the softmax from saturating.
@@ -28,20 +27,13 @@ class CLSP(nn.Module):
         self.speech_tower = build_speech_tower(config["speech_tower"])
         self.text_tower = build_text_tower(config["text_tower"], model_dir=text_model_dir)
         self.speech_head = ProjectionHead(self.speech_tower.output_dim, embed_dim, dropout)
-        # Several text heads tuned apart against this speech side (`combine_text_heads`), averaged.
-        self.text_head = build_head(self.text_tower.output_dim, embed_dim, dropout,
-                                    int(config.get("text_head_members", 1)))
+        self.text_head = ProjectionHead(self.text_tower.output_dim, embed_dim, dropout)
         # Optional linear path from the modulation-spectrum bands (the last values of the pooled vector)
         # straight into the joint space: pace measured this way is the same for every voice, and a
         # linear map cannot tie it to voice identity the way the MLP head can.
         self.modulation_bands = int(config["speech_tower"].get("modulation_bands", 0))
         self.modulation_skip = (nn.Linear(self.modulation_bands, embed_dim)
                                 if self.modulation_bands and config.get("modulation_skip") else None)
-        # Training on CPU can draw dropout masks four elements to a random number (dropout.py): the same
-        # regularisation, a step-1 or step-2 training step about 1.2x faster. Inference is unchanged.
-        if config.get("fast_dropout"):
-            for part in (self.speech_tower, self.speech_head, self.text_head):
-                use_packed_dropout(part)
         init = float(config.get("init_logit_scale", DEFAULT_INIT_LOGIT_SCALE))
         self.logit_scale = nn.Parameter(torch.tensor(init))
 

@@ -7,9 +7,6 @@ A head maps one pooled vector per item, or, given `TokenBatch` (a text tower wit
 every token state on its own before the mean: a small head over a frozen encoder then reads each word in
 its context rather than the average of a sentence's words, in which the few words that describe a voice
 are outweighed by the frame around them.
-
-`HeadEnsemble` holds several heads of one shape trained apart against the same locked other side (text
-heads tuned with other seeds, `combine_text_heads`): its output is the normalised mean of theirs.
 """
 
 from __future__ import annotations
@@ -50,31 +47,3 @@ class ProjectionHead(nn.Module):
         rows = mask.nonzero()[:, 0]
         summed = mapped.new_zeros(mask.shape[0], mapped.shape[-1]).index_add_(0, rows, mapped)
         return summed / mask.sum(dim=1, keepdim=True).clamp(min=1).to(summed.dtype)
-
-
-class HeadEnsemble(nn.Module):
-    """Heads trained apart into the same space, read as one: the normalised mean of their unit outputs.
-
-    A text head refitted on a few thousand clips lands in a different spot each run (seeds move its
-    retrieval and zero-shot figures by several points); averaging the embeddings of several runs keeps
-    what they agree on, as zero-shot classification averages prompts. Only the text side can be combined
-    this way: the speech side they were trained against must be the same."""
-
-    def __init__(self, heads: list[ProjectionHead]) -> None:
-        super().__init__()
-        if len(heads) < 2:
-            raise ValueError(f"an ensemble needs at least two heads, got {len(heads)}")
-        self.members = nn.ModuleList(heads)
-
-    def forward(self, pooled: torch.Tensor | TokenBatch, residual: torch.Tensor | None = None) -> torch.Tensor:
-        outputs = torch.stack([member(pooled, residual) for member in self.members])
-        return nn.functional.normalize(outputs.mean(dim=0), dim=-1)
-
-
-def build_head(input_dim: int, embed_dim: int, dropout: float, members: int = 1) -> nn.Module:
-    """One projection head, or an ensemble of `members` of them."""
-    if members < 1:
-        raise ValueError(f"a head needs at least one member, got {members}")
-    if members == 1:
-        return ProjectionHead(input_dim, embed_dim, dropout)
-    return HeadEnsemble([ProjectionHead(input_dim, embed_dim, dropout) for _ in range(members)])

@@ -13,7 +13,7 @@ over its `neighbours` nearest centroids c_j at squared distances d_j, where `sca
 squared distance of training token states to their nearest centroid. A word the head knows moves
 little (its neighbours are its own states); an unknown one is pulled toward known words that the
 tower puts next to it. The head is trained on blended states, so training and search see the same
-input. Measured in the model card.
+input. The centroids are fitted by `clsp-search tune-text` (training/kmeans.py). Measured in the model card.
 """
 
 from __future__ import annotations
@@ -76,20 +76,3 @@ class TokenMemory(nn.Module):
         if not out:
             return states
         return torch.cat(out)
-
-
-def fit_centroids(states: np.ndarray, size: int, seed: int = 0, iterations: int = 15) -> tuple[np.ndarray, float]:
-    """k-means centroids [size, dim] of token states [N, dim] (FAISS), and the median squared distance of
-    the states to their nearest centroid (the memory's distance scale)."""
-    import faiss
-
-    states = np.ascontiguousarray(states, dtype=np.float32)
-    if states.shape[0] < size:
-        raise ValueError(f"a token memory of {size} centroids needs at least {size} token states, got {states.shape[0]}; "
-                         "use a smaller size or more captions")
-    kmeans = faiss.Kmeans(states.shape[1], size, niter=iterations, seed=seed)
-    kmeans.train(states)
-    index = faiss.IndexFlatL2(states.shape[1])
-    index.add(kmeans.centroids)
-    distances, _ = index.search(states[: min(len(states), 20000)], 1)
-    return kmeans.centroids.astype(np.float32), float(np.median(distances))

@@ -43,27 +43,6 @@ def masked_mean_std(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, torch.sqrt(variance + 1e-5)], dim=-1)
 
 
-class AttentionPooling(nn.Module):
-    """Softmax-weighted mean of token states, the weights scored by one learned linear map.
-
-    Mean pooling gives every token the same say, so in a long caption the few words that describe the
-    voice are diluted by the words that frame the sentence ("The recording has...", "Key traits:").
-    A learned score lets the pooled vector lean on the descriptive words whatever the frame. The score
-    starts at zero, so an untrained pooling is exactly the masked mean.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(dim, 1)
-        nn.init.zeros_(self.score.weight)
-        nn.init.zeros_(self.score.bias)
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = self.score(hidden).squeeze(-1).masked_fill(~mask, torch.finfo(hidden.dtype).min)
-        weights = scores.softmax(dim=-1).unsqueeze(-1)
-        return (hidden * weights).sum(dim=1)
-
-
 def pad_rows(pieces: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Variable-length [T_i, D] arrays -> zero-padded float32 [B, max T, D] and lengths [B]."""
     lengths = torch.tensor([p.shape[0] for p in pieces], dtype=torch.long)
@@ -347,20 +326,15 @@ def build_speech_tower(config: dict[str, Any]) -> nn.Module:
 
 
 #: How a text tower turns token states into one vector (`head_mean`: the projection head does, per token).
-TEXT_POOLINGS = ("pooler", "cls", "mean", "attention", "mean_attention", "head_mean")
+TEXT_POOLINGS = ("pooler", "cls", "mean", "head_mean")
 
 
 class HFTextTower(nn.Module):
     """Any transformers text encoder; pooled with its pooler output (the paper's choice, roberta), or
-    mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or a
-    learned attention pooling over the (possibly frozen) token states, or both side by side
-    (`mean_attention`: the mean and the attention-pooled vector concatenated, [2D]), or not at all
-    (`head_mean`: the tower hands its token states on as a `TokenBatch` and the projection head maps each
-    token before averaging; measured in the model card).
-
-    Attention alone leans on the words it learned to trust, so a query that mixes them with unfamiliar
-    words is pulled toward them; keeping the plain mean beside it lets the head weigh the whole sentence
-    as well as its descriptive words."""
+    mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or not
+    at all (`head_mean`, clsp-mini's: the tower hands its token states on as a `TokenBatch` and the
+    projection head maps each token before averaging, so the few words that describe a voice are not
+    averaged away by the sentence around them before the head sees them; measured in the model card)."""
 
     def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -382,36 +356,15 @@ class HFTextTower(nn.Module):
         self.pooling = config.get("pooling", "pooler")
         if self.pooling not in TEXT_POOLINGS:
             raise ValueError(f"unknown text pooling {self.pooling!r} (expected one of {', '.join(TEXT_POOLINGS)})")
-        # The only trainable part of a frozen tower: kept in checkpoints under text_tower.pool.
-        hidden_size = int(self.model.config.hidden_size)
-        self.pool = AttentionPooling(hidden_size) if self.pooling in ("attention", "mean_attention") else None
         self.max_length = int(config.get("max_length", 64))
-        self.output_dim = hidden_size * (2 if self.pooling == "mean_attention" else 1)
+        self.output_dim = int(self.model.config.hidden_size)
         self.trainable = bool(config.get("trainable", False))
         if not self.trainable:
             self.model.requires_grad_(False)
-        # The top `tuned_layers` encoder layers of an otherwise frozen tower were trained (`tune-text
-        # --text-layers`): only their weights are stored in a checkpoint, the rest come from `source`.
-        self.tuned_layers = int(config.get("tuned_layers", 0))
-        layers = len(self.encoder_layers)
-        if not 0 <= self.tuned_layers <= layers or (self.tuned_layers and self.trainable):
-            raise ValueError(f"tuned_layers must be between 0 and the tower's {layers} layers, and only for a "
-                             f"frozen tower; got {self.tuned_layers} (trainable {self.trainable})")
         # Optional memory of training token states that unfamiliar words are blended toward (token_memory.py).
         self.memory: TokenMemory | None = None
         if config.get("token_memory"):
             self.add_memory(config["token_memory"])
-
-    @property
-    def encoder_layers(self) -> nn.ModuleList:
-        """The transformer layers of the wrapped encoder (BERT-style `encoder.layer`)."""
-        encoder = getattr(self.model, "encoder", None)
-        return getattr(encoder, "layer", None) or nn.ModuleList()
-
-    def tuned_layer_prefixes(self) -> list[str]:
-        """State-dict prefixes (inside this tower) of the tuned top layers, which a checkpoint stores."""
-        layers = len(self.encoder_layers)
-        return [f"model.encoder.layer.{i}." for i in range(layers - self.tuned_layers, layers)]
 
     def add_memory(self, settings: dict[str, Any]) -> TokenMemory:
         """Blend this tower's token states with a memory of training token states from here on (its
@@ -427,37 +380,6 @@ class HFTextTower(nn.Module):
         return dict(
             self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         )
-
-    @property
-    def pools_tokens(self) -> bool:
-        """True when trained weights act on each token (attention pooling, the head under `head_mean`, or
-        tuned top layers): a frozen tower's output must then be cached per token."""
-        return self.pool is not None or self.pooling == "head_mean" or self.tuned_layers > 0
-
-    def cached_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        """What a trainer caches per token [B, T, D]: the frozen part's output, i.e. the states entering the
-        first tuned layer, or the last-layer (memory-blended) states when no layer is tuned."""
-        if not self.tuned_layers:
-            return self.token_states(input_ids, attention_mask, **extra)
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **extra)
-        return output.hidden_states[-1 - self.tuned_layers]
-
-    def pool_cached(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
-        """`cached_states` [B, T, D] and mask [B, T] -> pooled features, through the tuned layers and the
-        token memory first when the tower has them (so their weights get the gradient)."""
-        if self.tuned_layers:
-            hidden = self.upper_states(hidden, mask)
-        return self.pool_tokens(hidden, mask)
-
-    def upper_states(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The tuned top layers over the states entering them, then the token memory: last-layer states."""
-        from transformers.masking_utils import create_bidirectional_mask
-
-        attention = create_bidirectional_mask(config=self.model.config, inputs_embeds=hidden, attention_mask=mask.long())
-        for layer in self.encoder_layers[len(self.encoder_layers) - self.tuned_layers :]:
-            hidden = layer(hidden, attention_mask=attention)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        return self._blended(hidden, mask)
 
     def _blended(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Last-layer states [B, T, D] with their real tokens blended by the token memory, if any."""
@@ -475,16 +397,12 @@ class HFTextTower(nn.Module):
         return self._blended(hidden, attention_mask)
 
     def pool_tokens(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | TokenBatch:
-        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean, cls or attention), [B, 2D]
-        (mean_attention), or the states themselves for the head to map (head_mean)."""
+        """Token states [B, T, D] and mask [B, T] -> pooled [B, D] (mean or cls), or the states themselves
+        for the head to map (head_mean)."""
         if self.pooling == "head_mean":
             return TokenBatch(hidden, mask)
         if self.pooling == "cls":
             return hidden[:, 0]
-        if self.pooling == "attention":
-            return self.pool(hidden, mask)
-        if self.pooling == "mean_attention":
-            return torch.cat([masked_mean(hidden, mask), self.pool(hidden, mask)], dim=-1)
         if self.pooling == "mean":
             return masked_mean(hidden, mask)
         raise ValueError(f"{self.pooling!r} pooling reads the model's pooler output, not token states")

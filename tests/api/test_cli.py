@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from searchengine import query_cli
+from cli import query as query_cli
 
 
 def _app() -> typer.Typer:

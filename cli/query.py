@@ -29,7 +29,7 @@ FilterOpt = Annotated[
     typer.Option("--filter", "-f", help="Metadata condition, e.g. 'duration > 3', 'gender in (female, male)', "
                  "'timbre contains breathy', 'rate_factor between 0.8 and 1.2'; repeat for AND."),
 ]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, max=100_000, help="Results to show.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Results to show (at most searchengine.search.MAX_TOP_K).")]
 OffsetOpt = Annotated[int, typer.Option("--offset", min=0, help="Results to skip (paging).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name or checkpoint dir (default: the collection's).")]

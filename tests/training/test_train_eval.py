@@ -14,7 +14,7 @@ import pytest
 import soundfile
 from safetensors.torch import load_file
 
-from searchengine.model.train import STATE_FILE, Trainer, TrainSettings, train
+from training.train import STATE_FILE, Trainer, TrainSettings, train
 
 from .conftest import tone
 
@@ -67,12 +67,9 @@ def rewritten_corpus(corpus, directory, edit):
 SETTINGS = TrainSettings(seed=3, stage1_epochs=1, stage2_epochs=1, batch_size=6, warmup_steps=2, workers=1)
 
 
-@pytest.mark.parametrize(("aids", "config"), [(0.0, "clsp-mini"), (1.0, "clsp-mini-attention"),
-                                              (1.0, "clsp-mini-fast-dropout")],
-                         ids=["paper objectives", "with training aids and attention pooling",
-                              "with training aids and packed dropout masks"])
-def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, config):
-    settings = dataclasses.replace(SETTINGS, config=config, attribute_loss_weight=aids, attribute_caption_weight=aids,
+@pytest.mark.parametrize("aids", [0.0, 1.0], ids=["paper objectives", "with training aids"])
+def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids):
+    settings = dataclasses.replace(SETTINGS, attribute_loss_weight=aids, attribute_caption_weight=aids,
                                    rate_regression_weight=aids)
     straight = train(corpus, tmp_path / "straight", settings, log=lambda _: None)
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
@@ -97,25 +94,26 @@ def test_training_logs_exports_and_resumes_exactly(corpus, tmp_path, aids, confi
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
     # the attribute classifiers are a training aid: never part of the exported model
     assert not any(key.startswith("attributes") for key in a)
-    # packed dropout masks are a training choice the exported config records (a tune-text run inherits it)
-    assert json.loads((straight / "config.json").read_text()).get("fast_dropout", False) == (config == "clsp-mini-fast-dropout")
-    # attention pooling over cached token states is trained and exported; mean pooling has no weights
-    if config == "clsp-mini-attention":
-        assert a["text_tower.pool.score.weight"].abs().sum() > 0
-    else:
-        assert not any(key.startswith("text_tower.") for key in a)
+    # the frozen text tower is referenced by its source, never copied into the checkpoint
+    assert not any(key.startswith("text_tower.") for key in a)
+
+
+def head_mean_clsp():
+    """clsp-mini's architecture with the per-token text head (`head_mean`), as tune-text makes it."""
+    from searchengine.model.clsp import CLSP
+    from searchengine.model.config import get_model_config
+
+    config = get_model_config("clsp-mini")
+    config["text_tower"]["pooling"] = "head_mean"
+    return CLSP(config).eval()
 
 
 def test_cached_token_states_pool_like_the_text_tower(corpus, tmp_path):
     import torch
 
-    from searchengine.model.clsp import CLSP
-    from searchengine.model.config import get_model_config
-    from searchengine.model.train import TokenStates, cache_text_features
+    from training.features import TokenStates, cache_text_features
 
-    model = CLSP(get_model_config("clsp-mini-attention")).eval()
-    with torch.no_grad():
-        model.text_tower.pool.score.weight.normal_(0, 0.5)
+    model = head_mean_clsp()
     captions = ["A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."]
     lines: list[str] = []
     cached = cache_text_features(model, captions, tmp_path, log=lines.append)
@@ -123,9 +121,10 @@ def test_cached_token_states_pool_like_the_text_tower(corpus, tmp_path):
     again = cache_text_features(model, captions[::-1], tmp_path, log=lines.append)  # read back, nothing recomputed
     assert len(lines) == 1
     with torch.inference_mode():
-        direct = model.text_tower(**model.text_tower.prepare(captions))
-        np.testing.assert_allclose(cached[[0, 1]].numpy(), direct.numpy(), atol=2e-2)  # float16 cache
-        np.testing.assert_allclose(again[[1, 0]].numpy(), cached[[0, 1]].numpy(), atol=1e-6)
+        direct = model.encode_text(**model.text_tower.prepare(captions))
+        from_cache = model.text_head(cached[[0, 1]])
+        np.testing.assert_allclose(from_cache.numpy(), direct.numpy(), atol=2e-2)  # float16 cache
+        np.testing.assert_allclose(model.text_head(again[[1, 0]]).numpy(), from_cache.numpy(), atol=1e-6)
 
 
 def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path):
@@ -135,7 +134,7 @@ def test_attribute_classifiers_change_training_and_need_labels(corpus, tmp_path)
     assert aided.attributes is not None and plain.attributes is None
     # gender, pitch level and loudness vary in the corpus; accent and speaking rate have one value
     assert set(aided.attributes.vocabulary) == {"gender", "pitch_level", "loudness"}
-    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the classifier term is added
+    assert aided.train_epoch()["loss"] > plain.train_epoch()["loss"]  # the classifier term is added
 
     unlabelled = rewritten_corpus(corpus, tmp_path / "unlabelled",
                                   lambda r: (r.pop("attributes"), r.pop("gender"), r.pop("accent")))
@@ -151,7 +150,7 @@ def test_pace_regression_changes_training_and_needs_rate_factors(corpus, tmp_pat
     assert aided.pace is not None and plain.pace is None
     targets = aided.pace_targets[: aided.n_train]
     assert abs(float(targets.mean())) < 1e-5 and abs(float(targets.std(unbiased=False)) - 1.0) < 1e-4  # standardised
-    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the regression term is added
+    assert aided.train_epoch()["loss"] > plain.train_epoch()["loss"]  # the regression term is added
 
     unrated = rewritten_corpus(corpus, tmp_path / "unrated", lambda r: r["attributes"].pop("rate_factor"))
     with pytest.raises(ValueError, match="no rate_factor"):
@@ -176,7 +175,7 @@ def test_attribute_captions_describe_each_class_and_change_training(corpus, tmp_
     row = aided.class_caption_labels[0].tolist()
     assert [values[name][k] for name, k in zip(values, row, strict=True)] == [
         first.attribute("gender"), first.attribute("pitch_level"), first.attribute("loudness")]
-    assert aided._train_epoch()["loss"] > plain._train_epoch()["loss"]  # the classification term is added
+    assert aided.train_epoch()["loss"] > plain.train_epoch()["loss"]  # the classification term is added
 
 
 def test_evaluation_reports_the_protocol(corpus, tmp_path):
@@ -246,11 +245,9 @@ def test_evaluation_reports_the_protocol(corpus, tmp_path):
 
 
 def test_bf16_text_features_stay_close_and_are_cached_apart(tmp_path):
-    from searchengine.model.clsp import CLSP
-    from searchengine.model.config import get_model_config
-    from searchengine.model.train import cache_text_features
+    from training.features import cache_text_features
 
-    model = CLSP(get_model_config("clsp-mini-attention")).eval()
+    model = head_mean_clsp()
     captions = ["A low, calm man.", "A quiet woman speaking quickly in a large echoey hall, far from the microphone."]
     exact = cache_text_features(model, captions, tmp_path, log=lambda _: None)
     fast = cache_text_features(model, captions, tmp_path, log=lambda _: None, dtype="bfloat16")
@@ -266,7 +263,7 @@ def test_bf16_text_features_stay_close_and_are_cached_apart(tmp_path):
 def test_frames_another_run_cached_are_read_not_recomputed(corpus, tmp_path):
     from searchengine.model.data import read_manifest
     from searchengine.model.frontend import FrontendConfig
-    from searchengine.model.train import cache_speech_frames
+    from training.features import cache_speech_frames
 
     clips = read_manifest(corpus)
     lines: list[str] = []
@@ -282,7 +279,7 @@ def test_frames_another_run_cached_are_read_not_recomputed(corpus, tmp_path):
 
 
 def test_a_run_saved_before_a_setting_existed_still_matches_its_flags():
-    from searchengine.model.train import same_settings
+    from training.loop import same_settings
 
     saved = dataclasses.asdict(SETTINGS)
     del saved["rate_regression_weight"]  # a run saved before the option was added
@@ -340,12 +337,12 @@ def test_captions_are_encoded_in_an_order_no_hash_seed_changes():
     import subprocess
     import sys
 
-    from searchengine.model.train import encoding_order
+    from training.features import encoding_order
 
     captions = [f"A {word} voice." for word in ("calm", "deep", "warm", "soft", "loud", "thin")] + ["A man.", "A man."]
     order = encoding_order(captions)
     assert order == encoding_order(captions[::-1]) and len(order) == 7 and order[0] == "A man."
-    script = ("from searchengine.model.train import encoding_order; "
+    script = ("from training.features import encoding_order; "
               f"print(encoding_order({captions!r}))")
     runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

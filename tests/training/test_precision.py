@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from searchengine.model.precision import native_bf16_cpu, resolve_compute_dtype
+from training.precision import native_bf16_cpu, resolve_compute_dtype
 
 AMX = "processor : 0\nflags : fpu sse2 avx2 avx512f amx_bf16 amx_tile\n"
 ZEN3 = "processor : 0\nflags : fpu sse2 avx2 fma\n"
@@ -48,7 +48,7 @@ def test_auto_picks_bf16_only_where_native_and_an_explicit_bf16_elsewhere_is_war
 
 
 def test_the_training_commands_refuse_an_unknown_precision_before_any_work(tmp_path):
-    from searchengine.cli import app
+    from cli.main import app
 
     for command in ("train", "tune-text"):
         result = CliRunner().invoke(app, [command, "--corpus", str(tmp_path), "--out", str(tmp_path / "out"),
@@ -59,7 +59,7 @@ def test_the_training_commands_refuse_an_unknown_precision_before_any_work(tmp_p
 
 
 def test_the_training_commands_report_a_missing_corpus_as_an_error(tmp_path):
-    from searchengine.cli import app
+    from cli.main import app
 
     for command in ("train", "tune-text"):
         result = CliRunner().invoke(app, [command, "--corpus", str(tmp_path / "nowhere"), "--out", str(tmp_path / command),
