@@ -1,4 +1,4 @@
-"""Run every benchmark module (`benchmarks/bench_*.py`) in turn: `python -m benchmarks [NAME ...]`.
+"""Run every benchmark module (`benchmarks/bench_*.py`, `benchmarks/training/bench_*.py`) in turn: `python -m benchmarks [NAME ...]`.
 
 Each module has a `main()` that measures, prints a table and returns. Benchmarks report ratios
 measured in one run (ours against a baseline) because this machine is shared and absolute times drift.
@@ -13,17 +13,25 @@ import time
 
 import benchmarks
 
-
-def discover() -> list[str]:
-    """Names of the benchmark modules, in a stable order."""
-    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+#: Sub-packages whose benchmarks `make bench` runs too (the training commands' benchmarks live in one).
+SUBPACKAGES = ("training",)
 
 
-def run(names: list[str]) -> int:
+def discover() -> dict[str, str]:
+    """Short names of the benchmark modules (`bench_*`, here and in SUBPACKAGES) -> their module paths."""
+    found = {m.name: f"benchmarks.{m.name}" for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")}
+    for sub in SUBPACKAGES:
+        package = importlib.import_module(f"benchmarks.{sub}")
+        found.update({m.name: f"benchmarks.{sub}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+                      if m.name.startswith("bench_")})
+    return dict(sorted(found.items()))
+
+
+def run(names: list[str], modules: dict[str, str]) -> int:
     """Run the named benchmarks; a failing one is reported and the others still run."""
     failures = 0
     for name in names:
-        module = importlib.import_module(f"benchmarks.{name}")
+        module = importlib.import_module(modules[name])
         print(f"\n=== {name} ===", flush=True)
         started = time.perf_counter()
         try:
@@ -41,5 +49,5 @@ if __name__ == "__main__":
     unknown = [w for w in wanted if w not in available and f"bench_{w}" not in available]
     if unknown:
         sys.exit(f"Unknown benchmark(s): {', '.join(unknown)}. Available: {', '.join(available)}")
-    selected = [w if w.startswith("bench_") else f"bench_{w}" for w in wanted] or available
-    sys.exit(run(selected))
+    selected = [w if w.startswith("bench_") else f"bench_{w}" for w in wanted] or list(available)
+    sys.exit(run(selected, available))
