@@ -46,18 +46,14 @@ async def read_upload(upload: UploadFile, limits: Limits) -> Upload:
 
 
 def _decode_bytes(data: bytes, filename: str, limits: Limits) -> Upload:
-    from searchengine.audio import NotAudioError, decode
+    from searchengine.audio import audio_seconds, decode
 
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()  # the same hash the indexer stores
     suffix = Path(filename).suffix[:10] if re.fullmatch(r"\.[A-Za-z0-9]{1,9}", Path(filename).suffix or "") else ""
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
         tmp.write(data)
         tmp.flush()
-        try:
-            info = sf.info(tmp.name)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for garbage
-            raise NotAudioError(None, f"format not recognised ({type(exc).__name__})") from None
-        seconds = float(info.frames) / float(info.samplerate or 1)
+        seconds = audio_seconds(tmp.name, at_most=limits.max_audio_seconds)  # from the header: a long upload is refused before it is decoded
         if seconds > limits.max_audio_seconds:
             raise ApiError(413, f"upload is {seconds:.1f} s long; the limit is {limits.max_audio_seconds:g} s")
         audio = decode(tmp.name)
@@ -87,12 +83,9 @@ def segment_wav(path: str, start: float | None, end: float | None) -> bytes:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    with sf.SoundFile(path) as f:
-        sr = f.samplerate
-        first = 0 if start is None else max(0, int(round(start * sr)))
-        last = f.frames if end is None else min(f.frames, int(round(end * sr)))
-        f.seek(first)
-        frames = f.read(max(0, last - first), dtype="float32", always_2d=True)
+    from searchengine.audio import read_frames
+
+    frames, sr, _ = read_frames(path, start, end)  # any format the indexer read, m4a and video included
     buf = io.BytesIO()
     sf.write(buf, frames, sr, format="WAV", subtype="PCM_16")
     data = buf.getvalue()

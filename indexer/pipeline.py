@@ -80,6 +80,8 @@ class Summary:
     files_unchanged: int = 0
     files_failed: int = 0
     files_known_bad: int = 0
+    #: Files the folder scan passed over, (path, reason): not audio by their extension.
+    scan_skipped: list[tuple[str, str]] = field(default_factory=list)
     clips_added: int = 0
     clips_deleted: int = 0
     audio_seconds: float = 0.0
@@ -103,9 +105,21 @@ class Summary:
             f"  clips: +{self.clips_added} -{self.clips_deleted}; audio {self.audio_seconds / 3600:.2f} h in "
             f"{self.wall_seconds:.1f} s ({self.realtime_factor:.1f}x real time)",
             f"  failures by reason: {reasons}",
+            *([self.scan_skipped_line()] if self.scan_skipped else []),
             *([f"  generated captions (re)written: {self.captions_generated}"] if self.captions_generated else []),
             *([self.wait_line()] if self.embed_seconds else []),
         ]
+
+    def scan_skipped_line(self) -> str:
+        """How many files the folder scan passed over, by extension, with a few of them named."""
+        by_suffix: dict[str, int] = {}
+        for path, _ in self.scan_skipped:
+            suffix = Path(path).suffix.lower() or "(none)"
+            by_suffix[suffix] = by_suffix.get(suffix, 0) + 1
+        counts = ", ".join(f"{suffix} {n}" for suffix, n in sorted(by_suffix.items(), key=lambda kv: (-kv[1], kv[0])))
+        examples = ", ".join(Path(path).name for path, _ in self.scan_skipped[:3])
+        return (f"  not audio by extension, skipped: {len(self.scan_skipped)} ({counts}; e.g. {examples}); "
+                "convert them or list them in a manifest if they hold sound")
 
     def wait_line(self) -> str:
         """How long embedding waited for input: the figure that says whether decoding keeps up."""
@@ -373,7 +387,8 @@ def run_index(
     chunk_files = max(1, min(chunk_files, commit_every))  # a commit can only fall between chunks
     src = read_source(source)
     coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
-    summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items))
+    summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items),
+                      scan_skipped=src.skipped)
     times = LoopTimes()
     try:
         p = plan(src, coll)

@@ -1,4 +1,8 @@
-"""Audio in: decode any file libsndfile reads into 16 kHz mono float32, cut into segments <= 30 s.
+"""Audio in: decode any audio or video file into 16 kHz mono float32, cut into segments <= 30 s.
+
+libsndfile reads wav, flac, ogg/vorbis, mp3 and aiff directly and can seek by sample; everything else
+ffmpeg decodes (m4a/aac, opus, webm, mp4/mkv/mov audio tracks, amr, wma) goes through PyAV, whose
+wheels carry ffmpeg, so no system codec is needed.
 
 Everything downstream (the speech tower, the indexer, `similar` queries) assumes one sample rate and
 one channel, so that conversion happens here and nowhere else. Long recordings are split at pauses,
@@ -46,7 +50,8 @@ class AudioError(ValueError):
 
 
 class NotAudioError(AudioError):
-    """The bytes are not in any format libsndfile understands, or the file is corrupt."""
+    """The bytes are not in any format libsndfile or ffmpeg understands, the file is corrupt, or it has no
+    audio stream."""
 
     reason = "not_audio"
 
@@ -127,8 +132,9 @@ def read_frames(
 ) -> tuple[np.ndarray, int, int]:
     """The float32 frames [T, C] of `path` in [start, end) seconds, its sample rate and channel count.
 
-    Only [start, end) is read from disk, so a short segment of a long recording costs what the
-    segment does. Unreadable input raises `NotAudioError`/`EmptyAudioError`, never a libsndfile error.
+    libsndfile first (only [start, end) is read from disk, so a short segment of a long recording
+    costs what the segment does); what it does not recognise goes to ffmpeg through PyAV. Unreadable
+    input raises `NotAudioError`/`EmptyAudioError`, never a decoder's own error.
     """
     p = Path(path)
     try:
@@ -147,10 +153,91 @@ def read_frames(
                 f.seek(first)
             frames = f.read(max(0, last - first), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise NotAudioError(p, f"not a readable audio file ({exc})") from exc
+        frames, sr, channels = _read_with_ffmpeg(p, start, end, libsndfile_error=exc)
     if frames.shape[0] == 0:
         raise EmptyAudioError(p, "no audio frames")
     return frames, sr, channels
+
+
+def _read_with_ffmpeg(p: Path, start: float | None, end: float | None,
+                      libsndfile_error: Exception) -> tuple[np.ndarray, int, int]:
+    """[start, end) seconds of the first audio stream of any container ffmpeg opens, as float32 [T, C].
+
+    The container is sought to the keyframe before `start`, then decoded frames are trimmed to the
+    exact samples by their timestamps, so a segment of a long podcast does not decode the whole file.
+    """
+    import av
+
+    try:
+        with av.open(str(p), metadata_errors="ignore") as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise NotAudioError(p, f"no audio stream (streams: {', '.join(kinds)})")
+            if start:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            resampler = av.AudioResampler(format="fltp")  # planar float32, the stream's own rate and layout
+            pieces: list[np.ndarray] = []
+            sr = channels = 0
+            first_sample: int | None = None  # stream position of pieces[0][0], in samples
+            taken = 0
+            for packet_frame in container.decode(stream):
+                for frame in resampler.resample(packet_frame):
+                    sr, channels = frame.sample_rate, frame.layout.nb_channels
+                    if first_sample is None:
+                        first_sample = round(frame.time * sr) if frame.time is not None else 0
+                    pieces.append(frame.to_ndarray().T)
+                    taken += frame.samples
+                if end is not None and first_sample is not None and first_sample + taken >= end * sr:
+                    break
+            for frame in resampler.resample(None):  # flush what the resampler holds
+                pieces.append(frame.to_ndarray().T)
+    except NotAudioError:
+        raise
+    except (av.FFmpegError, ValueError, OSError, IndexError) as exc:
+        # The decoders' own messages name the file (a server's temporary path): keep their reasons only.
+        sndfile_reason = getattr(libsndfile_error, "error_string", None) or type(libsndfile_error).__name__
+        ffmpeg_reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise NotAudioError(p, f"not a readable audio or video file (libsndfile: {sndfile_reason}; "
+                               f"ffmpeg: {ffmpeg_reason})") from exc
+    if not pieces:
+        raise EmptyAudioError(p, "no audio frames")
+    frames = np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+    offset = first_sample or 0
+    lo = 0 if start is None else max(0, round(start * sr) - offset)
+    hi = len(frames) if end is None else max(lo, min(len(frames), round(end * sr) - offset))
+    return frames[lo:hi], int(sr), int(channels)
+
+
+def audio_seconds(path: str | os.PathLike, at_most: float | None = None) -> float:
+    """A file's duration in seconds from its header, without decoding it (libsndfile, then ffmpeg).
+
+    Lets the server refuse a long upload before decoding it; raises `NotAudioError` for garbage. A
+    stream whose header gives no duration (raw ADTS aac) is decoded to count, but only up to just past
+    `at_most` seconds when given: a small compressed upload can hold hours of sound."""
+    p = Path(path)
+    try:
+        info = sf.info(str(p))
+        return float(info.frames) / float(info.samplerate or 1)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    import av
+
+    try:
+        with av.open(str(p), metadata_errors="ignore") as container:
+            stream = next((s for s in container.streams if s.type == "audio"), None)
+            if stream is None:
+                raise NotAudioError(p, "no audio stream")
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            if container.duration is not None:
+                return container.duration / 1_000_000  # av.time_base: microseconds
+    except NotAudioError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise NotAudioError(p, f"format not recognised ({type(exc).__name__})") from exc
+    counted = load_waveform(p, None, None if at_most is None else at_most + 1.0)  # no duration in the header
+    return float(len(counted)) / SAMPLE_RATE
 
 
 def load_waveform(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"}
+#: What a folder scan or a one-file source takes as audio: libsndfile's formats, then every audio and video
+#: container ffmpeg decodes (`searchengine.audio` reads both; a video contributes its first audio track).
+AUDIO_EXTENSIONS = {
+    ".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf",  # libsndfile
+    ".m4a", ".m4b", ".aac", ".opus", ".webm", ".weba", ".mka", ".amr", ".wma", ".ac3", ".3gp",  # ffmpeg, audio
+    ".mp4", ".m4v", ".mkv", ".mov", ".avi",  # ffmpeg, video containers
+}
 MANIFEST_EXTENSIONS = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"}
 JSON_LINES_EXTENSIONS = {".jsonl", ".ndjson"}
 
@@ -65,6 +71,8 @@ class Source:
     items: list[SourceItem]
     column_types: dict[str, str]
     duplicates: list[SourceItem] = field(default_factory=list)
+    #: Files a folder scan passed over, with why (path, reason): the user should know what was not indexed.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,10 +107,18 @@ def read_source(source: str | Path) -> Source:
 
 
 def read_folder(folder: Path) -> Source:
-    """Every audio file under `folder` (recursively, sorted so runs are reproducible)."""
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+    """Every audio (or video) file under `folder` (recursively, sorted so runs are reproducible), and the
+    other files it passed over with the reason; hidden files (`.DS_Store`, `._x.wav`) are not reported."""
+    files, skipped = [], []
+    for f in sorted(folder.rglob("*")):
+        if not f.is_file() or any(part.startswith(".") for part in f.relative_to(folder).parts):
+            continue
+        if f.suffix.lower() in AUDIO_EXTENSIONS:
+            files.append(f)
+        else:
+            skipped.append((str(f), f"not an audio or video file by its extension ({f.suffix or 'none'})"))
     items = [SourceItem(key=str(f.resolve()), path=str(f.resolve())) for f in files]
-    return Source(str(folder), items, {})
+    return Source(str(folder), items, {}, skipped=skipped)
 
 
 def read_manifest(path: Path) -> Source:

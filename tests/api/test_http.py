@@ -329,3 +329,25 @@ def test_openapi_documents_every_endpoint(client: httpx.Client) -> None:
               "/similarity", "/export", "/collection", "/health"):
         assert p in paths
     assert "multipart/form-data" in paths["/search/audio"]["post"]["requestBody"]["content"]
+
+
+def test_an_m4a_upload_finds_the_clip_it_was_made_from(client: httpx.Client, searcher, tmp_path) -> None:
+    """Uploads accept what the indexer reads: an AAC re-encoding of clip 7 ranks clip 7 first."""
+    from fractions import Fraction
+
+    import av
+
+    path = searcher.cursor().execute("SELECT source_path FROM clips WHERE id = 7").fetchone()[0]
+    wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    target = tmp_path / "q.m4a"
+    with av.open(str(target), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        planar = np.ascontiguousarray(wave.T[:1])
+        for i in range(0, planar.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i : i + 1024]), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    body = client.post("/search/audio", files={"file": ("q.m4a", target.read_bytes(), "audio/mp4")},
+                       data={"top_k": "3"}).json()
+    assert body["hits"][0]["id"] == 7
