@@ -194,8 +194,8 @@ def make_corpus(root: Path, clips: int, repeat: int) -> tuple[Path, float]:
 def run_one(label: str, encoder: Encoder, manifest: Path, root: Path, workers: int, batch_seconds: float,
             attributes: bool = False) -> list[str]:
     from indexer.decode import process
-    from indexer.manifest import read_source
     from indexer.pipeline import run_index
+    from searchengine.manifest import read_source
 
     collection = root / f"coll-{label}"
     shutil.rmtree(collection, ignore_errors=True)
