@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -327,15 +328,113 @@ class Encoder(ABC):
         return f"{type(self).__name__}(model_id={self.model_id!r}, device={self.device})"
 
 
-class ClspEncoder(Encoder):
-    """Encoder over one of our CLSP checkpoints (clsp-mini or anything `clsp-search train` wrote)."""
+DEFAULT_TEXT_CACHE_SIZE = 4096
+#: Calls with at most this many texts (search queries) use the ONNX text path on CPU; at 16 texts a call
+#: ONNX Runtime and torch were level, at 64 torch was ahead (2-core CPU, 2026-12-06).
+ONNX_TEXT_MAX_TEXTS = 16
 
-    def __init__(self, model: torch.nn.Module, name: str, checksum: str, device: torch.device) -> None:
+
+class TextVectorCache:
+    """A thread-safe LRU of text vectors keyed by (model id, backend, text); several encoders may share
+    one, since the model id is part of the key. Stored and returned arrays are copies, so a caller that
+    mutates what it got changes neither the cache nor what the next caller gets."""
+
+    def __init__(self, size: int = DEFAULT_TEXT_CACHE_SIZE) -> None:
+        self.size = int(size)
+        self._entries: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> np.ndarray | None:
+        with self._lock:
+            vector = self._entries.get(key)
+            if vector is None:
+                return None
+            self._entries.move_to_end(key)
+            return vector.copy()
+
+    def put(self, key: tuple[str, str, str], vector: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[key] = np.array(vector, dtype=np.float32, copy=True)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class ClspEncoder(Encoder):
+    """Encoder over one of our CLSP checkpoints (clsp-mini or anything `clsp-search train` wrote).
+
+    On CPU, calls of at most `ONNX_TEXT_MAX_TEXTS` texts (queries) run on ONNX Runtime
+    (`searchengine/model/onnx_text.py`; the graph is exported on first use); larger calls (captions at
+    indexing) run on torch, which is as fast there (benchmarks/RESULTS.md, "Text query encoding").
+    Torch is the reference and the fallback when the export or the load fails, on other devices, and
+    when `text_backend` (default: `$CLSP_SEARCH_TEXT_BACKEND`, else "auto") is "torch". Text vectors
+    are kept in an LRU (`text_cache`, 4096 texts) keyed by model id, backend and text."""
+
+    def __init__(self, model: torch.nn.Module, name: str, checksum: str, device: torch.device,
+                 text_backend: str | None = None, text_cache: TextVectorCache | None = None) -> None:
+        from searchengine.model.onnx_text import BACKENDS, backend_from_env
+
         self.model = model.to(device).eval()
         self.name = name
         self.model_id = f"{name}@{checksum}"
         self.dim = model.embed_dim
         self.device = device
+        self.text_backend = backend_from_env() if text_backend is None else text_backend
+        if self.text_backend not in BACKENDS:
+            raise ValueError(f"text_backend {self.text_backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.text_cache = TextVectorCache() if text_cache is None else text_cache
+        self._onnx_text: Any = None  # None: not tried yet; False: unavailable; else an OnnxTextPath
+        self._onnx_lock = threading.Lock()
+
+    def active_text_backend(self) -> str:
+        """The backend a query-sized call runs on ("onnx" or "torch"); may export the graph."""
+        return "onnx" if self._onnx_text_path() is not None else "torch"
+
+    def _onnx_text_path(self) -> Any:
+        if self.text_backend == "torch" or self.device.type != "cpu":
+            return None
+        if self._onnx_text is None:
+            with self._onnx_lock:
+                if self._onnx_text is None:
+                    from searchengine.model.onnx_text import open_text_path
+
+                    self._onnx_text = open_text_path(self.model, self.model_id) or False
+        return self._onnx_text or None
+
+    def encode_text(self, texts: str | Sequence[str], batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
+        """Embed texts -> float32 [N, dim], L2-normalised; texts seen before come from `text_cache`."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        output = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return output
+        onnx_text = self._onnx_text_path() if len(texts) <= ONNX_TEXT_MAX_TEXTS else None
+        backend = "torch" if onnx_text is None else "onnx"
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            cached = self.text_cache.get((self.model_id, backend, text))
+            if cached is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                output[i] = cached
+        if missing:
+            unique = list(missing)
+            if onnx_text is None:
+                vectors = super().encode_text(unique, batch_size, show_progress)
+            else:
+                vectors = _normalise(torch.from_numpy(onnx_text(unique)))
+            for text, vector in zip(unique, vectors, strict=True):
+                output[missing[text]] = vector
+                self.text_cache.put((self.model_id, backend, text), vector)
+        return output
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return to_device(batch, self.device)

@@ -1,0 +1,215 @@
+"""Our CLSP text path (tokens -> normalised 512-d vector) on ONNX Runtime, for fast CPU text queries.
+
+The torch path (`CLSP.encode_text`) stays the reference. It selects real tokens with boolean-mask
+indexing and sums them with `index_add_`, which the TorchScript ONNX exporter may export wrongly, so
+the graph is exported from `TextPath`, which computes the same math over every position and lets the
+mask do the selecting: token memory blend and projection head on every position (padding included),
+then the mean over real tokens. Padding rows are computed and multiplied by zero, so the vectors
+equal the torch path's up to float rounding (checked by tests/model/test_onnx_text.py).
+
+The graph is exported lazily, the first time a text is encoded, into a cache directory
+(`~/.cache/clsp-search/onnx/`, or `$CLSP_SEARCH_CACHE/onnx/`), one file per model id, fingerprint of
+the text-path weights and `EXPORT_VERSION`, written atomically (temporary file, fsync, rename), so
+later processes load it; only the newest `KEEP_GRAPHS` files are kept. The fingerprint guards against
+two in-memory models that share an id.
+
+int8 dynamic quantisation was tried and not adopted (benchmarks/RESULTS.md, "Text query encoding").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Bump when `TextPath` or the export settings change: older files are then ignored.
+EXPORT_VERSION = 1
+CACHE_ENV = "CLSP_SEARCH_CACHE"
+BACKEND_ENV = "CLSP_SEARCH_TEXT_BACKEND"
+BACKENDS = ("auto", "onnx", "torch")
+OPSET = 17
+#: Exported graphs kept in the cache directory, newest first (see `prune`).
+KEEP_GRAPHS = 8
+
+
+def cache_dir() -> Path:
+    """Where exported graphs live: `$CLSP_SEARCH_CACHE/onnx` or `~/.cache/clsp-search/onnx`."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "clsp-search") / "onnx"
+
+
+def backend_from_env(default: str = "auto") -> str:
+    value = os.environ.get(BACKEND_ENV, "").strip().lower() or default
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={value!r}: expected one of {', '.join(BACKENDS)}")
+    return value
+
+
+class UnsupportedModel(ValueError):
+    """The model's text path has no ONNX export here (its callers use torch)."""
+
+
+class TextPath(nn.Module):
+    """Export-only view of `CLSP.encode_text`: input_ids, attention_mask (and token_type_ids) -> [B, E]
+    unit vectors, with no data-dependent indexing."""
+
+    def __init__(self, clsp: nn.Module) -> None:
+        super().__init__()
+        tower, head = clsp.text_tower, clsp.text_head
+        pooling = getattr(tower, "pooling", None)
+        if pooling not in ("head_mean", "mean", "cls"):
+            raise UnsupportedModel(f"no ONNX text path for pooling {pooling!r}")
+        self.pooling = pooling
+        self.bert = tower.model
+        self.memory = tower.memory if pooling == "head_mean" else None
+        self.head = head
+
+    def _blend(self, x: torch.Tensor) -> torch.Tensor:
+        """TokenMemory's blend over rows [N, D], unchunked (every row independent, as there)."""
+        memory = self.memory
+        centroids = memory.centroids.float()
+        squared_norms = (centroids * centroids).sum(dim=1)
+        distances = (x * x).sum(dim=1, keepdim=True) - 2.0 * x @ centroids.T + squared_norms
+        nearest, index = distances.topk(memory.neighbours, dim=1, largest=False)
+        weights = torch.softmax(-(nearest - nearest[:, :1]) / (memory.temperature * memory.scale), dim=1)
+        blended = (weights.unsqueeze(-1) * centroids[index]).sum(dim=1)
+        return (1.0 - memory.weight) * x + memory.weight * blended
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)  # [B, T, 1]
+        count = mask.sum(dim=1).clamp(min=1.0)
+        if self.pooling == "cls":
+            out = self.head.mlp(self.head.projection(hidden[:, 0]))
+        elif self.pooling == "mean":
+            out = self.head.mlp(self.head.projection((hidden * mask).sum(dim=1) / count))
+        else:
+            if self.memory is not None:
+                shape = hidden.shape
+                hidden = self._blend(hidden.reshape(-1, shape[-1])).reshape(shape)
+            mapped = self.head.mlp(self.head.projection(hidden))  # [B, T, E], every position
+            out = (mapped * mask).sum(dim=1) / count
+        return nn.functional.normalize(out, dim=-1)
+
+
+def fingerprint(clsp: nn.Module) -> str:
+    """A short hash of the text path's weights: the head and memory in full, a sample of the tower's
+    tensors (the first 4096 values of each), and the tower config. Cheap (tens of ms)."""
+    digest = hashlib.blake2b(digest_size=8)
+    tower = clsp.text_tower
+    digest.update(repr(sorted((k, repr(v)) for k, v in getattr(tower, "config", {}).items())).encode())
+    for prefix, module, full in (("head", clsp.text_head, True), ("tower", tower, False)):
+        for name, tensor in sorted(module.state_dict().items()):
+            flat = tensor.detach().reshape(-1)
+            if not full and not name.startswith("memory."):
+                flat = flat[:4096]
+            digest.update(f"{prefix}.{name}{tuple(tensor.shape)}".encode())
+            digest.update(flat.float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def graph_path(model_id: str, print_: str, directory: Path | None = None) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id.replace("@", "-"))
+    return (directory or cache_dir()) / f"{safe}-{print_}-text-v{EXPORT_VERSION}.onnx"
+
+
+def export(clsp: nn.Module, path: Path, input_names: list[str]) -> Path:
+    """Export the text path of `clsp` to `path` atomically (tmp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = TextPath(clsp).eval()
+    example = clsp.text_tower.prepare(["a calm low voice", "a breathy young woman whispering in a hall"])
+    args = tuple(example[name] for name in input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes["embedding"] = {0: "batch"}
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.onnx", dir=path.parent)
+    os.close(handle)
+    try:
+        os.chmod(tmp, 0o644)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about the tokenizer-shaped branches of BERT
+            torch.onnx.export(wrapper, args, tmp, input_names=input_names, output_names=["embedding"],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        with open(tmp, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+        try:  # make the rename itself durable
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError:
+            pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    prune(path.parent, keep=KEEP_GRAPHS)
+    return path
+
+
+def prune(directory: Path, keep: int) -> None:
+    """Delete all but the `keep` newest graphs (each is about 110 MB; every new checkpoint adds one)."""
+    graphs = sorted(directory.glob("*-text-v*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in graphs[keep:]:
+        old.unlink(missing_ok=True)
+
+
+class OnnxTextPath:
+    """One ONNX Runtime session over a model's text path: `texts -> [B, E] float32` unit vectors."""
+
+    def __init__(self, clsp: nn.Module, model_id: str, directory: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        self.tower = clsp.text_tower
+        probe = self.tower.prepare(["x"])
+        self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+        self.path = graph_path(model_id, fingerprint(clsp), directory)
+        if not self.path.exists():
+            log.info("exporting the text path of %s to %s", model_id, self.path)
+            export(clsp, self.path, self.input_names)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def prepare(self, texts: list[str]) -> dict[str, np.ndarray]:
+        batch = self.tower.prepare(texts)  # the tower's own tokenizer call: same ids as the torch path
+        return {name: batch[name].numpy().astype(np.int64, copy=False) for name in self.input_names}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.session.run(None, self.prepare(texts))[0]
+
+
+_LOCK = threading.Lock()
+
+
+def open_text_path(clsp: nn.Module, model_id: str, directory: Path | None = None) -> OnnxTextPath | None:
+    """An `OnnxTextPath`, or None (with one warning) when the export or the load fails."""
+    with _LOCK:  # one export at a time in this process; the rename makes it safe across processes
+        try:
+            return OnnxTextPath(clsp, model_id, directory)
+        except Exception as exc:  # noqa: BLE001 - any failure means: use torch
+            level = logging.INFO if isinstance(exc, UnsupportedModel) else logging.WARNING
+            log.log(level, "ONNX text path unavailable for %s, using torch: %s: %s",
+                    model_id, type(exc).__name__, exc)
+            return None
+
+
+def as_tensor(vectors: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+__all__ = ["BACKENDS", "BACKEND_ENV", "CACHE_ENV", "EXPORT_VERSION", "OnnxTextPath", "TextPath",
+           "UnsupportedModel", "backend_from_env", "cache_dir", "export", "fingerprint", "graph_path",
+           "open_text_path"]

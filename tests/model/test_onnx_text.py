@@ -1,0 +1,131 @@
+"""The text path on ONNX Runtime gives the torch path's vectors; the text-vector cache; the fallback."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from searchengine.model import load_model, onnx_text
+from searchengine.model.encoder import ONNX_TEXT_MAX_TEXTS, ClspEncoder, TextVectorCache
+
+LONG = ("The recording is clean and close to the microphone; the speaker is an older man with a deep, "
+        "gravelly and slightly hoarse voice, a strong Scottish accent, a slow and deliberate pace with "
+        "long pauses between phrases, very little variation in pitch, a quiet, almost murmured delivery, "
+        "and a warm, dark timbre that stays steady from the first word to the last, as if he were reading "
+        "a bedtime story to a child in a small, carpeted room late at night with the window closed.")
+TEXTS = [
+    "fast", "whisper", "deep", "calm older man", "a breathy young woman whispering in a reverberant room",
+    "A calm, low-pitched man speaking slowly.", "fast high voice", "telephone quality, noisy",
+    "An adult woman with a British accent speaks quickly and loudly over a heavy hiss.",
+    "monotone", "bright energetic delivery", "very distant, with heavy echo", "soft-spoken child",
+    "Casting note: seeking an adult man with an American accent who speaks at a relaxed pace.",
+    "quiet", "a gravelly, hoarse voice", "studio-clean narration by a middle-aged woman",
+    "¿qué? — émigré naïve café", "x", LONG,
+]
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        root = tmp_path_factory.mktemp("clsp-cache")
+        patch.setenv(onnx_text.CACHE_ENV, str(root))
+        patch.delenv(onnx_text.BACKEND_ENV, raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def bundled(cache_root):
+    return load_model("clsp-mini", device="cpu")
+
+
+def _pair(encoder: ClspEncoder) -> ClspEncoder:
+    """A second encoder over the same model, forced onto torch."""
+    return ClspEncoder(encoder.model, encoder.name, encoder.model_id.split("@")[1], encoder.device, text_backend="torch")
+
+
+@pytest.mark.slow
+def test_onnx_matches_torch_on_varied_texts(bundled, cache_root):
+    assert len(bundled.model.text_tower.tokenizer(LONG)["input_ids"]) > 100
+    assert bundled.active_text_backend() == "onnx"
+    reference = _pair(bundled)
+    single = np.stack([bundled.encode_text(t)[0] for t in TEXTS])
+    batched = bundled._onnx_text_path()(TEXTS)  # one batch mixing 1-token and 128-token texts
+    expected = reference.encode_text(TEXTS)
+    assert (single * expected).sum(axis=1).min() >= 0.999
+    assert (batched * expected).sum(axis=1).min() >= 0.999
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    bundled.text_cache.clear()
+    small = bundled.encode_text(TEXTS[-ONNX_TEXT_MAX_TEXTS:])  # a query-sized call: ONNX
+    assert (small * expected[-ONNX_TEXT_MAX_TEXTS:]).sum(axis=1).min() >= 0.999
+    # a bulk call (captions at indexing) runs on torch: the reference vectors themselves
+    np.testing.assert_allclose(bundled.encode_text(TEXTS), expected, rtol=0, atol=1e-6)
+    graphs = list((cache_root / "onnx").glob("clsp-mini-*.onnx"))
+    assert len(graphs) == 1 and not list((cache_root / "onnx").glob("*.tmp*"))
+
+
+@pytest.mark.slow
+def test_exported_graph_is_reused(bundled, cache_root):
+    bundled.encode_text("warm up")
+    graph = bundled._onnx_text_path().path
+    stamp = graph.stat().st_mtime_ns
+    again = load_model("clsp-mini", device="cpu")
+    again.encode_text("a second process would load the same file")
+    assert again._onnx_text_path().path == graph and graph.stat().st_mtime_ns == stamp
+
+
+def test_mean_pooling_model_matches_torch(random_clsp_mini, cache_root):
+    encoder = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"))
+    assert encoder.active_text_backend() == "onnx"
+    got = encoder._onnx_text_path()(TEXTS)
+    expected = _pair(encoder).encode_text(TEXTS)
+    assert (got * expected).sum(axis=1).min() >= 0.999
+
+
+def test_cache_is_keyed_by_model_and_returns_copies(bundled, random_clsp_mini, cache_root):
+    shared = TextVectorCache(size=8)
+    a = ClspEncoder(bundled.model, "clsp-mini", bundled.model_id.split("@")[1], bundled.device, text_cache=shared)
+    b = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"), text_cache=shared)
+    va, vb = a.encode_text("a calm voice"), b.encode_text("a calm voice")
+    assert len(shared) == 2 and not np.allclose(va, vb)
+    first = a.encode_text(["a calm voice"])
+    second = a.encode_text(["a calm voice"])
+    np.testing.assert_array_equal(first, va)
+    first[:] = 0.0  # a caller that writes into its result changes nothing for the next one
+    np.testing.assert_array_equal(a.encode_text("a calm voice"), second)
+    assert len(shared) == 2
+    for i in range(10):  # LRU: bounded
+        a.encode_text(f"text {i}")
+    assert len(shared) == 8
+
+
+def test_torch_forced_by_env(monkeypatch, bundled, cache_root):
+    monkeypatch.setenv(onnx_text.BACKEND_ENV, "torch")
+    encoder = ClspEncoder(bundled.model, "clsp-mini", "forced-torch", bundled.device)
+    assert encoder.text_backend == "torch" and encoder.active_text_backend() == "torch"
+    got = encoder.encode_text(TEXTS[:4])
+    with torch.inference_mode():
+        expected = bundled.model.encode_text(**bundled.model.text_tower.prepare(TEXTS[:4])).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert not list((cache_root / "onnx").glob("clsp-mini-forced-torch-*"))
+    monkeypatch.setenv(onnx_text.BACKEND_ENV, "tensorflow")
+    with pytest.raises(ValueError):
+        ClspEncoder(bundled.model, "clsp-mini", "bad", bundled.device)
+
+
+def test_failed_export_falls_back_to_torch_with_a_warning(monkeypatch, random_clsp_mini, cache_root, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(onnx_text, "export", broken)
+    encoder = ClspEncoder(random_clsp_mini, "clsp-mini-random", "broken-export", torch.device("cpu"))
+    with caplog.at_level(logging.WARNING, logger=onnx_text.__name__):
+        got = encoder.encode_text(["fast", "slow"])
+        encoder.encode_text(["again"])
+    assert encoder.active_text_backend() == "torch"
+    assert sum("exporter exploded" in r.getMessage() for r in caplog.records) == 1
+    with torch.inference_mode():
+        expected = random_clsp_mini.encode_text(**random_clsp_mini.text_tower.prepare(["fast", "slow"])).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
