@@ -196,17 +196,23 @@ def _read_with_ffmpeg(p: Path, start: float | None, end: float | None,
         raise
     except (av.FFmpegError, ValueError, OSError, IndexError) as exc:
         # The decoders' own messages name the file (a server's temporary path): keep their reasons only.
-        sndfile_reason = getattr(libsndfile_error, "error_string", None) or type(libsndfile_error).__name__
-        ffmpeg_reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise NotAudioError(p, f"not a readable audio or video file (libsndfile: {sndfile_reason}; "
-                               f"ffmpeg: {ffmpeg_reason})") from exc
+        raise _unreadable(p, libsndfile_error, getattr(exc, "strerror", None) or type(exc).__name__) from exc
     if not pieces:
-        raise EmptyAudioError(p, "no audio frames")
+        # ffmpeg picks some demuxers by extension alone (text named .flac opens as FLAC and yields
+        # nothing): a non-empty file with nothing decodable is not audio, not an empty recording.
+        raise _unreadable(p, libsndfile_error, "no decodable audio")
     frames = np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
     offset = first_sample or 0
     lo = 0 if start is None else max(0, round(start * sr) - offset)
     hi = len(frames) if end is None else max(lo, min(len(frames), round(end * sr) - offset))
     return frames[lo:hi], int(sr), int(channels)
+
+
+def _unreadable(p: Path, libsndfile_error: Exception, ffmpeg_reason: str) -> NotAudioError:
+    """Both decoders' reasons without their messages, which name the file (a server's temporary path)."""
+    sndfile_reason = getattr(libsndfile_error, "error_string", None) or type(libsndfile_error).__name__
+    return NotAudioError(p, f"not a readable audio or video file (libsndfile: {sndfile_reason}; "
+                            f"ffmpeg: {ffmpeg_reason})")
 
 
 def audio_seconds(path: str | os.PathLike, at_most: float | None = None) -> float:

@@ -22,6 +22,20 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = os.environ.get("CLSP_SEARCH_TEST_MODEL", "clsp-mini")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Exported ONNX graphs go to the session's temporary folder, not the user's ~/.cache; servers
+    and commands the tests start inherit it through the environment."""
+    root = tmp_path_factory.mktemp("clsp-search-cache")
+    previous = os.environ.get("CLSP_SEARCH_CACHE")
+    os.environ["CLSP_SEARCH_CACHE"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("CLSP_SEARCH_CACHE", None)
+    else:
+        os.environ["CLSP_SEARCH_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def model_spec() -> str:
     """The name or path tests pass as `--model` / `model_spec`."""

@@ -94,6 +94,10 @@ def test_files_ffmpeg_cannot_read_are_one_clear_error(tmp_path):
     garbage.write_bytes(b"\x00\x00\x00\x18ftypM4A " + bytes(range(256)) * 8)
     with pytest.raises(NotAudioError, match="not a readable audio or video file"):
         decode(garbage)
+    text_named_flac = tmp_path / "notes.flac"  # ffmpeg's FLAC demuxer opens it by extension, decodes nothing
+    text_named_flac.write_text("this is not audio")
+    with pytest.raises(NotAudioError, match="no decodable audio"):
+        decode(text_named_flac)
     (tmp_path / "empty.opus").write_bytes(b"")
     with pytest.raises(EmptyAudioError):
         decode(tmp_path / "empty.opus")
