@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 RankedLists = Mapping[str, Mapping[int, tuple[float, Any]]]
 """index name -> {clip id: (cosine, evidence)}."""
 
@@ -70,13 +72,18 @@ FUSIONS: dict[str, Callable[[RankedLists, Mapping[str, float]], dict[int, float]
 """Fusion modes by the name a query gives (`SearchOptions.fusion`, the API's `fusion`)."""
 
 
-def contribution(kind: str, cid: int, lists: RankedLists) -> float:
-    """How strongly index `kind` vouches for clip `cid`: its reciprocal rank in that list. A hit's
-    `matched` index is the one with the largest weighted contribution, whichever fusion ranked it."""
-    found = lists[kind]
-    score = found[cid][0]
-    rank = 1 + sum(1 for s, _ in found.values() if s > score)
-    return 1.0 / (RRF_K + rank)
+def contributions(lists: RankedLists) -> dict[str, dict[int, float]]:
+    """How strongly each index vouches for each clip it found: the reciprocal of its rank there (1 +
+    the number of strictly better scores, so ties share a rank). A hit's `matched` index is the one
+    with the largest weighted contribution, whichever fusion ranked it."""
+    out: dict[str, dict[int, float]] = {}
+    for kind, found in lists.items():
+        ids = list(found)
+        scores = np.array([found[cid][0] for cid in ids], dtype=np.float64)
+        descending = -np.sort(-scores)
+        ranks = 1 + np.searchsorted(-descending, -scores, side="left")
+        out[kind] = {cid: 1.0 / (RRF_K + int(r)) for cid, r in zip(ids, ranks, strict=True)}
+    return out
 
 
 __all__ = [
@@ -86,7 +93,7 @@ __all__ = [
     "FUSION_DEPTH",
     "RRF_K",
     "RankedLists",
-    "contribution",
+    "contributions",
     "rrf",
     "weighted_sum",
 ]

@@ -45,10 +45,11 @@ from searchengine.fusion import (
     DEFAULT_WEIGHTS,
     FUSION_DEPTH,
     FUSIONS,
-    contribution,
+    contributions,
     rrf,
     weighted_sum,
 )
+from searchengine.model.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, TextQueryBatcher
 from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
 from searchengine.store.faiss_index import search_groups, search_ids
 
@@ -187,6 +188,8 @@ class Searcher:
             raise ModelMismatchError(collection.path, collection.model_id, encoder.model_id)
         self.collection = collection
         self.encoder = encoder
+        self._text_batcher: TextQueryBatcher | None = None
+        self._caption_owners: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # kind -> (size, ids, clips)
         self.columns: dict[str, Column] = filterable_columns(collection.con.cursor())
 
     @classmethod
@@ -196,17 +199,33 @@ class Searcher:
         return cls(collection, resolve_encoder(collection, model, device))
 
     def close(self) -> None:
+        if self._text_batcher is not None:
+            self._text_batcher.close()
         self.collection.close()
+
+    def batch_text_queries(self, window_s: float = DEFAULT_WINDOW_S, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        """Answer text queries from concurrent threads (a server's requests) in batched encoder calls
+        (`searchengine/model/batching.py`); a query waits at most `window_s` for company."""
+        if self._text_batcher is None and self.encoder is not None:
+            self._text_batcher = TextQueryBatcher(self.encoder.encode_text, window_s, max_batch)
 
     def cursor(self) -> Any:
         """A DuckDB cursor of its own (one per request / thread)."""
         return self.collection.con.cursor()
+
+    def warm_up(self) -> None:
+        """Make the first query as fast as the next: the text path is built on its first use (the ONNX
+        graph exported or loaded), which a server does at start rather than on a user's query."""
+        if self.encoder is not None:
+            self.encoder.encode_text(["a voice"])
 
     # ------------------------------------------------------------------------------ embeddings
     def embed_text(self, query: str) -> np.ndarray:
         query = (query or "").strip()
         if not query:
             raise SearchError("the query is empty: describe the voice you are looking for")
+        if self._text_batcher is not None:
+            return self._text_batcher.encode(query)
         return self.encoder.encode_text([query])[0]
 
     def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
@@ -357,17 +376,21 @@ class Searcher:
                 ).fetchnumpy()["id"],
                 np.int64,
             )
-        return search_groups(index, q, n, lambda cap_ids: self._caption_owners(cap_ids, con), allowed_caps,
+        owners = self._caption_owner_table(kind, con)
+        return search_groups(index, q, n, lambda cap_ids: _owners_of(cap_ids, *owners), allowed_caps,
                              excluded, strategy, per_group=per_clip)
 
-    @staticmethod
-    def _caption_owners(caption_ids: np.ndarray, con: Any) -> dict[int, int]:
-        if not len(caption_ids):
-            return {}
-        rows = con.execute(
-            "SELECT id, clip_id FROM captions WHERE list_contains(?, id)", [caption_ids.astype(np.int64).tolist()]
-        ).fetchall()
-        return {int(a): int(b) for a, b in rows}
+    def _caption_owner_table(self, kind: str, con: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Caption ids of one caption index (sorted) and the clip each belongs to, read once per index
+        size rather than once per query: a query maps hundreds of caption hits to clips, and a DuckDB
+        round trip per query cost more than the FAISS search. 16 bytes a caption (64 MB for 4M)."""
+        size = self.collection.index(kind).ntotal
+        cached = self._caption_owners.get(kind)
+        if cached is None or cached[0] != size:
+            rows = con.execute("SELECT id, clip_id FROM captions WHERE kind = ? ORDER BY id", [kind]).fetchnumpy()
+            cached = (size, np.asarray(rows["id"], np.int64), np.asarray(rows["clip_id"], np.int64))
+            self._caption_owners[kind] = cached
+        return cached[1], cached[2]
 
     def _complete_scores(
         self, q: np.ndarray, lists: dict[str, dict[int, tuple[float, int | None]]], con: Any
@@ -405,20 +428,13 @@ class Searcher:
         options: SearchOptions,
         con: Any,
     ) -> list[Hit]:
-        records = self.clips(page_ids, con)
-        caption_ids = [lists[k][c][1] for c in page_ids for k in lists if c in lists[k] and lists[k][c][1] is not None]
-        texts = {}
-        if caption_ids:
-            texts = {
-                int(i): (k, t)
-                for i, k, t in con.execute(
-                    "SELECT id, kind, text FROM captions WHERE list_contains(?, id)", [caption_ids]
-                ).fetchall()
-            }
+        texts: dict[int, tuple[str, str]] = {}  # caption id -> (kind, text), of the page's clips
+        records = self._clip_records(page_ids, con, texts)
+        vouched = contributions(lists)
         hits: list[Hit] = []
         for n, cid in enumerate(page_ids):
             scores = {k: round(lists[k][cid][0], 6) for k in lists if cid in lists[k]}
-            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * contribution(k, cid, lists), -INDEXES.index(k)))
+            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * vouched[k][cid], -INDEXES.index(k)))
             cap = lists[matched][cid][1]
             caption = None
             if cap is None:  # speech matched best; still say which caption agreed most, if any did
@@ -444,6 +460,11 @@ class Searcher:
 
     def clips(self, ids: Sequence[int], con: Any = None) -> dict[int, dict[str, Any]]:
         """Metadata and captions of clips: id -> {"clip": {...}, "captions": {"global", "fine"}}."""
+        return self._clip_records(ids, con)
+
+    def _clip_records(self, ids: Sequence[int], con: Any = None,
+                      caption_texts: dict[int, tuple[str, str]] | None = None) -> dict[int, dict[str, Any]]:
+        """`clips`, also filling `caption_texts` (caption id -> (kind, text)) from the same read."""
         if not ids:
             return {}
         con = con or self.cursor()
@@ -458,9 +479,11 @@ class Searcher:
         for row in rows:
             clip = {n: _jsonable(v) for n, v in zip(names, row, strict=False)}
             out[int(clip["id"])] = {"clip": clip, "captions": {"global": None, "fine": []}}
-        for cid, kind, text in con.execute(
-            "SELECT clip_id, kind, text FROM captions WHERE list_contains(?, clip_id) ORDER BY id", [list(out)]
+        for cap_id, cid, kind, text in con.execute(
+            "SELECT id, clip_id, kind, text FROM captions WHERE list_contains(?, clip_id) ORDER BY id", [list(out)]
         ).fetchall():
+            if caption_texts is not None:
+                caption_texts[int(cap_id)] = (kind, text)
             caps = out[int(cid)]["captions"]
             if kind == "global":
                 caps["global"] = text
@@ -549,6 +572,16 @@ def check_template(template: str) -> None:
         raise SearchError("template must contain exactly one '{}' (where the label goes) and no other braces")
     if len(template) > 500:
         raise SearchError("template is longer than 500 characters")
+
+
+def _owners_of(caption_ids: np.ndarray, sorted_ids: np.ndarray, clip_ids: np.ndarray) -> dict[int, int]:
+    """caption id -> clip id for the given ids (ids not in the table are left out)."""
+    caption_ids = np.asarray(caption_ids, np.int64)
+    at = np.minimum(np.searchsorted(sorted_ids, caption_ids), max(len(sorted_ids) - 1, 0))
+    if not len(sorted_ids):
+        return {}
+    known = sorted_ids[at] == caption_ids
+    return dict(zip(caption_ids[known].tolist(), clip_ids[at[known]].tolist(), strict=True))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from searchengine.fusion import contributions
 from searchengine.search import Searcher, SearchOptions, rrf, search_ids, weighted_sum
 from searchengine.store import Caption, Collection
 
@@ -100,6 +101,8 @@ def test_fusion_functions() -> None:
     assert max(fused, key=fused.get) == 2 and fused[1] == pytest.approx(1 / 61)
     ws = weighted_sum(lists, {"speech": 1.0, "global": 1.0})
     assert ws[2] == pytest.approx((0.8 + 0.95) / 2) and ws[1] == pytest.approx(0.9)
+    tied = {"speech": {1: (0.9, None), 2: (0.7, None), 3: (0.9, None), 4: (0.2, None)}}
+    assert contributions(tied)["speech"] == {1: 1 / 61, 3: 1 / 61, 2: 1 / 63, 4: 1 / 64}  # ties share a rank
 
 
 def test_search_ids_handles_empty_and_exhausted(searcher: Searcher) -> None:
