@@ -33,7 +33,6 @@ def create_app(
     settings = settings or Settings()
     searcher = searcher or Searcher.open(collection_dir, model=settings.model, device=settings.device)
     searcher.warm_up()
-    searcher.batch_text_queries(settings.text_batch_window_s)
     app = FastAPI(
         title="clsp-search",
         version="0.1.0",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchengine.model.batching import DEFAULT_WINDOW_S
 from searchengine.search import MAX_PAGE_TOP_K
 
 
@@ -28,4 +27,3 @@ class Settings:
     web_dir: Path | None = None  # None: the repository's web/ when it has an index.html
     model: str | None = None  # model name/path; None: the one the collection records
     device: str = "cpu"
-    text_batch_window_s: float = DEFAULT_WINDOW_S  # concurrent text queries wait this long to share a batch

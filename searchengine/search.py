@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,7 +49,7 @@ from searchengine.fusion import (
     rrf,
     weighted_sum,
 )
-from searchengine.model.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, TextQueryBatcher
+from searchengine.lru import LruCache
 from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
 from searchengine.store.faiss_index import search_groups, search_ids
 
@@ -70,6 +70,9 @@ MAX_PAGE_TOP_K = 1000
 """The most hits one page of interactive results may ask for: the HTTP API's schema bound and the
 default of its configurable limit (`api.settings.Limits.max_top_k`). A person reads far fewer; deeper
 pages are what `offset` and exports are for."""
+
+RECORD_CACHE_SIZE = 20_000
+"""Clip records (columns and captions) a Searcher keeps in memory, most recently shown first."""
 
 
 class SearchError(ValueError):
@@ -125,7 +128,12 @@ class Hit:
     captions: dict[str, Any] = field(default_factory=dict)  # {"global": str | None, "fine": [str]}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A JSON-ready dict with copies of the containers (`asdict` deep-copies every value, which
+        cost more than the search itself for a page of 20 hits with their metadata)."""
+        captions = {k: list(v) if isinstance(v, list) else v for k, v in self.captions.items()}
+        return {"id": self.id, "rank": self.rank, "score": self.score, "matched": self.matched,
+                "scores": dict(self.scores), "caption": None if self.caption is None else dict(self.caption),
+                "clip": {k: _copied(v) for k, v in self.clip.items()}, "captions": captions}
 
 
 class AudioSource(NamedTuple):
@@ -151,8 +159,8 @@ class SearchPage:
     excluded: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["hits"] = [h.to_dict() for h in self.hits]
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out.update(hits=[h.to_dict() for h in self.hits], indexes=list(self.indexes), excluded=list(self.excluded))
         return out
 
 
@@ -188,8 +196,8 @@ class Searcher:
             raise ModelMismatchError(collection.path, collection.model_id, encoder.model_id)
         self.collection = collection
         self.encoder = encoder
-        self._text_batcher: TextQueryBatcher | None = None
         self._caption_owners: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # kind -> (size, ids, clips)
+        self._record_cache = LruCache(RECORD_CACHE_SIZE)
         self.columns: dict[str, Column] = filterable_columns(collection.con.cursor())
 
     @classmethod
@@ -199,15 +207,7 @@ class Searcher:
         return cls(collection, resolve_encoder(collection, model, device))
 
     def close(self) -> None:
-        if self._text_batcher is not None:
-            self._text_batcher.close()
         self.collection.close()
-
-    def batch_text_queries(self, window_s: float = DEFAULT_WINDOW_S, max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        """Answer text queries from concurrent threads (a server's requests) in batched encoder calls
-        (`searchengine/model/batching.py`); a query waits at most `window_s` for company."""
-        if self._text_batcher is None and self.encoder is not None:
-            self._text_batcher = TextQueryBatcher(self.encoder.encode_text, window_s, max_batch)
 
     def cursor(self) -> Any:
         """A DuckDB cursor of its own (one per request / thread)."""
@@ -224,8 +224,6 @@ class Searcher:
         query = (query or "").strip()
         if not query:
             raise SearchError("the query is empty: describe the voice you are looking for")
-        if self._text_batcher is not None:
-            return self._text_batcher.encode(query)
         return self.encoder.encode_text([query])[0]
 
     def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
@@ -464,31 +462,48 @@ class Searcher:
 
     def _clip_records(self, ids: Sequence[int], con: Any = None,
                       caption_texts: dict[int, tuple[str, str]] | None = None) -> dict[int, dict[str, Any]]:
-        """`clips`, also filling `caption_texts` (caption id -> (kind, text)) from the same read."""
+        """`clips`, also filling `caption_texts` (caption id -> (kind, text)) from the same read.
+
+        Records are kept in a bounded LRU (`RECORD_CACHE_SIZE` clips): the collection a Searcher opens
+        does not change under it, and reading 20 rows of some 40 columns was most of a text search's
+        time on a small collection. Callers get copies, so editing a hit never edits the cache."""
         if not ids:
             return {}
-        con = con or self.cursor()
+        wanted = [int(i) for i in ids]
+        found = self._record_cache.get_many(wanted)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            read = self._read_clip_records(missing, con or self.cursor())
+            self._record_cache.put_many(read)
+            found.update(read)
+        out: dict[int, dict[str, Any]] = {}
+        for cid in wanted:
+            if cid not in found:
+                continue
+            clip, captions = found[cid]
+            fine = [text for _, kind, text in captions if kind != "global"]
+            last_global = next((text for _, kind, text in reversed(captions) if kind == "global"), None)
+            out[cid] = {"clip": {k: _copied(v) for k, v in clip.items()},
+                        "captions": {"global": last_global, "fine": fine}}
+            if caption_texts is not None:
+                caption_texts.update((cap_id, (kind, text)) for cap_id, kind, text in captions)
+        return out
+
+    def _read_clip_records(self, ids: list[int], con: Any) -> dict[int, tuple[dict[str, Any], list[tuple[int, str, str]]]]:
+        """clip id -> (its columns, its captions as (caption id, kind, text) in id order), from DuckDB."""
         from searchengine.store.schema import quote_ident
 
         names = [n for n in self.columns if n not in ("global_caption", "fine_captions")] + ["source_path"]
         names = list(dict.fromkeys(names))
         cols = ", ".join(quote_ident(n) for n in names)
-        cur = con.execute(f"SELECT {cols} FROM clips WHERE list_contains(?, id)", [[int(i) for i in ids]])
-        rows = cur.fetchall()
-        out: dict[int, dict[str, Any]] = {}
-        for row in rows:
+        out: dict[int, tuple[dict[str, Any], list[tuple[int, str, str]]]] = {}
+        for row in con.execute(f"SELECT {cols} FROM clips WHERE list_contains(?, id)", [ids]).fetchall():
             clip = {n: _jsonable(v) for n, v in zip(names, row, strict=False)}
-            out[int(clip["id"])] = {"clip": clip, "captions": {"global": None, "fine": []}}
+            out[int(clip["id"])] = (clip, [])
         for cap_id, cid, kind, text in con.execute(
             "SELECT id, clip_id, kind, text FROM captions WHERE list_contains(?, clip_id) ORDER BY id", [list(out)]
         ).fetchall():
-            if caption_texts is not None:
-                caption_texts[int(cap_id)] = (kind, text)
-            caps = out[int(cid)]["captions"]
-            if kind == "global":
-                caps["global"] = text
-            else:
-                caps["fine"].append(text)
+            out[int(cid)][1].append((int(cap_id), kind, text))
         return out
 
     def clip(self, clip_id: int, con: Any = None) -> dict[str, Any]:
@@ -572,6 +587,15 @@ def check_template(template: str) -> None:
         raise SearchError("template must contain exactly one '{}' (where the label goes) and no other braces")
     if len(template) > 500:
         raise SearchError("template is longer than 500 characters")
+
+
+def _copied(value: Any) -> Any:
+    """A JSON value with its lists and dicts copied (scalars are shared: they cannot be edited)."""
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
 
 
 def _owners_of(caption_ids: np.ndarray, sorted_ids: np.ndarray, clip_ids: np.ndarray) -> dict[int, int]:

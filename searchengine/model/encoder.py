@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from searchengine.lru import LruCache
 from searchengine.model.audio import MODEL_SAMPLE_RATE, prepare_waveforms
 from searchengine.progress import progress_bar
 
@@ -334,39 +334,20 @@ DEFAULT_TEXT_CACHE_SIZE = 4096
 ONNX_TEXT_MAX_TEXTS = 16
 
 
-class TextVectorCache:
+class TextVectorCache(LruCache):
     """A thread-safe LRU of text vectors keyed by (model id, backend, text); several encoders may share
     one, since the model id is part of the key. Stored and returned arrays are copies, so a caller that
     mutates what it got changes neither the cache nor what the next caller gets."""
 
     def __init__(self, size: int = DEFAULT_TEXT_CACHE_SIZE) -> None:
-        self.size = int(size)
-        self._entries: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(size)
 
     def get(self, key: tuple[str, str, str]) -> np.ndarray | None:
-        with self._lock:
-            vector = self._entries.get(key)
-            if vector is None:
-                return None
-            self._entries.move_to_end(key)
-            return vector.copy()
+        vector = super().get(key)
+        return None if vector is None else vector.copy()
 
     def put(self, key: tuple[str, str, str], vector: np.ndarray) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._entries[key] = np.array(vector, dtype=np.float32, copy=True)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        super().put(key, np.array(vector, dtype=np.float32, copy=True))
 
 
 class ClspEncoder(Encoder):

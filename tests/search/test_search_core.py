@@ -112,3 +112,27 @@ def test_search_ids_handles_empty_and_exhausted(searcher: Searcher) -> None:
     assert len(i) == 0
     s, i, used = search_ids(index, q, 10, np.array([5, 9], np.int64), strategy="overfetch")
     assert sorted(i.tolist()) == [5, 9] and used == "overfetch"
+
+
+def test_clip_records_come_from_the_cache_as_copies(searcher: Searcher) -> None:
+    first = searcher.clips([1, 4, 2])  # clip 1 holds caption "caption 0" (ids start at 1)
+    assert list(first) == [1, 4, 2] and first[1]["captions"] == {"global": "caption 0", "fine": []}
+    first[1]["clip"]["gender"] = "edited"
+    first[1]["captions"]["fine"].append("edited")
+    again = searcher.clips([2, 1, 999_999])  # an unknown id is left out, as before
+    assert list(again) == [2, 1]
+    assert again[1]["clip"]["gender"] == "male" and again[1]["captions"]["fine"] == []
+    assert again[1]["clip"] == {**first[1]["clip"], "gender": "male"}
+
+
+def test_lru_keeps_the_most_recently_used() -> None:
+    from searchengine.lru import LruCache
+
+    cache = LruCache(2)
+    cache.put_many({"a": 1, "b": 2})
+    assert cache.get("a") == 1  # "b" is now the least recently used
+    cache.put("c", 3)
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "c": 3} and len(cache) == 2
+    nothing = LruCache(0)
+    nothing.put("a", 1)
+    assert nothing.get("a") is None

@@ -1,5 +1,5 @@
-"""Text queries arriving together at the server (encoded in shared batches, tests/model/test_batching.py)
-each get the answer they would have got alone."""
+"""Text queries arriving together at the server each get the answer they would have got alone (the
+request threads share the encoder, its ONNX session, FAISS and the clip-record cache)."""
 
 from __future__ import annotations
 
