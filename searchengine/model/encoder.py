@@ -329,9 +329,13 @@ class Encoder(ABC):
 
 
 DEFAULT_TEXT_CACHE_SIZE = 4096
-#: Calls with at most this many texts (search queries) use the ONNX text path on CPU; at 16 texts a call
-#: ONNX Runtime and torch were level, at 64 torch was ahead (2-core CPU, 2026-12-06).
-ONNX_TEXT_MAX_TEXTS = 16
+#: Texts per ONNX Runtime call when a call brings more (captions at indexing): sorted by length so a
+#: batch pads little. 8 and 16 were level (75-80 captions/s of 61 tokens on 2 cores), 32 slower (71),
+#: torch in batches of 128 slower still (59-62) (2026-12-06).
+ONNX_TEXT_BATCH = 16
+#: Calls of at most this many texts are queries: their vectors are kept in the text cache. Bigger calls
+#: (captions at indexing) are not, so a bulk job cannot evict the queries people repeat.
+CACHED_CALL_MAX_TEXTS = 16
 
 
 class TextVectorCache(LruCache):
@@ -353,12 +357,12 @@ class TextVectorCache(LruCache):
 class ClspEncoder(Encoder):
     """Encoder over one of our CLSP checkpoints (clsp-mini or anything `clsp-search train` wrote).
 
-    On CPU, calls of at most `ONNX_TEXT_MAX_TEXTS` texts (queries) run on ONNX Runtime
-    (`searchengine/model/onnx_text.py`; the graph is exported on first use); larger calls (captions at
-    indexing) run on torch, which is as fast there (benchmarks/RESULTS.md, "Text query encoding").
-    Torch is the reference and the fallback when the export or the load fails, on other devices, and
-    when `text_backend` (default: `$CLSP_SEARCH_TEXT_BACKEND`, else "auto") is "torch". Text vectors
-    are kept in an LRU (`text_cache`, 4096 texts) keyed by model id, backend and text."""
+    On CPU, texts run on ONNX Runtime (`searchengine/model/onnx_text.py`; the graph is exported on
+    first use): queries one call each, captions at indexing in length-sorted batches of
+    `ONNX_TEXT_BATCH` (benchmarks/RESULTS.md, "Text query encoding"). Torch is the reference and the
+    fallback when the export or the load fails, on other devices, and when `text_backend` (default:
+    `$CLSP_SEARCH_TEXT_BACKEND`, else "auto") is "torch". Vectors of query-sized calls are kept in an
+    LRU (`text_cache`, 4096 texts) keyed by model id, backend and text."""
 
     def __init__(self, model: torch.nn.Module, name: str, checksum: str, device: torch.device,
                  text_backend: str | None = None, text_cache: TextVectorCache | None = None) -> None:
@@ -397,11 +401,12 @@ class ClspEncoder(Encoder):
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return output
-        onnx_text = self._onnx_text_path() if len(texts) <= ONNX_TEXT_MAX_TEXTS else None
+        onnx_text = self._onnx_text_path()
         backend = "torch" if onnx_text is None else "onnx"
+        cached_call = len(texts) <= CACHED_CALL_MAX_TEXTS
         missing: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
-            cached = self.text_cache.get((self.model_id, backend, text))
+            cached = self.text_cache.get((self.model_id, backend, text)) if cached_call else None
             if cached is None:
                 missing.setdefault(text, []).append(i)
             else:
@@ -411,10 +416,11 @@ class ClspEncoder(Encoder):
             if onnx_text is None:
                 vectors = super().encode_text(unique, batch_size, show_progress)
             else:
-                vectors = _normalise(torch.from_numpy(onnx_text(unique)))
+                vectors = _onnx_batches(onnx_text, unique, self.dim, show_progress)
             for text, vector in zip(unique, vectors, strict=True):
                 output[missing[text]] = vector
-                self.text_cache.put((self.model_id, backend, text), vector)
+                if cached_call:
+                    self.text_cache.put((self.model_id, backend, text), vector)
         return output
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -434,6 +440,18 @@ class ClspEncoder(Encoder):
 
     def _logit_scale(self) -> float:
         return float(self.model.scale().detach())
+
+
+def _onnx_batches(onnx_text: Callable[[list[str]], np.ndarray], texts: list[str], dim: int,
+                  show_progress: bool) -> np.ndarray:
+    """`texts` through the ONNX text path in length-sorted batches of `ONNX_TEXT_BATCH`, in their order."""
+    output = np.zeros((len(texts), dim), dtype=np.float32)
+    progress = progress_bar(len(texts), "text", "encoding text", show_progress and len(texts) > ONNX_TEXT_BATCH)
+    for batch in length_buckets([len(t) for t in texts], ONNX_TEXT_BATCH):
+        output[batch] = _normalise(torch.from_numpy(onnx_text([texts[i] for i in batch])))
+        progress.update(len(batch))
+    progress.close()
+    return output
 
 
 def _normalise(vectors: torch.Tensor) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from searchengine.model import load_model, onnx_text
-from searchengine.model.encoder import ONNX_TEXT_MAX_TEXTS, ClspEncoder, TextVectorCache
+from searchengine.model.encoder import CACHED_CALL_MAX_TEXTS, ONNX_TEXT_BATCH, ClspEncoder, TextVectorCache
 
 LONG = ("The recording is clean and close to the microphone; the speaker is an older man with a deep, "
         "gravelly and slightly hoarse voice, a strong Scottish accent, a slow and deliberate pace with "
@@ -58,10 +58,14 @@ def test_onnx_matches_torch_on_varied_texts(bundled, cache_root):
     assert (batched * expected).sum(axis=1).min() >= 0.999
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
     bundled.text_cache.clear()
-    small = bundled.encode_text(TEXTS[-ONNX_TEXT_MAX_TEXTS:])  # a query-sized call: ONNX
-    assert (small * expected[-ONNX_TEXT_MAX_TEXTS:]).sum(axis=1).min() >= 0.999
-    # a bulk call (captions at indexing) runs on torch: the reference vectors themselves
-    np.testing.assert_allclose(bundled.encode_text(TEXTS), expected, rtol=0, atol=1e-6)
+    small = bundled.encode_text(TEXTS[-CACHED_CALL_MAX_TEXTS:])  # a query-sized call: ONNX, cached
+    assert (small * expected[-CACHED_CALL_MAX_TEXTS:]).sum(axis=1).min() >= 0.999
+    assert len(bundled.text_cache) == len(set(TEXTS[-CACHED_CALL_MAX_TEXTS:]))
+    # a bulk call (captions at indexing): length-sorted ONNX batches, in the caller's order, not cached
+    bulk = [f"{t} take {i}" for i in range(3) for t in TEXTS]
+    assert len(bulk) > 2 * ONNX_TEXT_BATCH
+    np.testing.assert_allclose(bundled.encode_text(bulk), reference.encode_text(bulk), rtol=0, atol=1e-5)
+    assert len(bundled.text_cache) == len(set(TEXTS[-CACHED_CALL_MAX_TEXTS:]))
     graphs = list((cache_root / "onnx").glob("clsp-mini-*.onnx"))
     assert len(graphs) == 1 and not list((cache_root / "onnx").glob("*.tmp*"))
 
