@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,6 +49,8 @@ from searchengine.store.schema import (
     set_state,
     table_columns,
 )
+
+log = logging.getLogger(__name__)
 
 KINDS = ("speech", "global", "fine")
 SPEAKER_KIND = "speaker"
@@ -438,8 +441,10 @@ class Collection:
                 factory = self._desired_factory(self.indexes[kind].ntotal, self.kind_dim(kind))
                 if fi.min_train_size(factory) > self.indexes[kind].ntotal:
                     factory = "IDMap2,Flat"
-                self.indexes[kind] = fi.rebuild(self.indexes[kind], factory, self.kind_dim(kind))
-                self.info["indexes"][kind]["factory"] = factory
+                ids, vectors = fi.ids_and_vectors(self.indexes[kind])
+                self.indexes[kind], choice = fi.checked_index(factory, vectors, ids, self.kind_dim(kind))
+                self.info["indexes"][kind]["factory"] = choice["factory"]
+                self.info["indexes"][kind]["choice"] = choice
                 tx.dirty.add(kind)
         self.con.execute("CHECKPOINT")
 
@@ -463,6 +468,7 @@ class Transaction:
         self.con.begin()
         self.state = get_state(self.con)
         self._factories = {k: coll.info["indexes"][k]["factory"] for k in ALL_KINDS}
+        self._choices = {k: coll.info["indexes"][k].get("choice") for k in ALL_KINDS}
 
     def _take_ids(self, key: str, n: int) -> np.ndarray:
         first = self.state[key]
@@ -470,27 +476,33 @@ class Transaction:
         set_state(self.con, key, first + n)
         return np.arange(first, first + n, dtype=np.int64)
 
-    def _ensure_trained(self, kind: str, incoming: np.ndarray) -> None:
-        """Switch an index to the type its size calls for once there is enough data to train it."""
+    def _switch_type(self, kind: str, incoming: np.ndarray, incoming_ids: np.ndarray) -> bool:
+        """Rebuild an index at the type its size calls for, with the incoming vectors, once there is
+        enough data to train it and the new type passes its recall check (`faiss_index.checked_index`);
+        True when the incoming vectors went in. A declined switch is tried again at twice the size."""
         index = self.coll.indexes[kind]
         total = index.ntotal + len(incoming)
         want = self.coll._desired_factory(total, self.coll.kind_dim(kind))
-        have = self.coll.info["indexes"][kind]["factory"]
-        if fi.family(want) == fi.family(have) or total < fi.min_train_size(want):
-            return
+        entry = self.coll.info["indexes"][kind]
+        if fi.family(want) == fi.family(entry["factory"]) or total < fi.min_train_size(want):
+            return False
+        if total < 2 * int(entry.get("choice", {}).get("declined_at", 0)):
+            return False
         ids, vecs = fi.ids_and_vectors(index)
-        new = fi.new_index(want, self.coll.kind_dim(kind))
-        fi.train(new, np.vstack([vecs, incoming]) if len(vecs) else incoming)
-        fi.add(new, vecs, ids)
+        new, choice = fi.checked_index(want, np.vstack([vecs, incoming]), np.concatenate([ids, incoming_ids]),
+                                       self.coll.kind_dim(kind))
+        log.info("%s index: %s", kind, choice["reason"])
         self.coll.indexes[kind] = new
-        self.coll.info["indexes"][kind]["factory"] = want
+        entry["factory"] = choice["factory"]
+        entry["choice"] = choice
+        return True
 
     def _add_vectors(self, kind: str, vectors: np.ndarray, ids: np.ndarray) -> None:
         if not len(ids):
             return
         self.dirty.add(kind)  # before any change, so that a failure below reloads the saved index
-        self._ensure_trained(kind, vectors)
-        fi.add(self.coll.indexes[kind], vectors, ids)
+        if not self._switch_type(kind, vectors, ids):
+            fi.add(self.coll.indexes[kind], vectors, ids)
 
     def add(
         self,
@@ -704,7 +716,10 @@ class Transaction:
             os.replace(path, root / f"{kind}.faiss")
         _fsync_dir(root)
         for kind in ALL_KINDS:
+            choice = coll.info["indexes"][kind].get("choice")
             coll.info["indexes"][kind] = fi.describe(coll.indexes[kind], coll.info["indexes"][kind]["factory"])
+            if choice:
+                coll.info["indexes"][kind]["choice"] = choice
         coll._write_info(gen)
 
     def rollback(self) -> None:
@@ -716,6 +731,10 @@ class Transaction:
             pass
         for kind in ALL_KINDS:
             coll.info["indexes"][kind]["factory"] = self._factories[kind]
+            if self._choices[kind] is None:
+                coll.info["indexes"][kind].pop("choice", None)
+            else:
+                coll.info["indexes"][kind]["choice"] = self._choices[kind]
         if self.dirty:
             coll._reload_indexes()
         for name in os.listdir(coll.path):

@@ -64,6 +64,81 @@ def choose_factory(n: int, dim: int) -> str:
     return f"IVF{nlist}_HNSW32,PQ{m}x8"
 
 
+RECALL_TARGET = 0.95
+"""Recall@10 against exact search an approximate index must reach on a sample before it replaces Flat."""
+
+RECALL_QUERIES = 500
+"""Vectors of the collection used as queries by that check (their own match left out)."""
+
+NPROBE_STEPS = (16, 32, 64, 128, 256)
+"""IVF lists probed per query, tried in turn until the sample reaches `RECALL_TARGET`."""
+
+
+def exact_neighbours(vectors: np.ndarray, ids: np.ndarray, query_rows: np.ndarray, k: int,
+                     chunk: int = 100_000) -> np.ndarray:
+    """Ids of the `k` best inner products of `vectors[query_rows]` among `vectors`, each query's own row
+    left out: the truth an approximate index is checked against (chunked, so a million vectors need
+    no second copy)."""
+    queries = np.ascontiguousarray(vectors[query_rows], dtype=np.float32)
+    best_scores = np.full((len(queries), k), -np.inf, np.float32)
+    best_rows = np.full((len(queries), k), -1, np.int64)
+    for start in range(0, len(vectors), chunk):
+        block = vectors[start:start + chunk]
+        scores = queries @ block.T
+        own = (query_rows >= start) & (query_rows < start + len(block))
+        scores[np.nonzero(own)[0], query_rows[own] - start] = -np.inf
+        scores = np.concatenate([best_scores, scores], axis=1)
+        rows = np.concatenate([best_rows, np.arange(start, start + len(block))[None].repeat(len(queries), 0)], axis=1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(scores, top, axis=1)
+        best_rows = np.take_along_axis(rows, top, axis=1)
+    return ids[best_rows]
+
+
+def recall_at_k(index: faiss.Index, queries: np.ndarray, own_ids: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true `k` neighbours (`truth`, own ids excluded) that `index` returns in its top `k`."""
+    k = truth.shape[1]
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k + 1)
+    hits = 0
+    for own, row, true in zip(own_ids, found, truth, strict=True):
+        hits += len(set(row[row != own][:k].tolist()) & set(true.tolist()))
+    return hits / truth.size
+
+
+def checked_index(factory: str, vectors: np.ndarray, ids: np.ndarray, dim: int, seed: int = 0) -> tuple[faiss.Index, dict]:
+    """An index of type `factory` over (vectors, ids), and what was decided and why.
+
+    An exact factory is built as asked. An approximate one is trained and filled, then checked: the
+    recall@10 of `RECALL_QUERIES` of the vectors (their own match left out) against exact search, at
+    each nprobe of `NPROBE_STEPS` until it reaches `RECALL_TARGET`. If none does (vectors without the
+    cluster structure IVF relies on), an exact `IDMap2,Flat` is returned instead: slower, never wrong.
+    """
+    index = new_index(factory, dim)
+    if ivf_of(index) is None:
+        add(index, vectors, ids)
+        return index, {"factory": factory, "reason": "exact search"}
+    train(index, vectors)
+    add(index, vectors, ids)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(vectors), size=min(RECALL_QUERIES, len(vectors)), replace=False))
+    truth = exact_neighbours(vectors, ids, rows, 10)
+    ivf = ivf_of(index)
+    tried: list[str] = []
+    for nprobe in NPROBE_STEPS:
+        ivf.nprobe = min(nprobe, ivf.nlist)
+        recall = recall_at_k(index, vectors[rows], ids[rows], truth)
+        tried.append(f"{recall:.3f} at nprobe {ivf.nprobe}")
+        if recall >= RECALL_TARGET:
+            return index, {"factory": factory, "nprobe": int(ivf.nprobe), "recall_at_10": round(recall, 4),
+                           "reason": f"{len(vectors):,} vectors: recall@10 {recall:.3f} >= {RECALL_TARGET} on "
+                                     f"{len(rows)} sample queries at nprobe {ivf.nprobe}"}
+    exact = new_index("IDMap2,Flat", dim)
+    add(exact, vectors, ids)
+    return exact, {"factory": "IDMap2,Flat", "declined": factory, "declined_at": int(len(vectors)),
+                   "reason": f"{factory} kept too few neighbours ({', '.join(tried)}; need {RECALL_TARGET}): "
+                             "exact search kept"}
+
+
 def family(factory: str) -> str:
     """Coarse type of a factory string: 'flat', or the IVF variant with its list count stripped."""
     if "IVF" not in factory:
@@ -102,13 +177,21 @@ def num_gpus() -> int:
     return int(get()) if get else 0
 
 
-def train(index: faiss.Index, vectors: np.ndarray, default_nprobe: int = 32) -> None:
+TRAIN_MAX_PER_LIST = 64
+"""k-means sees at most this many vectors per list (a random sample): FAISS's guidance is 30-256, and
+training on all of a million vectors took four times as long as on 262,144 for the same lists."""
+
+
+def train(index: faiss.Index, vectors: np.ndarray, default_nprobe: int = 32, seed: int = 0) -> None:
     """Train an IVF index (k-means on the GPU when faiss sees one; the index itself stays on CPU)."""
     ivf = ivf_of(index)
     if ivf is None or index.is_trained:
         return
     if num_gpus() > 0:  # pragma: no cover - needs faiss-gpu
         ivf.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(index.d))
+    most = TRAIN_MAX_PER_LIST * ivf.nlist
+    if len(vectors) > most:
+        vectors = vectors[np.sort(np.random.default_rng(seed).choice(len(vectors), most, replace=False))]
     index.train(np.ascontiguousarray(vectors, dtype=np.float32))
     ivf.nprobe = default_nprobe
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)

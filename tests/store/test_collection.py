@@ -195,3 +195,56 @@ def test_crash_mid_commit_recovers_a_consistent_state(tmp_path, mode, expect_cli
     coll.add(clips(1, 200), unit(1, 11))  # and it takes writes again
     assert coll.index("speech").ntotal == expect_clips + 1
     coll.close()
+
+
+def _clustered(n: int, centres: int, dim: int, seed: int) -> np.ndarray:
+    """Unit vectors around `centres` directions: the cluster structure IVF relies on (as embeddings of
+    many clips of a few hundred voices and styles have)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((centres, dim))[rng.integers(0, centres, n)] + 0.3 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_an_approximate_index_replaces_flat_only_when_its_recall_holds():
+    from searchengine.store import faiss_index as fi
+
+    ids = np.arange(20_000, dtype=np.int64) + 1
+    clustered = _clustered(20_000, 200, 64, 0)
+    index, choice = fi.checked_index("IVF512,Flat", clustered, ids, 64)
+    assert choice["factory"] == "IVF512,Flat" and choice["recall_at_10"] >= fi.RECALL_TARGET
+    assert fi.ivf_of(index).nprobe == choice["nprobe"] and "recall@10" in choice["reason"]
+    shapeless = unit(20_000, 1)[:, :256]  # uniform directions: no structure at all
+    shapeless /= np.linalg.norm(shapeless, axis=1, keepdims=True)
+    index, choice = fi.checked_index("IVF1024,Flat", shapeless, ids, 256)
+    assert choice["factory"] == "IDMap2,Flat" and choice["declined"] == "IVF1024,Flat"
+    assert choice["declined_at"] == 20_000 and "exact search kept" in choice["reason"]
+    assert fi.ivf_of(index) is None and index.ntotal == 20_000
+    truth = fi.exact_neighbours(shapeless, ids, np.array([0, 5]), 10)
+    _, found = index.search(shapeless[[0, 5]], 11)
+    assert [set(t) for t in truth] == [set(f[1:]) for f in found]  # exact: the same neighbours, self first
+
+
+def test_the_collection_records_why_it_switched_index_type(tmp_path):
+    coll = Collection.create(tmp_path / "c", MODEL, DIM, index_factory="IVF16,Flat")
+    coll.add(clips(700), unit(700, 6))
+    choice = coll.info["indexes"]["speech"]["choice"]
+    assert choice["factory"] == "IVF16,Flat" and choice["recall_at_10"] >= 0.95 and choice["reason"]
+    coll.close()
+    stored = json.loads((tmp_path / "c" / "collection.json").read_text())
+    assert stored["indexes"]["speech"]["choice"] == choice
+
+
+def test_a_declined_switch_stays_exact_and_is_retried_at_twice_the_size(tmp_path, monkeypatch):
+    from searchengine.store import faiss_index as fi
+
+    monkeypatch.setattr(fi, "TRAIN_POINTS_PER_LIST", 2)  # trainable from 2,048 vectors, to keep this small
+    coll = Collection.create(tmp_path / "c", MODEL, DIM, index_factory="IVF1024,Flat")
+    coll.add(clips(3000), unit(3000, 7))  # uniform random: IVF cannot keep the neighbours
+    entry = coll.info["indexes"]["speech"]
+    assert entry["factory"] == "IDMap2,Flat" and entry["choice"]["declined_at"] == 3000
+    coll.add(clips(1000, 3000), unit(1000, 8))
+    assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 3000  # 4,000 < 6,000: not tried
+    coll.add(clips(2000, 4000), unit(2000, 9))
+    assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 6000  # tried again, declined again
+    assert coll.index("speech").ntotal == 6000 and coll.stats()["counts"]["clips"] == 6000
+    coll.close()
