@@ -97,7 +97,7 @@ class SearchOptions:
     indexes: Sequence[str] = DEFAULT_INDEXES
     fusion: str = DEFAULT_FUSION
     weights: Mapping[str, float] | None = None
-    strategy: str = "auto"  # how filters reach FAISS: auto | selector | overfetch (benchmarks compare them)
+    strategy: str = "auto"  # how filters reach FAISS: auto | exact | selector | overfetch (benchmarks compare them)
 
     def validated(self) -> SearchOptions:
         if not 1 <= int(self.top_k) <= MAX_TOP_K:
@@ -109,8 +109,8 @@ class SearchOptions:
             raise SearchError(f"indexes must be a non-empty subset of {', '.join(INDEXES)} (got {list(self.indexes)})")
         if self.fusion not in FUSIONS:
             raise SearchError(f"fusion must be one of {', '.join(FUSIONS)}")
-        if self.strategy not in ("auto", "selector", "overfetch"):
-            raise SearchError("strategy must be auto, selector or overfetch")
+        if self.strategy not in ("auto", "exact", "selector", "overfetch"):
+            raise SearchError("strategy must be auto, exact, selector or overfetch")
         return self
 
 
@@ -154,7 +154,7 @@ class SearchPage:
     candidates: int  # clips that pass the filter (the whole collection without one)
     indexes: list[str]
     fusion: str | None
-    strategy: str  # how the filter was applied: none, selector or overfetch
+    strategy: str  # how the filter was applied: none, exact, selector or overfetch
     took_ms: float
     excluded: list[int] = field(default_factory=list)
 

@@ -248,3 +248,22 @@ def test_a_declined_switch_stays_exact_and_is_retried_at_twice_the_size(tmp_path
     assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 6000  # tried again, declined again
     assert coll.index("speech").ntotal == 6000 and coll.stats()["counts"]["clips"] == 6000
     coll.close()
+
+
+def test_a_narrow_filter_on_an_ivf_index_is_answered_exactly_over_the_allowed_ids():
+    from searchengine.store import faiss_index as fi
+
+    vectors = _clustered(20_000, 200, 64, 2)
+    ids = np.arange(20_000, dtype=np.int64) * 2 + 5
+    index, choice = fi.checked_index("IVF256,Flat", vectors, ids, 64)
+    assert choice["factory"] == "IVF256,Flat"
+    rng = np.random.default_rng(3)
+    allowed = np.sort(rng.choice(ids, 200, replace=False))  # 1 %: lists would have to be probed widely
+    for q in _clustered(5, 200, 64, 4):
+        scores, got, used = fi.search_ids(index, q, 10, allowed, excluded={int(allowed[0])})
+        keep = allowed[1:]
+        truth = keep[np.argsort(-(vectors[(keep - 5) // 2] @ q), kind="stable")[:10]]
+        assert used == "exact" and got.tolist() == truth.tolist()
+        assert np.all(np.diff(scores) <= 0)
+    _, _, used = fi.search_ids(index, vectors[0], 10, allowed, strategy="selector")  # still asked for
+    assert used == "selector"

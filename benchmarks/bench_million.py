@@ -1,0 +1,138 @@
+"""A million clips: the index `choose_factory` picks, against exact search, with and without filters.
+
+Vectors with the structure of real embeddings, not uniform random ones (on which no inverted index
+can work, see RESULTS.md): the sample corpus's generated clips are embedded by clsp-mini under
+augmentation (gain, added noise at 5-30 dB SNR, speed 0.9-1.1, a random 60-100 % crop), each
+augmented copy a real speech vector. The million are drawn from those: a real vector plus two of the
+measured augmentation residuals (augmented vector minus its clip's mean) at random scales,
+re-normalised, so every vector sits where augmentation moves a clip's embedding.
+
+Measured in one run: the exact `IDMap2,Flat` and the index `faiss_index.checked_index` builds for
+`choose_factory(1,000,000)` (it checks its own recall on 500 of the vectors before it is accepted),
+1,000 held-out queries (vectors drawn the same way, not in the index), top 10: queries per second,
+recall@10 against exact, bytes per vector; then filters keeping 50 %, 5 % and 1 % of the clips, one
+query at a time through `search_ids` (the planner picks selector or over-fetch), recall@10 against
+exact search over the allowed ids.
+
+    python -m benchmarks million
+    BENCH_MILLION_N=200000 python -m benchmarks million     # a smaller run
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+N = int(os.environ.get("BENCH_MILLION_N", "1000000"))
+QUERIES = 1000
+FILTER_QUERIES = 200
+AUGMENTED_COPIES = 12
+K = 10
+
+
+def real_embeddings(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """clsp-mini speech vectors of the sample corpus's clips under augmentation: (vectors, clip index)."""
+    from benchmarks.bench_http_query import build_collection
+    from searchengine.audio import SAMPLE_RATE, load_waveform, resample
+    from searchengine.manifest import read_source
+    from searchengine.model import load_model
+
+    directory = Path(os.environ.get("BENCH_HTTP_DIR") or tempfile.mkdtemp())
+    build_collection(directory)
+    clips = read_source(directory / "corpus" / "manifest.jsonl").items
+    encoder = load_model("clsp-mini", device="cpu")
+    rng = np.random.default_rng(seed)
+    waves, owners = [], []
+    for n, clip in enumerate(clips):
+        wave = load_waveform(clip.path)
+        for _ in range(AUGMENTED_COPIES):
+            x = resample(wave, int(SAMPLE_RATE * rng.uniform(0.9, 1.1)), SAMPLE_RATE)  # speed
+            keep = int(len(x) * rng.uniform(0.6, 1.0))
+            start = int(rng.integers(0, len(x) - keep + 1))
+            x = x[start:start + keep] * rng.uniform(0.3, 1.5)
+            noise = rng.standard_normal(len(x)).astype(np.float32)
+            snr = rng.uniform(5, 30)
+            x = x + noise * np.sqrt(np.mean(x**2) / 10 ** (snr / 10) / np.mean(noise**2))
+            waves.append(x.astype(np.float32))
+            owners.append(n)
+    return encoder.encode_speech(waves, SAMPLE_RATE), np.array(owners)
+
+
+def structured(n: int, real: np.ndarray, owners: np.ndarray, seed: int) -> np.ndarray:
+    """`n` unit vectors: a real augmented vector plus two measured augmentation residuals."""
+    means = np.stack([real[owners == c].mean(axis=0) for c in range(owners.max() + 1)])
+    residuals = real - means[owners]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        x = (real[rng.integers(0, len(real), m)]
+             + residuals[rng.integers(0, len(real), m)] * rng.uniform(0, 1.5, (m, 1))
+             + residuals[rng.integers(0, len(real), m)] * rng.uniform(0, 1.5, (m, 1)))
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def _qps(index, queries: np.ndarray) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    _, found = index.search(queries, K)
+    return len(queries) / (time.perf_counter() - started), found
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def main() -> None:
+    import faiss
+
+    from searchengine.store import faiss_index as fi
+
+    real, owners = real_embeddings()
+    vectors = structured(N, real, owners, seed=1)
+    queries = structured(QUERIES, real, owners, seed=2)
+    ids = np.arange(1, N + 1, dtype=np.int64)
+    factory = fi.choose_factory(max(N, fi.FLAT_MAX + 1), vectors.shape[1])  # the type past FLAT_MAX
+    print(f"{N:,} vectors of {vectors.shape[1]} dims drawn from {len(real)} real clsp-mini vectors "
+          f"({owners.max() + 1} generated clips x {AUGMENTED_COPIES} augmentations); {QUERIES} held-out queries, top {K}")
+
+    exact = fi.new_index("IDMap2,Flat", vectors.shape[1])
+    fi.add(exact, vectors, ids)
+    exact_qps, truth = _qps(exact, queries)
+    started = time.perf_counter()
+    approx, choice = fi.checked_index(factory, vectors, ids, vectors.shape[1])
+    build_s = time.perf_counter() - started
+    print(f"choose_factory: {factory}; checked_index: {choice['reason']} ({build_s:.0f} s to train, fill and check)")
+    approx_qps, found = _qps(approx, queries)
+    rows = [("IDMap2,Flat (exact)", "-", exact_qps, 1.0, exact), (choice["factory"], choice.get("nprobe", "-"),
+                                                                  approx_qps, _recall(found, truth), approx)]
+    print("| index | nprobe | queries/s | vs exact | recall@10 | bytes/vector | GB per million |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, nprobe, qps, recall, index in rows:
+        size = len(faiss.serialize_index(index)) / N
+        print(f"| {name} | {nprobe} | {qps:.0f} | {qps / exact_qps:.1f}x | {recall:.3f} | {size:.0f} | {size * 1e6 / 1e9:.2f} |")
+
+    print("\nFilters, one query at a time through search_ids (the planner's choice), recall@10 against exact "
+          "search over the allowed ids:")
+    print("| clips kept | strategy | queries/s | recall@10 |\n|---:|---|---:|---:|")
+    rng = np.random.default_rng(3)
+    for share in (0.5, 0.05, 0.01):
+        allowed = np.sort(rng.choice(ids, int(N * share), replace=False))
+        rows_allowed = allowed - 1
+        recalls, strategies, elapsed = [], set(), 0.0
+        for q in queries[:FILTER_QUERIES]:
+            started = time.perf_counter()
+            _, got, used = fi.search_ids(approx, q, K, allowed)
+            elapsed += time.perf_counter() - started
+            strategies.add(used)
+            best = rows_allowed[np.argpartition(-(vectors[rows_allowed] @ q), K)[:K]] + 1
+            recalls.append(len(set(got.tolist()) & set(best.tolist())) / K)
+        print(f"| {share:.0%} | {', '.join(sorted(strategies))} | {FILTER_QUERIES / elapsed:.0f} | {np.mean(recalls):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
