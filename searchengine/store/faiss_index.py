@@ -48,7 +48,17 @@ EXACT_AMONG_MAX = 2_000
 few scattered ids can."""
 
 SELECTOR_MAX_FRACTION = 0.5
-"""Filters keeping at most this share of the index search through an IDSelector; looser ones over-fetch."""
+"""Filters keeping at most this share of an exact index search through an IDSelector; looser ones over-fetch."""
+
+IVF_SELECTOR_MAX_FRACTION = 0.02
+"""The same for IVF indexes. Over-fetching `nprobe` lists kept recall@10 >= 0.975 down to 5 % and ran
+6-20x faster than a selector (which also probes more lists): 300k vectors, 2026-12-06."""
+
+
+def _selector_max(index: faiss.Index, given: float | None) -> float:
+    if given is not None:
+        return given
+    return SELECTOR_MAX_FRACTION if ivf_of(index) is None else IVF_SELECTOR_MAX_FRACTION
 
 
 def nlist_for(n: int) -> int:
@@ -305,7 +315,7 @@ def search_ids(
     allowed: np.ndarray | None,
     excluded: set[int] | frozenset[int] = frozenset(),
     strategy: str = "auto",
-    selector_max_fraction: float = SELECTOR_MAX_FRACTION,
+    selector_max_fraction: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Top-`n` (scores, ids) of `index` among `allowed` ids (None: all), minus `excluded`.
 
@@ -323,7 +333,7 @@ def search_ids(
         keep = allowed[~np.isin(allowed, np.fromiter(excluded, np.int64))] if excluded else allowed
         return (*search_among(index, q2, n, keep), "exact")
     if allowed is not None and (
-        strategy == "selector" or (strategy == "auto" and len(allowed) <= selector_max_fraction * total)
+        strategy == "selector" or (strategy == "auto" and len(allowed) <= _selector_max(index, selector_max_fraction) * total)
     ):
         with query_threads(index):
             return (*search_with_selector(index, q2, min(n, len(allowed)), allowed), "selector")
@@ -337,13 +347,22 @@ def search_ids(
         scores, ids = scores[0], ids[0]
         mask = ids >= 0
         if keep is not None:
-            mask &= np.isin(ids, keep, assume_unique=False)
+            mask &= _members(ids, keep)
         if excluded:
             mask &= ~np.isin(ids, np.fromiter(excluded, np.int64))
         scores, ids = scores[mask], ids[mask]
         if len(ids) >= n or want >= total:
             return scores[:n], ids[:n], "none" if allowed is None else "overfetch"
         want = min(total, want * 2)
+
+
+def _members(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Which of a few found ids are in `allowed`, by binary search when `allowed` is sorted (a filter's
+    ids come ORDER BY id): `np.isin` would sort half a million allowed ids for twenty found ones."""
+    if len(allowed) > 1 and allowed[0] <= allowed[-1] and np.all(allowed[1:] > allowed[:-1]):
+        at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+        return allowed[at] == ids
+    return np.isin(ids, allowed)
 
 
 def search_among(index: faiss.Index, q2: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

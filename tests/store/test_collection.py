@@ -267,3 +267,6 @@ def test_a_narrow_filter_on_an_ivf_index_is_answered_exactly_over_the_allowed_id
         assert np.all(np.diff(scores) <= 0)
     _, _, used = fi.search_ids(index, vectors[0], 10, allowed, strategy="selector")  # still asked for
     assert used == "selector"
+    wide = np.sort(rng.choice(ids, 4000, replace=False))  # 20 %: over-fetching the probed lists
+    scores, got, used = fi.search_ids(index, vectors[0], 10, wide)
+    assert used == "overfetch" and len(got) == 10 and np.isin(got, wide).all()
