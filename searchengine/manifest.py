@@ -126,7 +126,8 @@ def read_manifest(path: Path) -> Source:
     from searchengine.store.schema import CORE_CLIP_COLUMNS
 
     # Columns the store computes from the audio itself; a manifest's own values are kept under `manifest_<name>`.
-    computed = set(CORE_CLIP_COLUMNS) - {"speaker", "language", "global_caption", "fine_captions", "start", "end"}
+    computed = set(CORE_CLIP_COLUMNS) - {"speaker", "language", "global_caption", "fine_captions", "start", "end",
+                                         "transcript", "normalized_transcript"}
     table, types = _typed_table(path)
     _check_types(path, types)
     base = path.resolve().parent

@@ -17,7 +17,21 @@ Crash safety is a small two-phase commit with DuckDB as the arbiter. A write (`T
 4. rewrites collection.json (tmp file + rename) with `generation = N`.
 A crash before 2 leaves pending files of a generation DuckDB never reached: opening deletes them.
 A crash after 2 leaves DuckDB one generation ahead of collection.json: opening finishes steps 3-4
-(roll forward). Either way the FAISS files always agree with the DuckDB rows after `open`.
+(roll forward). Either way the FAISS files always agree with the DuckDB rows after `open`. A write
+that fails (a full disk) rolls back the same way and raises a `CollectionError` naming the
+generation the collection stays at.
+
+Readers beside a writer. DuckDB lets one process open the file read-write or several read-only,
+never both. A writer that sets `release_between_commits` (the indexer) holds the file only from
+`begin` to the end of `commit` (steps 1-4 included), so between its commits the file is free.
+`Collection.open_snapshot` (the server) takes that moment: it attaches the file read-only, copies
+every table into an in-memory DuckDB, loads the FAISS files and detaches. Holding the file lock
+while it reads means no writer is inside a commit, so the copy is one committed generation, never a
+mix; a writer that wants the file meanwhile waits (`LOCK_WAIT_S`) and goes on.
+
+`CLSP_SEARCH_KILL_AT=<point>[:<n>]` makes the process SIGKILL itself the n-th time (default the
+first) a commit reaches `<point>`, one of `KILL_POINTS`: the crash tests use it to stop a writer
+inside a commit, where a kill from outside rarely lands.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ import json
 import logging
 import os
 import re
+import signal
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +58,7 @@ from searchengine.store import faiss_index as fi
 from searchengine.store.schema import (
     CORE_CLIP_COLUMNS,
     SCHEMA_VERSION,
+    add_missing_core_columns,
     create_tables,
     ensure_columns,
     get_state,
@@ -60,7 +77,16 @@ DEFAULT_SPEAKER_DIM = 256
 CAPTION_KINDS = ("global", "fine")
 INFO_FILE = "collection.json"
 DB_FILE = "meta.duckdb"
+AUDIO_DIR = "audio"
+"""Audio that came inside a source (bytes in a dataset, members of a tar shard), extracted by the
+indexer as content-addressed files: the collection owns them and the server serves them."""
 _PENDING = re.compile(r"^(speech|global|fine|speaker)\.faiss\.g(\d+)\.pending$")
+LOCK_WAIT_S = 60.0
+"""How long a writer or a snapshot waits for the other side to free the DuckDB file."""
+KILL_POINTS = ("pending_written", "before_db_commit", "after_db_commit", "after_rename", "after_info")
+"""Where `CLSP_SEARCH_KILL_AT` can stop a commit: after the first pending index file, before and
+after the DuckDB commit, after the first rename over a live index file, after collection.json."""
+_kill_counts: dict[str, int] = {}
 
 
 class CollectionError(RuntimeError):
@@ -86,6 +112,38 @@ class Caption:
     kind: str
     text: str
     generated: bool = False
+
+
+def _kill_point(point: str) -> None:
+    """SIGKILL this process here when CLSP_SEARCH_KILL_AT names `point` (see the module doc)."""
+    spec = os.environ.get("CLSP_SEARCH_KILL_AT")
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != point:
+        return
+    _kill_counts[point] = _kill_counts.get(point, 0) + 1
+    if _kill_counts[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflict" in text or "could not set" in text)
+
+
+def _connect(target: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect to the DuckDB file, waiting up to `wait_s` while another process holds its lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            return duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def _now() -> _dt.datetime:
@@ -147,6 +205,9 @@ class Collection:
         self.indexes = indexes
         self.read_only = read_only
         self._tx: Transaction | None = None
+        self.release_between_commits = False
+        """When True the DuckDB file is closed after each commit or rollback and reopened by `begin`,
+        so that snapshots (`open_snapshot`) can be taken between commits."""
 
     # ----------------------------------------------------------------------------- lifecycle
     @staticmethod
@@ -225,6 +286,10 @@ class Collection:
             con = duckdb.connect(str(root / DB_FILE), read_only=read_only)
         except duckdb.IOException as exc:
             raise CollectionError(f"cannot open {root / DB_FILE}: {exc}") from exc
+        if not read_only:
+            added = add_missing_core_columns(con)
+            if added:
+                log.info("%s: added columns %s (made by an older version)", root, ", ".join(added))
         db_gen = get_state(con)["generation"]
         sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
         indexes = {kind: fi.read(sources[kind], mmap=mmap) for kind in KINDS}
@@ -233,6 +298,55 @@ class Collection:
         if db_gen != info["generation"] and not read_only:
             coll._write_info(db_gen)
         return coll
+
+    @classmethod
+    def open_snapshot(cls, path: str | os.PathLike, wait_s: float = LOCK_WAIT_S) -> Collection:
+        """One committed generation, copied: the metadata into an in-memory DuckDB, the indexes into
+        memory. The file is held read-only only while copying, so a writer that releases it between
+        commits (the indexer) can go on; the copy never changes. Waits up to `wait_s` for a writer
+        inside a commit. Costs a copy of the tables: see benchmarks/RESULTS.md (live collection)."""
+        root = Path(path)
+        if not cls.exists(root):
+            raise CollectionError(f"{root} is not a collection (no {INFO_FILE}); create it with `clsp-search index`")
+        con = duckdb.connect(":memory:")
+        target = str(root / DB_FILE).replace("'", "''")
+        deadline = time.monotonic() + wait_s
+        delay = 0.01
+        while True:
+            try:
+                con.execute(f"ATTACH '{target}' AS committed (READ_ONLY)")
+                break
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                    con.close()
+                    raise CollectionError(
+                        f"cannot read {root / DB_FILE}: {exc}; another process holds it read-write "
+                        "(an indexer that keeps it between commits); wait for it to finish"
+                    ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        try:
+            info = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
+            if info.get("schema_version") != SCHEMA_VERSION:
+                raise CollectionError(
+                    f"{root} has schema version {info.get('schema_version')}, this version reads {SCHEMA_VERSION}"
+                )
+            con.execute("COPY FROM DATABASE committed TO memory")
+            db_gen = get_state(con)["generation"]
+            sources = cls._recover(root, int(info["generation"]), db_gen, read_only=True)
+            indexes = {kind: fi.read(sources[kind]) for kind in KINDS}
+            indexes[SPEAKER_KIND] = cls._speaker_index(info, sources[SPEAKER_KIND])
+        except BaseException:
+            con.close()
+            raise
+        finally:
+            try:
+                con.execute("DETACH committed")
+            except duckdb.Error:
+                pass
+        info["info_generation"] = int(info["generation"])
+        info["generation"] = db_gen
+        return cls(root, con, info, indexes, read_only=True)
 
     @staticmethod
     def _speaker_index(info: dict, path: Path) -> faiss.Index:
@@ -269,7 +383,26 @@ class Collection:
         """Release the DuckDB file (a pending transaction is rolled back)."""
         if self._tx is not None:
             self._tx.rollback()
-        self.con.close()
+        if self.con is not None:
+            self.con.close()
+
+    def release(self) -> None:
+        """Close the DuckDB file between transactions (`begin` reopens it); no-op while one is open."""
+        if self._tx is None and self.con is not None and not self.read_only:
+            self.con.close()
+            self.con = None  # type: ignore[assignment]
+
+    def _reacquire(self) -> None:
+        """Reopen the DuckDB file for a transaction; the collection must be as this writer left it."""
+        self.con = _connect(str(self.path / DB_FILE), read_only=False, wait_s=LOCK_WAIT_S)
+        db_gen = get_state(self.con)["generation"]
+        if db_gen != self.generation:
+            self.con.close()
+            self.con = None  # type: ignore[assignment]
+            raise CollectionError(
+                f"{self.path} moved from generation {self.generation} to {db_gen} under this writer: "
+                "another process indexed into it; run one indexer per collection and run this one again"
+            )
 
     def __enter__(self) -> Collection:
         return self
@@ -285,6 +418,11 @@ class Collection:
     @property
     def dim(self) -> int:
         return int(self.info["dim"])
+
+    @property
+    def audio_dir(self) -> Path:
+        """The absolute folder of this collection's extracted audio (see `AUDIO_DIR`)."""
+        return audio_dir(self.path)
 
     @property
     def generation(self) -> int:
@@ -409,6 +547,8 @@ class Collection:
             raise CollectionError(f"{self.path} is open read-only")
         if self._tx is not None:
             raise CollectionError("a transaction is already open on this collection")
+        if self.con is None:
+            self._reacquire()
         self._tx = Transaction(self)
         return self._tx
 
@@ -706,14 +846,24 @@ class Transaction:
             pending = {kind: root / f"{kind}.faiss.g{gen}.pending" for kind in sorted(self.dirty)}
             for kind, path in pending.items():
                 fi.write(coll.indexes[kind], path)
+                _kill_point("pending_written")
             set_state(self.con, "generation", gen)
+            _kill_point("before_db_commit")
             self.con.commit()
+        except (OSError, RuntimeError, duckdb.Error) as exc:
+            self.rollback()
+            raise CollectionError(
+                f"could not commit generation {gen} to {root}: {exc}. Nothing of it was kept: the collection "
+                f"is still at generation {gen - 1}. Free disk space (or fix the cause) and run the command again"
+            ) from exc
         except BaseException:
             self.rollback()
             raise
+        _kill_point("after_db_commit")
         coll._tx = None
         for kind, path in pending.items():
             os.replace(path, root / f"{kind}.faiss")
+            _kill_point("after_rename")
         _fsync_dir(root)
         for kind in ALL_KINDS:
             choice = coll.info["indexes"][kind].get("choice")
@@ -721,6 +871,9 @@ class Transaction:
             if choice:
                 coll.info["indexes"][kind]["choice"] = choice
         coll._write_info(gen)
+        _kill_point("after_info")
+        if coll.release_between_commits:
+            coll.release()
 
     def rollback(self) -> None:
         """Drop staged writes: DuckDB rolls back, in-memory indexes are reloaded from their files."""
@@ -739,8 +892,18 @@ class Transaction:
             coll._reload_indexes()
         for name in os.listdir(coll.path):
             if _PENDING.match(name) and int(_PENDING.match(name).group(2)) > coll.generation:
-                os.remove(coll.path / name)
+                try:
+                    os.remove(coll.path / name)
+                except OSError:
+                    pass
         coll._tx = None
+        if coll.release_between_commits:
+            coll.release()
+
+
+def audio_dir(collection: str | os.PathLike) -> Path:
+    """Where a collection at `collection` keeps extracted audio, whether or not it exists yet."""
+    return Path(os.path.abspath(collection)) / AUDIO_DIR
 
 
 def core_columns() -> list[str]:

@@ -13,6 +13,9 @@ from typing import Any
 import duckdb
 
 SCHEMA_VERSION = 1
+"""Bumped only by a change older code could misread. Adding a core column is not one: older code
+treats an unknown column as metadata, and `add_missing_core_columns` gives an older collection the
+new ones when it is next opened for writing (read-only readers take a missing one as null)."""
 
 CORE_CLIP_COLUMNS: dict[str, str] = {
     "id": "BIGINT NOT NULL",
@@ -28,6 +31,8 @@ CORE_CLIP_COLUMNS: dict[str, str] = {
     "language": "VARCHAR",
     "global_caption": "VARCHAR",
     "fine_captions": "VARCHAR[]",
+    "transcript": "VARCHAR",  # what is said, from a source's transcript/text column
+    "normalized_transcript": "VARCHAR",  # its normalised form where the source gives one (normalized_text)
     "content_hash": "VARCHAR",
     "file_size": "BIGINT",
     "file_mtime_ns": "BIGINT",
@@ -65,6 +70,19 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         " files_added BIGINT, files_unchanged BIGINT, files_failed BIGINT, audio_seconds DOUBLE,"
         " wall_seconds DOUBLE, args VARCHAR)"
     )
+
+
+def add_missing_core_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Give a `clips` table made by an older version the core columns it lacks (all nullable, so
+    existing rows read as 'not given'); returns their names. Runs in its own transaction."""
+    existing = table_columns(con, "clips")
+    missing = [name for name in CORE_CLIP_COLUMNS if name not in existing]
+    if missing:
+        con.begin()
+        for name in missing:
+            con.execute(f"ALTER TABLE clips ADD COLUMN {quote_ident(name)} {CORE_CLIP_COLUMNS[name]}")
+        con.commit()
+    return missing
 
 
 def get_state(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
