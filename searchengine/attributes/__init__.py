@@ -4,6 +4,7 @@ One module per family, each a plain function of a 16 kHz mono waveform:
   level.py     loudness, peak, clipping, SNR, reverberation (decay tail)   numpy only, ~1000x real time
   prosody.py   F0 median / spread / voiced share, speaking rate            Praat, ~100x real time
   quality.py   DNSMOS SIG / BAK / OVRL                                      ONNX, one 9 s window per clip
+  spectrum.py  upper edge of the spectrum (telephone band vs wideband)      numpy only
   speaker.py   256-d speaker vector and estimated gender                    Resemblyzer GE2E
   words.py     corpus-quantile bins -> words ("very slowly" .. "very fast") and captions from them
 
@@ -22,6 +23,7 @@ from searchengine.attributes.level import measure_level
 from searchengine.attributes.prosody import measure_prosody
 from searchengine.attributes.quality import measure_quality
 from searchengine.attributes.speaker import SPEAKER_DIM, estimate_gender, speaker_embedding
+from searchengine.attributes.spectrum import measure_spectrum
 
 SAMPLE_RATE = 16000
 
@@ -41,6 +43,7 @@ COLUMNS: dict[str, str] = {
     "m_dnsmos_sig": "DOUBLE",
     "m_dnsmos_bak": "DOUBLE",
     "m_dnsmos_ovrl": "DOUBLE",
+    "m_bandwidth_hz": "DOUBLE",
     "m_gender_est": "VARCHAR",
     "m_gender_prob": "DOUBLE",
 }
@@ -60,6 +63,7 @@ def measure_clip(x: np.ndarray, sr: int = SAMPLE_RATE, quality: bool = True) -> 
     x = np.asarray(x, np.float32)
     out = Measured()
     out.update(measure_level(x, sr))
+    out.update(measure_spectrum(x, sr))
     out.update(measure_prosody(x, sr))
     out.update(measure_quality(x, sr) if quality else dict.fromkeys(("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl")))
     vec = speaker_embedding(x, sr) if len(x) >= int(0.3 * sr) else None
