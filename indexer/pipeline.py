@@ -40,6 +40,7 @@ from searchengine.audio import file_hash
 from searchengine.manifest import Source, SourceItem, read_source
 from searchengine.model.encoder import DEFAULT_PREFETCH, SpeechTimes, prefetched, timed
 from searchengine.progress import progress_bar
+from searchengine.sources.extract import extract_embedded
 from searchengine.store import Caption, Collection
 
 DEFAULT_COMMIT_EVERY = 2000
@@ -130,9 +131,14 @@ class Summary:
                 f"featurized batches ({share:.0f} % of wall time)")
 
 
+_LATER_FIELDS = ("transcript", "normalized_transcript", "embedded")
+"""SourceItem fields added after collections existed: they count only when set, so that a new version
+alone does not make every stored item look edited (and re-embed the collection)."""
+
+
 def item_hash(item: SourceItem) -> str:
     """Hash of the manifest fields of an item: a caption edit re-embeds even when the audio is the same."""
-    data = {k: v for k, v in asdict(item).items() if k != "path"}
+    data = {k: v for k, v in asdict(item).items() if k != "path" and not (k in _LATER_FIELDS and v is None)}
     return hashlib.blake2b(json.dumps(data, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
 
 
@@ -306,6 +312,8 @@ def clip_rows(d: Decoded) -> list[dict[str, Any]]:
             "language": item.language,
             "global_caption": item.global_caption,
             "fine_captions": list(item.fine_captions),
+            "transcript": item.transcript,
+            "normalized_transcript": item.normalized_transcript,
             "content_hash": d.content_hash,
             "file_size": d.file_size,
             "file_mtime_ns": d.file_mtime_ns,
@@ -391,6 +399,8 @@ def run_index(
                       scan_skipped=src.skipped)
     times = LoopTimes()
     try:
+        # Audio inside the source (dataset bytes, tar members) becomes files the collection owns.
+        src = extract_embedded(src, coll.audio_dir, progress)
         p = plan(src, coll)
         summary.files_unchanged, summary.files_known_bad = p.unchanged, p.known_bad
         with coll.transaction() as tx:

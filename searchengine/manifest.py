@@ -16,6 +16,17 @@ There are two views of the same rows, because their consumers need different thi
 
 A manifest that cannot be read correctly is refused as a whole, with one line naming the column,
 because indexing (or training on) half of it silently would be worse than not starting.
+
+Corpora that come as datasets rather than manifests are read by `searchengine.sources` into the same
+items: Hugging Face datasets saved to disk and parquet files with an audio column, lhotse recording,
+supervision and cut manifests, and webdataset tar shards. Audio stored inside them (bytes in a
+column, members of a tar) is not read here: such an item carries an `Embedded` locator, and
+`searchengine.sources.extract` writes those bytes out as files before anything decodes them.
+
+A transcript is what is said, kept apart from the captions (which describe how): the first of the
+`TRANSCRIPT_COLUMNS` a row has text in becomes `transcript`, likewise `NORMALIZED_COLUMNS` for
+`normalized_transcript`. The first such column a source has is consumed; any later one also stays
+metadata, so that a source with both `transcript` and `text` loses neither.
 """
 
 from __future__ import annotations
@@ -39,6 +50,10 @@ AUDIO_EXTENSIONS = {
 }
 MANIFEST_EXTENSIONS = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"}
 JSON_LINES_EXTENSIONS = {".jsonl", ".ndjson"}
+#: Where a source's transcript may be, in order of preference (Common Voice says `sentence`, FLEURS
+#: `transcription`); and its normalised form (LJSpeech's third field, NeMo's `normalized_text`).
+TRANSCRIPT_COLUMNS = ("transcript", "text", "transcription", "sentence")
+NORMALIZED_COLUMNS = ("normalized_text", "normalized_transcript")
 
 # Manifest columns with a meaning of their own; the rest is metadata.
 _RESERVED = {"id", "path", "start", "end", "speaker", "language", "global_caption", "fine_captions", "attributes"}
@@ -49,8 +64,25 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """Where an item's audio bytes sit inside a container file, to be written out before decoding.
+
+    `kind` says how to find them: "arrow" and "parquet" by row number (`locator`) in column `column`,
+    "tar" by member name. `name` is the file name the source gives the audio (its suffix is a
+    hint to the format), if any."""
+
+    kind: str
+    container: str
+    locator: int | str
+    column: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceItem:
-    """One thing to index: a file, or a [start, end) range of one, with its manifest metadata."""
+    """One thing to index: a file, or a [start, end) range of one, with its manifest metadata.
+
+    While `embedded` is set, `path` names the container the audio is inside, not an audio file."""
 
     key: str
     path: str
@@ -61,6 +93,9 @@ class SourceItem:
     global_caption: str | None = None
     fine_captions: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    transcript: str | None = None
+    normalized_transcript: str | None = None
+    embedded: Embedded | None = None
 
 
 @dataclass
@@ -92,18 +127,37 @@ class ManifestRow:
 
 
 def read_source(source: str | Path) -> Source:
-    """Items from a manifest file, an audio folder or one audio file (decided by what `source` is)."""
+    """Items from whatever `source` is: an audio folder, a saved Hugging Face dataset, a folder of tar
+    shards, a manifest file (ours, or lhotse's), a parquet or arrow file with an audio column, tar
+    shards (one, or a `{000..009}` pattern), or one audio file."""
+    from searchengine.sources import hf, lhotse, webdataset
+
     p = Path(source)
     if p.is_dir():
-        return read_folder(p)
+        if hf.is_saved_dataset(p):
+            return hf.read_saved_dataset(p)
+        shards = webdataset.shards_in(p)
+        return webdataset.read_shards(shards, str(p)) if shards else read_folder(p)
     if not p.is_file():
+        if webdataset.is_pattern(str(source)):
+            return webdataset.read_shards(webdataset.expand(str(source)), str(source))
         raise ManifestError(f"{p}: no such file or directory")
-    if p.suffix.lower() in MANIFEST_EXTENSIONS:
+    name = p.name.lower()
+    if webdataset.is_shard(p):
+        return webdataset.read_shards([p], str(p))
+    if lhotse.is_lhotse_manifest(p):
+        return lhotse.read_lhotse(p)
+    if name.endswith(".arrow"):
+        return hf.read_arrow_file(p)
+    if name.endswith(".parquet") and hf.parquet_audio_column(p) is not None:
+        return hf.read_parquet_dataset(p)
+    if p.suffix.lower() in MANIFEST_EXTENSIONS or name.endswith((".jsonl.gz", ".ndjson.gz")):
         return read_manifest(p)
     if p.suffix.lower() in AUDIO_EXTENSIONS:
         item = SourceItem(key=str(p.resolve()), path=str(p.resolve()))
         return Source(str(p), [item], {})
-    raise ManifestError(f"{p}: not a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))}) or an audio file")
+    raise ManifestError(f"{p}: not a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))}), a dataset, tar shards "
+                        "or an audio file")
 
 
 def read_folder(folder: Path) -> Source:
@@ -123,24 +177,43 @@ def read_folder(folder: Path) -> Source:
 
 def read_manifest(path: Path) -> Source:
     """Items of a manifest, metadata typed by DuckDB and `attributes` flattened into columns."""
+    return table_source(_query(path), path, path.resolve().parent)
+
+
+def table_source(
+    table: pa.Table,
+    origin: Path,
+    base: Path,
+    embedded: list[Embedded | None] | None = None,
+    row_keys: list[str] | None = None,
+    skipped: list[tuple[str, str]] | None = None,
+) -> Source:
+    """Items of a table of manifest rows (from a manifest file, or built by a dataset reader).
+
+    `embedded[i]`, when given, says where row i's audio is inside a container; `row_keys[i]` is row
+    i's identity when it has no `id` (else the resolved path plus the time range is)."""
     from searchengine.store.schema import CORE_CLIP_COLUMNS
 
     # Columns the store computes from the audio itself; a manifest's own values are kept under `manifest_<name>`.
     computed = set(CORE_CLIP_COLUMNS) - {"speaker", "language", "global_caption", "fine_captions", "start", "end",
                                          "transcript", "normalized_transcript"}
-    table, types = _typed_table(path)
-    _check_types(path, types)
-    base = path.resolve().parent
-    meta_names = [n for n in table.column_names if n not in _RESERVED]
+    table = _flatten_attributes(table)
+    types = _column_types(table)
+    _check_types(origin, types)
+    said = [n for n in TRANSCRIPT_COLUMNS if types.get(n) == "VARCHAR"]
+    normalized = [n for n in NORMALIZED_COLUMNS if types.get(n) == "VARCHAR"]
+    meta_names = [n for n in table.column_names if n not in _RESERVED and n not in (said[:1] + normalized[:1])]
     renamed = {n: (f"manifest_{n}" if n in computed else n) for n in meta_names}
     column_types = {renamed[n]: types[n] for n in meta_names if types[n] not in ('"NULL"', "NULL")}
     items: list[SourceItem] = []
     duplicates: list[SourceItem] = []
     seen: set[str] = set()
     for row_no, row in enumerate(table.to_pylist()):
-        r = _interpret(row, path, base, row_no + 1)
+        r = _interpret(row, origin, base, row_no + 1)
         if row.get("id") is not None:
             key = str(row["id"])
+        elif row_keys is not None:
+            key = row_keys[row_no]
         else:
             key = str(r.path) + ("" if r.start is None and r.end is None else f"#{r.start or 0:g}-{r.end if r.end is not None else ''}")
         item = SourceItem(
@@ -153,10 +226,23 @@ def read_manifest(path: Path) -> Source:
             global_caption=r.global_caption,
             fine_captions=r.fine_captions,
             metadata={renamed[n]: row[n] for n in meta_names},
+            transcript=_first_text(row, said),
+            normalized_transcript=_first_text(row, normalized),
+            embedded=embedded[row_no] if embedded is not None else None,
         )
         (duplicates if key in seen else items).append(item)
         seen.add(key)
-    return Source(str(path), items, column_types, duplicates)
+    return Source(str(origin), items, column_types, duplicates, skipped=list(skipped or []))
+
+
+def _first_text(row: Mapping[str, Any], names: list[str]) -> str | None:
+    """The first non-blank of a row's cells in columns `names` (rows of one source may say it in
+    different columns: one webdataset sample's json has `text`, another's a .txt member)."""
+    for name in names:
+        value = row.get(name)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
 
 
 # ------------------------------------------------------------------------------------- the records view
@@ -273,7 +359,7 @@ def _query(path: Path) -> pa.Table:
     import duckdb
 
     suffix = path.suffix.lower()
-    if suffix in JSON_LINES_EXTENSIONS:
+    if suffix in JSON_LINES_EXTENSIONS or path.name.lower().endswith((".jsonl.gz", ".ndjson.gz")):
         query = "SELECT * FROM read_json_auto($p, format = 'newline_delimited')"
     elif suffix == ".json":
         query = "SELECT * FROM read_json_auto($p)"
@@ -291,18 +377,16 @@ def _query(path: Path) -> pa.Table:
         con.close()
 
 
-def _typed_table(path: Path) -> tuple[pa.Table, dict[str, str]]:
-    """The flattened table and the DuckDB type of each of its columns."""
+def _column_types(table: pa.Table) -> dict[str, str]:
+    """The DuckDB type of each column of `table` (what the store will make of it)."""
     import duckdb
 
-    table = _flatten_attributes(_query(path))
     con = duckdb.connect()
     try:
         con.register("manifest", table)
-        types = {name: dtype for name, dtype, *_ in con.execute("DESCRIBE manifest").fetchall()}
+        return {name: dtype for name, dtype, *_ in con.execute("DESCRIBE manifest").fetchall()}
     finally:
         con.close()
-    return table, types
 
 
 def _flatten_attributes(table: pa.Table) -> pa.Table:
@@ -329,7 +413,7 @@ def _flatten_attributes(table: pa.Table) -> pa.Table:
     return table
 
 
-def _check_types(path: Path, types: Mapping[str, str]) -> None:
+def _check_types(path: Path | str, types: Mapping[str, str]) -> None:
     if "path" not in types:
         raise ManifestError(f"{path}: manifest has no 'path' column (columns: {', '.join(types) or 'none'})")
     if types["path"] != "VARCHAR":
