@@ -4,10 +4,11 @@ speechmos's own `run` builds its ONNX sessions with default threading, which in 
 processes would start one thread pool per worker per core; here each process gets one
 single-threaded session, built on first use and kept. Its per-clip call also computes the P.808
 score from a librosa mel spectrogram, which costs ~4x the SIG/BAK/OVRL model itself and is not
-stored, so `measure_quality` runs the P.835 model alone, on speechmos's windows (9.01 s, hop 1 s,
-short clips tiled to fill exactly one window) with its polynomial calibration. Clips of 9 s and
-more get speechmos's numbers exactly; shorter ones cost one window instead of the several that
-speechmos's doubling makes of the same audio (~0.6 s of one core per window here).
+stored, so `measure_quality` runs the P.835 model alone, with speechmos's 9.01 s window and
+polynomial calibration. Where speechmos slides the window by 1 s, `measure_quality` takes as few
+windows as cover the clip, spread evenly (a 30 s segment: 4 windows, not 22); short clips are tiled
+to fill exactly one window. ~0.6 s of one core per window here; agreement with speechmos's sliding
+windows on real speech is in benchmarks/RESULTS.md ("Indexing").
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ def measure_quality(x: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float | N
     if len(x) < window:
         x = np.tile(x, int(np.ceil(window / len(x))))[:window]  # one window for a short clip (speechmos doubles
         # it, which can make several windows of the same audio)
-    hops = int(np.floor(len(x) / sr) - INPUT_LENGTH) + 1
+    # As few windows as cover the clip, spread evenly from its start to its end (speechmos slides its
+    # window by 1 s: 22 windows for a 30 s segment, 7x the cost for scores ranked alike).
+    starts = np.linspace(0, len(x) - window, int(np.ceil(len(x) / window))).astype(int)
     scores = []
-    for i in range(max(1, hops)):
-        seg = x[i * sr : i * sr + window]
-        if len(seg) < window:
-            continue
+    for start in starts:
+        seg = x[start : start + window]
         raw = model.onnx_sess.run(None, {"input_1": seg[np.newaxis, :].astype(np.float32)})[0][0]
         scores.append(model.get_polyfit_val(*raw, False))
     sig, bak, ovrl = (float(np.mean(v)) for v in zip(*scores, strict=False))

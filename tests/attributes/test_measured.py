@@ -106,3 +106,15 @@ def test_dnsmos_background_lower_for_noisy_clips(attr_corpus, measured):
     clean_bak = [bak(r) for r in clean]
     noisy_bak = [bak(r) for r in noisy]
     assert np.median(noisy_bak) + 1.0 < np.median(clean_bak)
+
+
+def test_dnsmos_windows_cover_the_whole_of_a_long_clip(attr_corpus, measured):
+    """A long segment is scored on as few 9 s windows as cover it, its end included: 10 s of clean
+    speech followed by 9 s of loud noise scores a lower background than the clean speech alone."""
+    clean = [r for r in measured if not r["a"]["telephone"] and r["a"]["snr_db"] is None][:3]
+    speech = np.concatenate([sf.read(str(attr_corpus / r["rec"]["path"]), dtype="float32")[0] for r in clean])
+    speech = np.tile(speech, int(np.ceil(10 * 16000 / len(speech))))[: 10 * 16000]
+    noise = 0.3 * np.random.default_rng(0).standard_normal(9 * 16000).astype(np.float32)
+    alone = measure_quality(speech, 16000)["m_dnsmos_bak"]
+    with_noisy_end = measure_quality(np.concatenate([speech, noise]), 16000)["m_dnsmos_bak"]
+    assert with_noisy_end + 0.5 < alone
