@@ -52,6 +52,7 @@ from searchengine.fusion import (
 from searchengine.lru import LruCache
 from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
 from searchengine.store.faiss_index import search_groups, search_ids
+from searchengine.understanding import DEFAULT_UNDERSTAND
 
 INDEXES = ("speech", "global", "fine")
 
@@ -98,6 +99,8 @@ class SearchOptions:
     fusion: str = DEFAULT_FUSION
     weights: Mapping[str, float] | None = None
     strategy: str = "auto"  # how filters reach FAISS: auto | exact | selector | overfetch (benchmarks compare them)
+    understand: bool = DEFAULT_UNDERSTAND  # text queries: fuse measured attributes the description names (searchengine.understanding)
+    drop: Sequence[str] = ()  # understood constraints to leave out, by key ("gender:male")
 
     def validated(self) -> SearchOptions:
         if not 1 <= int(self.top_k) <= MAX_TOP_K:
@@ -157,6 +160,9 @@ class SearchPage:
     strategy: str  # how the filter was applied: none, exact, selector or overfetch
     took_ms: float
     excluded: list[int] = field(default_factory=list)
+    understood: list[dict[str, Any]] = field(default_factory=list)  # constraints read from the description
+    uncovered: list[dict[str, Any]] = field(default_factory=list)  # its words no measured attribute covers
+    notices: list[dict[str, Any]] = field(default_factory=list)  # what neither model nor attributes can rank
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -199,6 +205,7 @@ class Searcher:
         self._caption_owners: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # kind -> (size, ids, clips)
         self._record_cache = LruCache(RECORD_CACHE_SIZE)
         self.columns: dict[str, Column] = filterable_columns(collection.con.cursor())
+        self._attributes: Any = None  # searchengine.understanding.AttributeTable, read on first use
 
     @classmethod
     def open(cls, path: str | Path, model: str | None = None, device: str = "auto") -> Searcher:
@@ -250,8 +257,32 @@ class Searcher:
 
     # ------------------------------------------------------------------------------ queries
     def search_text(self, query: str, options: SearchOptions = SearchOptions(), con: Any = None) -> SearchPage:
-        """Clips that sound like `query` describes (and, with caption indexes, whose captions say so)."""
-        return self.search_vector(self.embed_text(query), options, con=con, modality="text")
+        """Clips that sound like `query` describes (and, with caption indexes, whose captions say so).
+        With `options.understand`, the properties it names that were measured at indexing join the
+        ranking as soft constraints; the page says what was understood and what nothing ranks."""
+        con = con or self.cursor()
+        understood = self.understand(query, options.drop, con)
+        rerank = understood.reranker if options.understand else None
+        page = self.search_vector(self.embed_text(query), options, con=con, modality="text", rerank=rerank)
+        if options.understand:
+            page.understood, page.uncovered = understood.understood_dicts(), understood.uncovered_dicts()
+        page.notices = self.notices(understood)
+        return page
+
+    def understand(self, query: str, drop: Sequence[str] = (), con: Any = None) -> Any:
+        """What a description asks of the measured attributes (`searchengine.understanding.understand`)."""
+        from searchengine.understanding import AttributeTable, understand
+
+        if self._attributes is None:
+            self._attributes = AttributeTable.load(con or self.cursor(), self.columns)
+        return understand(query, self._attributes, drop)
+
+    def notices(self, understood: Any) -> list[dict[str, Any]]:
+        """What the query asks that neither this model nor a measured attribute ranks (`searchengine.capabilities`)."""
+        from searchengine.capabilities import capabilities_for, notices
+
+        caps = capabilities_for(self.collection.model_id, self.encoder)
+        return notices(understood.uncovered, caps, self.collection.model_id.split("@")[0], self.columns)
 
     def search_clips(self, clip_ids: Sequence[int], options: SearchOptions = SearchOptions(), con: Any = None) -> SearchPage:
         """Clips that sound like the given clips (their mean vector), the query clips left out."""
@@ -280,9 +311,12 @@ class Searcher:
         con: Any = None,
         exclude: Sequence[int] = (),
         modality: str = "text",
+        rerank: Any = None,
     ) -> SearchPage:
         """The ranked page for a query vector. Speech queries only search the speech index (caption
-        indexes hold text vectors, a speech->text match says nothing about sounding alike)."""
+        indexes hold text vectors, a speech->text match says nothing about sounding alike). `rerank`
+        (a `searchengine.understanding.Reranker`) adds the clips it favours to the candidates and
+        fuses its soft constraints with the model's scores."""
         started = time.perf_counter()
         options = options.validated()
         con = con or self.cursor()
@@ -293,7 +327,7 @@ class Searcher:
         allowed = self._allowed_clips(compiled, con)
         candidates = self.collection.index("speech").ntotal if allowed is None else len(allowed)
         need = options.offset + options.top_k + TIE_MARGIN + len(excluded)
-        depth = need if len(indexes) == 1 else max(need, FUSION_DEPTH)
+        depth = need if len(indexes) == 1 and rerank is None else max(need, FUSION_DEPTH)
         weights = {**DEFAULT_WEIGHTS, **(options.weights or {})}
         q = _unit(np.asarray(vector, np.float32))
 
@@ -304,6 +338,10 @@ class Searcher:
             lists[kind] = found
             if allowed is not None:
                 strategy = strategy_used
+        if rerank is not None:  # clips the measured attributes favour join the candidates, scored exactly
+            extra = [c for c in rerank.candidates(depth, allowed, set(excluded)) if not any(c in f for f in lists.values())]
+            if extra:
+                lists = self._complete_scores(q, lists, con, extra)
 
         if len(indexes) == 1:
             (kind,) = indexes
@@ -312,6 +350,8 @@ class Searcher:
             if options.fusion == "weighted":  # a sum needs every candidate's score in every index
                 lists = self._complete_scores(q, lists, con)
             fused = FUSIONS[options.fusion](lists, weights)
+        if rerank is not None:
+            fused = rerank.fuse(fused)
 
         order = sorted(fused, key=lambda cid: (-fused[cid], cid))
         page_ids = order[options.offset : options.offset + options.top_k]
@@ -391,11 +431,13 @@ class Searcher:
         return cached[1], cached[2]
 
     def _complete_scores(
-        self, q: np.ndarray, lists: dict[str, dict[int, tuple[float, int | None]]], con: Any
+        self, q: np.ndarray, lists: dict[str, dict[int, tuple[float, int | None]]], con: Any,
+        ids: Sequence[int] | None = None,
     ) -> dict[str, dict[int, tuple[float, int | None]]]:
         """For a weighted sum every candidate needs its score in every index, not only in the lists that
-        happened to return it: exact cosines from the stored vectors (best caption per clip)."""
-        union = sorted({cid for found in lists.values() for cid in found})
+        happened to return it: exact cosines from the stored vectors (best caption per clip). `ids`
+        scores those clips in every list instead (candidates added from elsewhere)."""
+        union = sorted(ids) if ids is not None else sorted({cid for found in lists.values() for cid in found})
         out: dict[str, dict[int, tuple[float, int | None]]] = {}
         for kind, found in lists.items():
             full = dict(found)
