@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from searchengine.search import MAX_PAGE_TOP_K
+from searchengine.understanding import DEFAULT_UNDERSTAND
 
 Index = Literal["speech", "global", "fine"]
 Fusion = Literal["rrf", "weighted"]
@@ -62,6 +63,13 @@ class TextSearchRequest(SearchParams):
     query: Query = Field(..., description="A description of the voice, e.g. 'a breathy young woman whispering'.")
     indexes: list[Index] | None = Field(None, min_length=1, max_length=3, description="Default: speech + captions.")
     fusion: Fusion | None = Field(None, description="How index rankings are combined (default: rrf).")
+    understand: bool = Field(
+        DEFAULT_UNDERSTAND, description="Read the words that name measured properties (gender, pitch, pace, loudness, "
+        "noise, distance, telephone, whisper, quality) as soft constraints fused with the model's score; false gives "
+        "the model's ranking alone.")
+    drop: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=32,
+        description="Understood constraints to leave out, by key (e.g. 'gender:male'), as removing a chip does.")
 
 
 class ClipSearchRequest(SearchParams):
@@ -86,6 +94,38 @@ class HitOut(BaseModel):
     audio_url: str
 
 
+class UnderstoodOut(BaseModel):
+    """A property the description names, read as a soft constraint over a measured column."""
+
+    key: str = Field(..., description="Stable name of the constraint, e.g. 'pace:high'; send it in `drop` to leave it out.")
+    property: str = Field(..., description="gender, pitch, pace, loudness, noise, distance, quality, expressiveness, channel or whisper.")
+    target: str = Field(..., description="low, mid or high on a graded property; male or female; telephone or wideband; whisper or voiced.")
+    very: bool
+    words: str = Field(..., description="The words of the query it was read from.")
+    label: str = Field(..., description="How to show it, e.g. 'pace: fast'.")
+    column: str = Field(..., description="The measured column it is scored on.")
+    status: str = Field(..., description="applied, dropped, or 'not measured in this collection'.")
+
+
+class UncoveredOut(BaseModel):
+    """Words of the description that no measured attribute covers: the model alone ranks them, if it can."""
+
+    words: str
+    property: str | None = Field(None, description="age, timbre, accent or emotion; null for a word no vocabulary knows.")
+
+
+class NoticeOut(BaseModel):
+    """Something the query asks that neither the model nor a measured attribute can rank."""
+
+    property: str
+    words: list[str]
+    model_id: str
+    level: str
+    message: str
+    who_can: str | None = Field(None, description="The model that can rank it, as far as is known.")
+    filter_column: str | None = Field(None, description="A column of this collection holding the property, to filter on.")
+
+
 class SearchResponse(BaseModel):
     hits: list[HitOut]
     top_k: int
@@ -97,6 +137,9 @@ class SearchResponse(BaseModel):
     took_ms: float
     excluded: list[int]
     model_id: str
+    understood: list[UnderstoodOut] = Field(default_factory=list, description="What the description was understood to ask.")
+    uncovered: list[UncoveredOut] = Field(default_factory=list, description="Its words no measured attribute covers.")
+    notices: list[NoticeOut] = Field(default_factory=list, description="What neither the model nor the attributes can rank.")
 
 
 class ClipOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -31,7 +32,8 @@ async def search_text(
     settings: Settings = Depends(deps.settings),
     con: Any = Depends(deps.cursor),
 ) -> dict:
-    options = _options(body, settings, indexes=body.indexes, fusion=body.fusion)
+    options = replace(_options(body, settings, indexes=body.indexes, fusion=body.fusion),
+                      understand=body.understand, drop=tuple(body.drop))
     page = await run_in_threadpool(searcher.search_text, body.query, options, con)
     return page_out(page, searcher)
 
