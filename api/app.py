@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from api import errors
+from api import auth, errors, openapi, page
+from api.contract import contract_for
 from api.limits import BodySizeLimit
 from api.routers import clips, collection, export, inference, search
 from api.settings import Limits, Settings
@@ -37,6 +38,7 @@ def create_app(
         title="clsp-search",
         version="0.1.0",
         description="Find voices by describing them or by example: CLSP embeddings, FAISS, DuckDB.",
+        generate_unique_id_function=lambda route: route.name,  # operation ids: search_text, export, ...
     )
     app.state.searcher = searcher
     app.state.settings = settings
@@ -45,12 +47,20 @@ def create_app(
     # Multipart overhead on top of the audio itself is small; allow 1 MB of it.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes + 1024 * 1024)
     for module in (search, clips, inference, export, collection):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(openapi.enforce_media_type)])
+    openapi.install(app, lambda: contract_for(app.state.searcher.columns), lambda: bool(settings.api_keys))
     # A non-editable install (the Docker image) has no repository next to the package: it names the
     # page's folder with CLSP_SEARCH_WEB_DIR instead.
     web = settings.web_dir or os.environ.get("CLSP_SEARCH_WEB_DIR") or REPO_WEB
-    if (Path(web) / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=str(web), html=True), name="web")
+    is_page = page.mount(app, web) if (Path(web) / "index.html").is_file() else None
+    if settings.api_keys:
+        app.add_middleware(auth.RequireKey, keys=settings.api_keys, open_path=is_page)
+    app.add_middleware(page.AnswerOptions, routes_of=app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Range"],
+                           expose_headers=["X-Result-Count", "X-Curation-Summary", "Content-Disposition",
+                                           "Content-Range", "Accept-Ranges"])
     return app
 
 
@@ -70,7 +80,7 @@ def app_from_env() -> FastAPI:
     path = os.environ.get("CLSP_SEARCH_COLLECTION")
     if not path:
         raise RuntimeError("set CLSP_SEARCH_COLLECTION to a collection directory")
-    return create_app(path, Settings(model=os.environ.get("CLSP_SEARCH_MODEL") or None))
+    return create_app(path, Settings(model=os.environ.get("CLSP_SEARCH_MODEL") or None, api_keys=auth.keys_from()))
 
 
 __all__ = ["Limits", "Settings", "create_app", "default_audio_roots"]

@@ -32,11 +32,11 @@ def cursor(request: Request) -> Iterator[Any]:
         con.close()
 
 
-def validate(model: type[BaseModel], data: Any, where: str = "body") -> Any:
+def validate(model: type[BaseModel], data: Any, where: str = "body", strict: bool | None = None) -> Any:
     """Validate data that did not come through FastAPI's own body parsing (multipart forms, a JSON
-    body read by hand) with the same 422 answer."""
+    body read by hand) with the same 422 answer. `strict=False` reads text as numbers (form fields)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": (where, *e.get("loc", ()))} for e in exc.errors(include_url=False, include_context=False)]

@@ -18,8 +18,27 @@ from searchengine.search import ClipNotFoundError, SearchError
 
 log = logging.getLogger("clsp_search.api")
 
-_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-          415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "validation_error"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          413: "too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable", 422: "validation_error"}
+
+DESCRIPTIONS = {
+    400: "The request cannot be used as sent: malformed JSON, an unreadable or empty upload",
+    401: "No API key, or not one of this server's keys: send `Authorization: Bearer KEY`",
+    403: "The clip's file lies outside the collection's audio roots",
+    404: "No clip with that id in this collection",
+    413: "The body or the upload is larger, or the recording longer, than this server accepts",
+    415: "The body is not in a media type the operation takes, or the upload is not audio",
+    416: "The range starts past the end of the clip's audio",
+    422: "A value breaks the request schema: the message names the field",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route that can answer these errors (those every body can answer are added
+    for all operations by `api.openapi`)."""
+    from api.schemas import ErrorOut
+
+    return {code: {"model": ErrorOut, "description": DESCRIPTIONS[code]} for code in codes}
 
 
 class ApiError(Exception):
@@ -68,6 +87,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            return error_response(400, "bad_json", "the body is not valid JSON")
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg", "invalid request")

@@ -3,63 +3,90 @@
 Limits are pydantic constraints (so they appear in the OpenAPI schema and a violation is a 422 naming
 the field); the few that an operator may change (top_k, upload size, audio length) come from
 `api.settings.Limits` and are checked in the routers against the running configuration.
+
+Request bodies are strict (`Body`): what the document calls a string, integer or boolean is exactly
+that (no "10" for 10, no 1 for true), and every constraint the server enforces is one the schema
+states, so a request the document accepts is one the server accepts. The filter and the attribute
+ranges depend on the collection's columns: the document refers to `Filter` and `Ranges`, which
+`api.contract` builds from the collection and validates with.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from searchengine.search import MAX_PAGE_TOP_K
 from searchengine.understanding import DEFAULT_UNDERSTAND
 
 Index = Literal["speech", "global", "fine"]
 Fusion = Literal["rrf", "weighted"]
-Query = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ClipId = Annotated[int, Field(ge=0, le=2**62)]
+NOT_BLANK = "[^\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+"""A regular expression that finds a character Python's str.strip() keeps: text matching it is not
+blank. Written with explicit code points so JSON Schema validators (ECMA-262), pydantic (Rust regex)
+and Python agree on it, as they do not on `\\S`."""
 
 
-class Condition(BaseModel):
-    """One test on a metadata column: `{"field": "duration", "op": ">", "value": 3}`."""
-
-    model_config = ConfigDict(extra="forbid")
-    field: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    op: Literal["=", "==", "!=", "<", "<=", ">", ">=", "in", "between", "contains"]
-    value: Any = None
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 10.0 as an integer; strict pydantic would refuse it.
+    return int(value) if type(value) is float and value.is_integer() else value
 
 
-class Group(BaseModel):
-    """All (`and`) or any (`or`) of a list of conditions or groups."""
-
-    model_config = ConfigDict(extra="forbid")
-    and_: list[Condition | Group] | None = Field(default=None, alias="and", min_length=1, max_length=64)
-    or_: list[Condition | Group] | None = Field(default=None, alias="or", min_length=1, max_length=64)
+def integer(**bounds: int) -> Any:
+    """An integer JSON value (10.0 included) within bounds. The bounds come before the validator, or
+    pydantic writes them into the schema as "ge"/"le", which JSON Schema does not know."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral)]
 
 
-Filter = Condition | Group | list[Condition | Group]
+Int = integer()
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Query = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=NOT_BLANK)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
+MAX_CLIP_ID = 2**53 - 1
+"""The largest clip id the API takes: beyond it, JSON numbers (IEEE doubles in JavaScript and in most
+JSON Schema validators) no longer tell neighbouring integers apart."""
+ClipId = integer(ge=0, le=MAX_CLIP_ID)
+Template = Annotated[str, StringConstraints(min_length=2, max_length=500, pattern="^[^{}]*\\{\\}[^{}]*$")]
+FilterJson = Annotated[Any, WithJsonSchema({"x-contract": "Filter"})]
+"""A filter as sent; `api.contract` validates it against the collection's columns, and the document
+(`api.openapi`) puts a reference to the collection's `Filter` schema where this marker stands."""
+RangesJson = Annotated[Any, WithJsonSchema({"x-contract": "Ranges"})]
 
 
-def filter_tree(value: Filter | None) -> Any:
-    """The plain dict/list tree `searchengine.filters` compiles (aliases restored, unset keys dropped)."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return [filter_tree(v) for v in value]
-    return value.model_dump(by_alias=True, exclude_none=True) if isinstance(value, Group) else value.model_dump()
+def limit(name: str) -> dict[str, str]:
+    """Marks a bound the operator may lower (`api.settings.Limits`): the document shows the running value."""
+    return {"x-limit": name}
 
 
-class SearchParams(BaseModel):
+class Body(BaseModel):
+    """A request body: unknown keys and loosely typed values are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SearchParams(Body):
     """Paging, filtering and fusion options shared by every search."""
 
-    model_config = ConfigDict(extra="forbid")
-    top_k: int = Field(10, ge=1, le=MAX_PAGE_TOP_K, description="Results per page (the server may set a lower maximum).")
-    offset: int = Field(0, ge=0, le=100_000, description="Results to skip: page n starts at (n - 1) * top_k.")
-    filter: Filter | None = Field(None, description="Metadata conditions; see GET /collection for the fields.")
+    top_k: Int = Field(10, ge=1, le=MAX_PAGE_TOP_K, json_schema_extra=limit("max_top_k"),
+                       description="Results per page (the server may set a lower maximum).")
+    offset: Int = Field(0, ge=0, le=100_000, description="Results to skip: page n starts at (n - 1) * top_k.")
+    filter: FilterJson | None = Field(None, description="Metadata conditions; see GET /collection for the fields.")
 
 
 class TextSearchRequest(SearchParams):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"query": "a breathy young woman whispering"},
+        {"query": "calm older man, clean studio recording", "top_k": 20,
+         "filter": {"field": "duration", "op": ">", "value": 3}}]})
     query: Query = Field(..., description="A description of the voice, e.g. 'a breathy young woman whispering'.")
     indexes: list[Index] | None = Field(None, min_length=1, max_length=3, description="Default: speech + captions.")
     fusion: Fusion | None = Field(None, description="How index rankings are combined (default: rrf).")
@@ -67,7 +94,7 @@ class TextSearchRequest(SearchParams):
         DEFAULT_UNDERSTAND, description="Read the words that name measured properties (gender, pitch, pace, loudness, "
         "noise, distance, telephone, whisper, quality) as soft constraints fused with the model's score; false gives "
         "the model's ranking alone.")
-    drop: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = Field(
+    drop: list[Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=32,
         description="Understood constraints to leave out, by key (e.g. 'gender:male'), as removing a chip does.")
 
@@ -149,11 +176,13 @@ class ClipOut(BaseModel):
     audio_url: str
 
 
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClassifyRequest(Body):
+    """Clips of the collection to label, by id."""
+
     clip_ids: list[ClipId] = Field(..., min_length=1, max_length=100)
-    labels: list[Label] = Field(..., min_length=1, max_length=100)
-    template: Annotated[str, StringConstraints(min_length=2, max_length=500)] = "A speaker in a {} tone."
+    labels: list[Label] = Field(..., min_length=1, max_length=100, description="The classes, in free text.")
+    template: Template = Field("A speaker in a {} tone.",
+                               description="The prompt each label is put into: one '{}' and no other braces.")
 
 
 class ClassifyResult(BaseModel):
@@ -167,8 +196,9 @@ class ClassifyResponse(BaseModel):
     template: str
 
 
-class SimilarityRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SimilarityRequest(Body):
+    """Two clips of the collection, by id."""
+
     a: ClipId
     b: ClipId
 
@@ -178,56 +208,122 @@ class SimilarityResponse(BaseModel):
     cosine: float
 
 
-class Range(BaseModel):
-    """Bounds of one numeric attribute; either may be left out for an open side."""
+class ExportOptions(Body):
+    """What both kinds of export share: the file format."""
 
-    model_config = ConfigDict(extra="forbid")
-    min: float | None = Field(None, allow_inf_nan=False)
-    max: float | None = Field(None, allow_inf_nan=False)
-
-
-class ExportRequest(BaseModel):
-    """Either a text `query` (its best `n` clips, under the curation constraints) or `ids`: clips
-    picked by hand from any result list, exported as they are, in the order given."""
-
-    model_config = ConfigDict(extra="forbid")
-    query: Query | None = None
-    ids: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, min_length=1, max_length=10_000, description="Clip ids to export as they are (a selection).")
-    scores: list[float] | None = Field(None, max_length=10_000, description="Scores to write for `ids`, one each.")
-    ranks: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, max_length=10_000, description="Ranks to write for `ids`, one each (default: their order).")
-    n: int = Field(100, ge=1, le=10_000, description="How many clips to export.")
-    filter: Filter | None = None
     format: Literal["jsonl", "csv"] = "jsonl"
+
+
+class ExportQuery(ExportOptions):
+    """The best `n` clips of a text search, under the curation constraints."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"query": "calm older man, clean studio recording", "n": 200, "max_per_speaker": 5, "format": "csv"}]})
+
+    query: Query = Field(..., description="A description of the voices to collect.")
+    n: Int = Field(100, ge=1, le=10_000, json_schema_extra=limit("max_export"), description="How many clips to export.")
+    filter: FilterJson | None = Field(None, description="Metadata conditions, as in /search/text.")
     indexes: list[Index] | None = Field(None, min_length=1, max_length=3)
     fusion: Fusion | None = None
-    min_quality: float | None = Field(None, ge=1.0, le=5.0, description="Minimum DNSMOS overall quality (1-5).")
-    ranges: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], Range] | None = Field(
-        None, max_length=32, description="Attribute ranges, e.g. {\"m_snr_db\": {\"min\": 15}}.")
-    max_per_speaker: int | None = Field(None, ge=1, le=10_000, description="At most K clips of one speaker.")
+    min_quality: FiniteFloat | None = Field(
+        None, ge=1.0, le=5.0, json_schema_extra={"x-requires-column": "m_dnsmos_ovrl"},
+        description="Minimum DNSMOS overall quality (1-5); offered when the collection has measured attributes.")
+    ranges: RangesJson | None = Field(None, description="Attribute ranges, e.g. {\"m_snr_db\": {\"min\": 15}}.")
+    max_per_speaker: integer(ge=1, le=10_000) | None = Field(None, description="At most K clips of one speaker.")
     diverse_speakers: bool = Field(False, description="Every speaker's best clip before anyone's second.")
-    dedup_threshold: float | None = Field(
+    dedup_threshold: FiniteFloat | None = Field(
         None, ge=-1.0, le=1.0, description="Drop clips whose speech-vector cosine with a chosen clip is above this.")
 
-    @model_validator(mode="after")
-    def _one_source(self) -> ExportRequest:
-        if (self.query is None) == (self.ids is None):
-            raise ValueError("give either a text query or ids of the clips to export, not both")
-        if self.ids is not None:
-            searchy = (self.filter, self.indexes, self.fusion, self.min_quality, self.ranges, self.max_per_speaker,
-                       self.dedup_threshold)
-            if any(v is not None for v in searchy) or self.diverse_speakers:
-                raise ValueError("search options and curation constraints apply to a query, not to picked ids")
-            if any(v is not None and len(v) != len(self.ids) for v in (self.scores, self.ranks)):
-                raise ValueError("scores and ranks must have one value per id")
-        elif self.scores is not None or self.ranks is not None:
-            raise ValueError("scores and ranks go with ids")
-        return self
+
+class PickedClip(Body):
+    """A clip of a selection with the score and rank to write for it (as a result list showed them)."""
+
+    id: ClipId
+    score: FiniteFloat
+    rank: Int = Field(..., ge=1, le=1_000_000)
+
+
+class ExportSelection(ExportOptions):
+    """Clips picked by hand from any result list, exported as they are, in the order given."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"ids": [3, 7, 12]}, {"ids": [{"id": 3, "score": 0.81, "rank": 1}, {"id": 7, "score": 0.78, "rank": 2}]}]})
+
+    ids: list[ClipId | PickedClip] = Field(
+        ..., min_length=1, max_length=10_000,
+        description="The clips, in order: a bare id is ranked by its position (no score); {id, score, rank} writes "
+                    "the score and rank a result list showed.")
+
+
+ExportRequest = ExportQuery | ExportSelection
 
 
 class ErrorOut(BaseModel):
-    error: str = Field(..., description="A short stable code, e.g. bad_filter, not_found, too_large.")
-    message: str
-    status: int
-    detail: Any = None
+    """Every error: 4xx for a request to change, with a message that says what to change."""
+
+    error: str = Field(..., description="A short stable code, e.g. bad_filter, not_found, too_large, unauthorized.")
+    message: str = Field(..., description="What was wrong, for a person.")
+    status: int = Field(..., description="The HTTP status code, repeated.")
+    detail: Any = Field(None, description="Structured detail where there is some: validation errors, missing ids.")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    clips: int
+    model_id: str
+
+
+class CollectionOut(BaseModel):
+    """What GET /collection reports; further statistics may be added."""
+
+    model_config = ConfigDict(extra="allow")
+    model_id: str
+    dim: int
+    metric: str
+    counts: dict[str, Any]
+    indexes: dict[str, Any]
+    defaults: dict[str, Any] = Field(..., description="Indexes and fusion a text search uses when it does not say.")
+    limits: dict[str, Any] = Field(..., description="The limits this server enforces.")
+    facets: dict[str, dict[str, Any]] = Field(
+        ..., description="Per filterable column: its type, operators, and its values (counts) or range.")
+
+
+# ------------------------------------------------------------------------------------ multipart forms
+AudioFile = Annotated[Any, WithJsonSchema({"type": "string", "format": "binary",
+                                           "description": "A recording: any format ffmpeg decodes (wav, flac, mp3, "
+                                                          "ogg, m4a, webm, ...)."})]
+
+
+class AudioSearchForm(SearchParams):
+    """multipart/form-data for POST /search/audio: a recording and the usual options (the filter as JSON)."""
+
+    file: AudioFile
+
+
+class ClassifyForm(Body):
+    """multipart/form-data for POST /classify: a recording and its labels (one form field per label)."""
+
+    file: AudioFile
+    labels: list[Label] = Field(..., min_length=1, max_length=100, description="The classes, one field each.")
+    template: Template = Field("A speaker in a {} tone.",
+                               description="The prompt each label is put into: one '{}' and no other braces.")
+
+
+class SimilarityForm(Body):
+    """multipart/form-data for POST /similarity: each side a recording (`a`, `b`) or the id of a clip
+    of the collection (`a_id`, `b_id`), exactly one of the two."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"oneOf": [{"required": ["a"]}, {"required": ["a_id"]}]},
+        {"oneOf": [{"required": ["b"]}, {"required": ["b_id"]}]}]})
+    a: AudioFile = None
+    a_id: ClipId = None
+    b: AudioFile = None
+    b_id: ClipId = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> SimilarityForm:
+        for side in ("a", "b"):
+            if (side in self.model_fields_set) == (f"{side}_id" in self.model_fields_set):
+                raise ValueError(f"give either a recording '{side}' or a clip id '{side}_id', not both or neither")
+        return self

@@ -27,3 +27,5 @@ class Settings:
     web_dir: Path | None = None  # None: the repository's web/ when it has an index.html
     model: str | None = None  # model name/path; None: the one the collection records
     device: str = "cpu"
+    api_keys: tuple[str, ...] = ()  # when given, every operation but /health needs one (api.auth)
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS stays off

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import evaluate, query
+from cli import evaluate, query, serve
 from cli.corpus import app as corpus_app
 from indexer import cli as indexer_cli
 from training import cli as training_cli
@@ -27,7 +27,7 @@ app.command("index")(indexer_cli.index)
 app.command("search")(query.search)
 app.command("similar")(query.similar)
 app.command("export")(query.export)
-app.command("serve")(query.serve)
+app.command("serve")(serve.serve)
 app.command("eval")(evaluate.evaluate)
 app.command("train")(training_cli.train)
 app.command("tune-text")(training_cli.tune_text)

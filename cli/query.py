@@ -1,4 +1,4 @@
-"""`clsp-search search | similar | serve | export`: querying a collection from a terminal.
+"""`clsp-search search | similar | export`: querying a collection from a terminal.
 
 Filters use a small text syntax (see `searchengine.filters`), each `--filter` flag one expression,
 all of them required to hold:
@@ -160,38 +160,6 @@ def similar(
         audio = _run(decode, path)
         page = _run(searcher.search_audio, audio.waveform, options, file_hash(path))
     _print_page(page, as_json, f"sounds like {' '.join(example)}")
-
-
-def serve(
-    collection: CollectionArg,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    model: ModelOpt = None,
-    audio_root: Annotated[
-        list[Path] | None, typer.Option("--audio-root", help="Serve audio only from under these directories.")
-    ] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 50.0,
-    max_audio_seconds: Annotated[float, typer.Option(help="Longest uploaded recording accepted.")] = 300.0,
-) -> None:
-    """Serve the HTTP API (and the web page) for COLLECTION."""
-    import uvicorn
-
-    from api.app import create_app
-    from api.settings import Limits, Settings
-    from searchengine.store import CollectionError
-
-    settings = Settings(
-        limits=Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_audio_seconds=max_audio_seconds),
-        audio_roots=tuple(p.resolve() for p in audio_root) if audio_root else None,
-        model=model,
-    )
-    try:
-        app = create_app(collection, settings)
-    except CollectionError as exc:
-        _fail(str(exc))
-    shown = f"[{host}]" if ":" in host else host
-    _err.print(f"Serving {collection} on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def export(

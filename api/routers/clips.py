@@ -9,16 +9,17 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import deps
-from api.errors import ApiError
+from api.errors import ApiError, responses
 from api.media import is_under, parse_range, segment_wav
-from api.schemas import ClipOut
+from api.schemas import MAX_CLIP_ID, ClipOut
 from searchengine.search import Searcher
 
 router = APIRouter(prefix="/clips", tags=["clips"])
-ClipIdPath = Path(..., ge=0, le=2**62, description="The clip id (clips.id of the collection).")
+ClipIdPath = Path(..., ge=0, le=MAX_CLIP_ID, description="The clip id (clips.id of the collection).", examples=[0])
+WAV = {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}
 
 
-@router.get("/{clip_id}", response_model=ClipOut, summary="A clip's metadata and captions")
+@router.get("/{clip_id}", response_model=ClipOut, summary="A clip's metadata and captions", responses=responses(404))
 async def get_clip(clip_id: int = ClipIdPath, searcher: Searcher = Depends(deps.searcher),
                    con: Any = Depends(deps.cursor)) -> dict:
     record = await run_in_threadpool(searcher.clip, clip_id, con)
@@ -29,8 +30,9 @@ async def get_clip(clip_id: int = ClipIdPath, searcher: Searcher = Depends(deps.
     "/{clip_id}/audio",
     summary="The clip's audio as WAV (only its segment), with HTTP Range support",
     response_class=Response,
-    responses={200: {"content": {"audio/wav": {}}}, 206: {"description": "Partial content"},
-               403: {"description": "The file lies outside the collection's audio roots"}},
+    responses={200: {"description": "The clip's audio", "content": WAV},
+               206: {"description": "The part of it a Range header asked for", "content": WAV},
+               **responses(403, 404, 416)},
 )
 async def get_clip_audio(request: Request, clip_id: int = ClipIdPath, searcher: Searcher = Depends(deps.searcher),
                          con: Any = Depends(deps.cursor)) -> Response:

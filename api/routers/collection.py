@@ -8,13 +8,15 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from api import deps
+from api.schemas import CollectionOut, HealthOut
 from api.settings import Settings
 from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher
 
 router = APIRouter(tags=["collection"])
 
 
-@router.get("/collection", summary="Stats, model, limits and facets of the filterable columns")
+@router.get("/collection", response_model=CollectionOut,
+            summary="Stats, model, limits and facets of the filterable columns")
 async def collection(searcher: Searcher = Depends(deps.searcher), settings: Settings = Depends(deps.settings),
                      con: Any = Depends(deps.cursor)) -> dict:
     stats = await run_in_threadpool(searcher.stats)
@@ -28,7 +30,7 @@ async def collection(searcher: Searcher = Depends(deps.searcher), settings: Sett
     }
 
 
-@router.get("/health", summary="Liveness: the collection is open and answers")
+@router.get("/health", response_model=HealthOut, summary="Liveness: the collection is open and answers")
 async def health(searcher: Searcher = Depends(deps.searcher), con: Any = Depends(deps.cursor)) -> dict:
     clips = await run_in_threadpool(searcher.clip_count, con)
     return {"status": "ok", "clips": clips, "model_id": searcher.collection.model_id}

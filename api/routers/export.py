@@ -10,8 +10,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import deps
-from api.errors import ApiError
-from api.schemas import ExportRequest, filter_tree
+from api.contract import checked, contract_for
+from api.errors import ApiError, responses
+from api.schemas import ExportQuery, ExportSelection, PickedClip
 from api.settings import Settings
 from searchengine.curate import Constraints, CurationError, curate, summarize
 from searchengine.export import csv_lines, jsonl_lines, manifest_row, selected_rows
@@ -25,20 +26,30 @@ router = APIRouter(tags=["export"])
     summary="Export the best N clips of a text search (under curation constraints), or picked clip ids, "
             "as JSONL or CSV manifest lines",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                 "text/csv": {"schema": {"type": "string"}}},
+                     "headers": {"X-Result-Count": {"schema": {"type": "integer"}, "description": "Rows written."}}},
+               **responses(404)},
 )
-async def export(body: ExportRequest, searcher: Searcher = Depends(deps.searcher),
+async def export(body: ExportQuery | ExportSelection, searcher: Searcher = Depends(deps.searcher),
                  settings: Settings = Depends(deps.settings), con: Any = Depends(deps.cursor)) -> StreamingResponse:
+    if isinstance(body, ExportSelection):
+        ids = [p.id if isinstance(p, PickedClip) else p for p in body.ids]
+        rows = await run_in_threadpool(selected_rows, searcher, ids, None, None, con)
+        for row, picked in zip(rows, body.ids, strict=True):
+            if isinstance(picked, PickedClip):  # as the result list showed it
+                row["score"], row["rank"] = picked.score, picked.rank
+        return _stream(rows, body.format, {"X-Result-Count": str(len(rows))})
     if body.n > settings.limits.max_export:
         raise ApiError(422, f"n must be at most {settings.limits.max_export}", "validation_error")
-    if body.ids is not None:
-        rows = await run_in_threadpool(selected_rows, searcher, body.ids, body.scores, body.ranks, con)
-        return _stream(rows, body.format, {"X-Result-Count": str(len(rows))})
-    ranges = {k: (r.min, r.max) for k, r in (body.ranges or {}).items()}
+    body = checked(body, searcher.columns)
+    ranges = contract_for(searcher.columns).ranges_of(body.ranges)
+    if any(low is not None and high is not None and low > high for low, high in ranges.values()):
+        return _stream([], body.format, {"X-Result-Count": "0"})  # a range with min > max holds no clip
     constraints = Constraints(min_quality=body.min_quality, ranges=ranges, max_per_speaker=body.max_per_speaker,
                               diverse_speakers=body.diverse_speakers, dedup_threshold=body.dedup_threshold)
     try:
-        result = await run_in_threadpool(curate, searcher, body.query, body.n, constraints, filter_tree(body.filter),
+        result = await run_in_threadpool(curate, searcher, body.query, body.n, constraints, body.filter,
                                          body.indexes or DEFAULT_INDEXES, body.fusion or DEFAULT_FUSION, con)
     except CurationError as exc:
         raise ApiError(422, str(exc), "bad_constraints") from exc

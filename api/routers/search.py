@@ -8,15 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from api import deps
-from api.errors import ApiError
+from api import bodies, deps
+from api.contract import checked
+from api.errors import ApiError, responses
 from api.media import read_upload
-from api.schemas import ClipSearchRequest, SearchParams, SearchResponse, TextSearchRequest, filter_tree
+from api.schemas import AudioSearchForm, ClipSearchRequest, SearchParams, SearchResponse, TextSearchRequest
 from api.settings import Settings
 from searchengine.search import (
     DEFAULT_FUSION,
     DEFAULT_INDEXES,
-    MAX_PAGE_TOP_K,
     Searcher,
     SearchOptions,
     SearchPage,
@@ -32,6 +32,7 @@ async def search_text(
     settings: Settings = Depends(deps.settings),
     con: Any = Depends(deps.cursor),
 ) -> dict:
+    body = checked(body, searcher.columns)
     options = replace(_options(body, settings, indexes=body.indexes, fusion=body.fusion),
                       understand=body.understand, drop=tuple(body.drop))
     page = await run_in_threadpool(searcher.search_text, body.query, options, con)
@@ -42,26 +43,10 @@ async def search_text(
     "/audio",
     response_model=SearchResponse,
     summary="Find clips that sound like an upload or like clips of the collection",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ClipSearchRequest"}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_TOP_K},
-                            "offset": {"type": "integer", "minimum": 0},
-                            "filter": {"type": "string", "description": "JSON filter, as in /search/text"},
-                        },
-                    }
-                },
-            },
-        }
-    },
+    responses=responses(404),
+    openapi_extra=bodies.json_or_multipart(ClipSearchRequest, AudioSearchForm, {
+        "clips": {"clip_ids": [0, 1]},
+        "clips, filtered": {"clip_ids": [0], "top_k": 20, "filter": {"field": "duration", "op": ">", "value": 2}}}),
 )
 async def search_audio(
     request: Request,
@@ -71,30 +56,17 @@ async def search_audio(
 ) -> dict:
     """JSON `{clip_ids: [...]}` searches by clips of the collection (their mean vector, themselves
     excluded); a multipart upload (`file`) searches by a recording."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        try:
-            data = await request.json()
-        except ValueError:
-            raise ApiError(400, "the body is not valid JSON", "bad_json") from None
-        body = deps.validate(ClipSearchRequest, data)
+    if bodies.media_type(request) == "application/json":
+        body = checked(await bodies.json_body(request, ClipSearchRequest), searcher.columns)
         options = _options(body, settings, indexes=["speech"])
         page = await run_in_threadpool(searcher.search_clips, body.clip_ids, options, con)
         return page_out(page, searcher)
-    if kind == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=10)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ApiError(422, "multipart search needs an audio file in the field 'file'", "validation_error")
-        params = deps.validate(SearchParams, {
-            k: (deps.form_json(form.get(k), k) if k == "filter" else form.get(k))
-            for k in ("top_k", "offset", "filter") if form.get(k) not in (None, "")
-        })
-        options = _options(params, settings, indexes=["speech"])
-        audio = await read_upload(upload, settings.limits)
-        page = await run_in_threadpool(searcher.search_audio, audio.waveform, options, audio.content_hash, con)
-        return page_out(page, searcher)
-    raise ApiError(415, f"send application/json with clip_ids, or multipart/form-data with a file (got {kind or 'nothing'})")
+    form = await request.form(max_files=1, max_fields=10)
+    params = checked(bodies.form_fields(form, AudioSearchForm), searcher.columns)
+    options = _options(params, settings, indexes=["speech"])
+    audio = await read_upload(bodies.upload(params.file, "file"), settings.limits)
+    page = await run_in_threadpool(searcher.search_audio, audio.waveform, options, audio.content_hash, con)
+    return page_out(page, searcher)
 
 
 def _options(params: SearchParams, settings: Settings, indexes: Any = None, fusion: Any = None) -> SearchOptions:
@@ -103,7 +75,7 @@ def _options(params: SearchParams, settings: Settings, indexes: Any = None, fusi
     return SearchOptions(
         top_k=params.top_k,
         offset=params.offset,
-        filter=filter_tree(params.filter),
+        filter=params.filter,  # validated by api.contract.checked
         indexes=tuple(indexes or DEFAULT_INDEXES),
         fusion=fusion or DEFAULT_FUSION,
     )

@@ -65,3 +65,18 @@ def restricted(collection_dir: Path, searcher, live_server, tmp_path_factory):
     app = create_app(collection_dir, Settings(audio_roots=(elsewhere,), web_dir=web), searcher=searcher)
     with live_server(app) as s:
         yield s, web
+
+
+API_KEY = "contract-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def keyed(collection_dir: Path, searcher, live_server):
+    """The same collection served with an API key required (`Authorization: Bearer API_KEY`)."""
+    from api.app import create_app
+    from api.settings import Limits, Settings
+
+    app = create_app(collection_dir, Settings(limits=Limits(max_upload_bytes=UPLOAD_LIMIT, max_audio_seconds=60),
+                                              api_keys=(API_KEY,)), searcher=searcher)
+    with live_server(app) as s:
+        yield s

@@ -13,7 +13,7 @@ from cli import query as query_cli
 
 def _app() -> typer.Typer:
     app = typer.Typer()
-    for name in ("search", "similar", "serve", "export"):
+    for name in ("search", "similar", "export"):
         app.command(name)(getattr(query_cli, name))
     return app
 

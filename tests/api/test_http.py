@@ -206,9 +206,10 @@ def test_nothing_outside_the_audio_roots_is_served(restricted) -> None:
 
 # ------------------------------------------------------------------------------------ input errors
 def test_input_errors_are_4xx_with_a_message(client: httpx.Client) -> None:
-    body = _error(client.post("/search/text", json={"query": "x", "filter": {"field": "nope", "op": "=", "value": 1}}), 400)
+    # A filter is checked against the collection's columns as the published schema states them: 422.
+    body = _error(client.post("/search/text", json={"query": "x", "filter": {"field": "nope", "op": "=", "value": 1}}), 422)
     assert "unknown field 'nope'" in body["message"] and body["error"] == "bad_filter"
-    _error(client.post("/search/text", json={"query": "x", "filter": {"field": "duration", "op": ">", "value": "long"}}), 400)
+    _error(client.post("/search/text", json={"query": "x", "filter": {"field": "duration", "op": ">", "value": "long"}}), 422)
     _error(client.post("/search/text", json={"query": "x", "filter": {"field": "duration", "op": "like", "value": 1}}), 422)
     assert "top_k" in _error(client.post("/search/text", json={"query": "x", "top_k": 100000}), 422)["message"]
     assert "query" in _error(client.post("/search/text", json={"query": ""}), 422)["message"]
@@ -217,7 +218,9 @@ def test_input_errors_are_4xx_with_a_message(client: httpx.Client) -> None:
     _error(client.post("/search/text", json={"query": "x", "top_k": "ten"}), 422)
     _error(client.post("/search/text", json={"query": "x", "indexes": ["speech", "lyrics"]}), 422)
     _error(client.post("/search/text", json={"query": "x", "unknown_option": 1}), 422)
-    _error(client.post("/search/text", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    _error(client.post("/search/text", json={"query": "x", "top_k": "10"}), 422)  # strict: the schema says integer
+    _error(client.post("/search/text", content=b"{not json", headers={"content-type": "application/json"}), 400)
+    _error(client.post("/search/text", content=b"query=x", headers={"content-type": "text/plain"}), 415)
     _error(client.post("/search/audio", content=b"{not json", headers={"content-type": "application/json"}), 400)
     _error(client.post("/search/audio", json={"clip_ids": []}), 422)
     _error(client.get("/nowhere"), 404)
@@ -232,7 +235,7 @@ def test_sql_injection_in_filters_is_harmless(client: httpx.Client) -> None:
                                              "filter": {"field": "gender", "op": "contains", "value": "%"}}).json()
     assert body["hits"] == []
     _error(client.post("/search/text", json={"query": "x", "filter": {
-        "field": 'gender" = "gender" OR "1', "op": "=", "value": "x"}}), 400)
+        "field": 'gender" = "gender" OR "1', "op": "=", "value": "x"}}), 422)
     assert client.get("/health").json()["clips"] == 40
 
 
@@ -245,10 +248,10 @@ def test_classify_clips_and_uploads(client: httpx.Client, searcher) -> None:
     path = searcher.cursor().execute("SELECT source_path FROM clips WHERE id = 1").fetchone()[0]
     with open(path, "rb") as f:
         up = client.post("/classify", files={"file": ("a.wav", f.read(), "audio/wav")},
-                         data={"labels": json.dumps(["whispering", "normal"])}).json()
+                         data={"labels": ["whispering", "normal"]}).json()  # one form field per label
     assert up["results"][0]["clip_id"] is None
     assert abs(up["results"][0]["probabilities"]["whispering"] - body["results"][0]["probabilities"]["whispering"]) < 0.05
-    _error(client.post("/classify", json={"clip_ids": [1], "labels": ["a"], "template": "{0.__class__.__mro__}"}), 400)
+    _error(client.post("/classify", json={"clip_ids": [1], "labels": ["a"], "template": "{0.__class__.__mro__}"}), 422)
     _error(client.post("/classify", json={"clip_ids": [1], "labels": []}), 422)
     _error(client.post("/classify", json={"clip_ids": [424242], "labels": ["a"]}), 404)
 
@@ -261,11 +264,13 @@ def test_similarity(client: httpx.Client, searcher) -> None:
     assert ab == ba and 0 <= ab["similarity"] <= 1
     path = searcher.cursor().execute("SELECT source_path FROM clips WHERE id = 9").fetchone()[0]
     with open(path, "rb") as f:
-        mixed = client.post("/similarity", files={"b": ("b.wav", f.read(), "audio/wav")}, data={"a": "4"}).json()
+        mixed = client.post("/similarity", files={"b": ("b.wav", f.read(), "audio/wav")}, data={"a_id": "4"}).json()
     assert abs(mixed["similarity"] - ab["similarity"]) < 0.02
     _error(client.post("/similarity", json={"a": 4, "b": 99999}), 404)
     _error(client.post("/similarity", json={"a": 4}), 422)
-    _error(client.post("/similarity", data={"a": "four", "b": "4"}, files={"x": ("x", b"1")}), 422)
+    _error(client.post("/similarity", data={"a_id": "four", "b_id": "4"}, files={"x": ("x", b"1")}), 422)
+    _error(client.post("/similarity", data={"a_id": "4", "b_id": "5"}, files={"b": ("b.wav", _wav(1), "audio/wav")}),
+           422)  # b given twice
 
 
 # ------------------------------------------------------------------------------------ export
@@ -295,19 +300,21 @@ def test_export_picked_ids_of_an_audio_search(client: httpx.Client) -> None:
     order, with the scores and ranks the caller showed; nothing is re-searched."""
     hits = client.post("/search/audio", json={"clip_ids": [3], "top_k": 8}).json()["hits"]
     picked = [hits[4], hits[1], hits[6]]
-    body = {"ids": [h["id"] for h in picked], "scores": [h["score"] for h in picked],
-            "ranks": [h["rank"] for h in picked]}
+    body = {"ids": [{"id": h["id"], "score": h["score"], "rank": h["rank"]} for h in picked]}
     r = client.post("/export", json=body)
     assert r.status_code == 200 and r.headers["x-result-count"] == "3"
     rows = [json.loads(line) for line in r.text.splitlines()]
-    assert [row["clip_id"] for row in rows] == body["ids"]
-    assert [row["rank"] for row in rows] == body["ranks"] and [row["score"] for row in rows] == body["scores"]
+    assert [row["clip_id"] for row in rows] == [h["id"] for h in picked]
+    assert [(row["rank"], row["score"]) for row in rows] == [(h["rank"], h["score"]) for h in picked]
     assert [row["fine_captions"] for row in rows] == [h["captions"]["fine"] for h in picked]
     plain = [json.loads(line) for line in client.post("/export", json={"ids": [7, 2]}).text.splitlines()]
     assert [(row["clip_id"], row["rank"]) for row in plain] == [(7, 1), (2, 2)]
+    mixed = client.post("/export", json={"ids": [7, {"id": 2, "score": 0.25, "rank": 9}]}).text.splitlines()
+    assert [(r["clip_id"], r["rank"], r["score"]) for r in map(json.loads, mixed)] == [(7, 1, None), (2, 9, 0.25)]
     assert _error(client.post("/export", json={"ids": [2, 999999]}), 404)
     for bad in ({"ids": [2], "query": "a man"}, {}, {"ids": [2], "min_quality": 3.0},
-                {"ids": [2, 3], "scores": [0.5]}, {"query": "a man", "ranks": [1]}, {"ids": []}):
+                {"ids": [{"id": 3, "score": 0.5}]}, {"ids": [{"id": 3, "rank": 0, "score": 0.5}]},
+                {"query": "a man", "ranks": [1]}, {"ids": []}):
         _error(client.post("/export", json=bad), 422)
 
 

@@ -4,7 +4,7 @@ the documented multipart form and the server's default limit; no server needed t
 from __future__ import annotations
 
 from api.routers import search as search_router
-from api.schemas import SearchParams
+from api.schemas import AudioSearchForm, SearchParams
 from api.settings import Limits
 from searchengine.search import MAX_PAGE_TOP_K
 
@@ -14,4 +14,5 @@ def test_every_top_k_bound_is_the_one_constant() -> None:
     assert Limits().max_top_k == MAX_PAGE_TOP_K
     (audio,) = [r for r in search_router.router.routes if r.path == "/search/audio"]
     form = audio.openapi_extra["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["properties"]["top_k"]["maximum"] == MAX_PAGE_TOP_K
+    assert form == {"$ref": "#/components/schemas/AudioSearchForm"}
+    assert AudioSearchForm.model_json_schema()["properties"]["top_k"]["maximum"] == MAX_PAGE_TOP_K
