@@ -167,6 +167,7 @@ class SearchResponse(BaseModel):
     understood: list[UnderstoodOut] = Field(default_factory=list, description="What the description was understood to ask.")
     uncovered: list[UncoveredOut] = Field(default_factory=list, description="Its words no measured attribute covers.")
     notices: list[NoticeOut] = Field(default_factory=list, description="What neither the model nor the attributes can rank.")
+    understand: bool | None = Field(None, description="Whether the description was understood (text searches); null otherwise.")
 
 
 class ClipOut(BaseModel):

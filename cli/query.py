@@ -99,6 +99,27 @@ def _print_page(page: Any, as_json: bool, title: str) -> None:
     how = f"{', '.join(page.indexes)}" + (f" fused by {page.fusion}" if page.fusion else "")
     filt = f"; filter keeps {page.candidates} clips ({page.strategy})" if page.strategy != "none" else ""
     out.print(f"[dim]{len(page.hits)} results from {how}{filt}; {page.took_ms:.0f} ms[/dim]")
+    for line in understanding_lines(page):
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def understanding_lines(page: Any) -> list[str]:
+    """What the description was understood to ask, which words nothing measured covers, and what
+    neither the model nor the attributes can rank (searchengine.understanding, searchengine.capabilities)."""
+    lines = []
+    applied = [u for u in page.understood if u["status"] == "applied"]
+    others = [u for u in page.understood if u["status"] != "applied"]
+    if applied:
+        lines.append("Understood: " + "; ".join(f"{u['label']} ('{u['words']}', key {u['key']})" for u in applied)
+                     + "  [--drop KEY leaves one out, --no-understand all]")
+    for u in others:
+        lines.append(f"Not applied: {u['label']} ('{u['words']}'): {u['status']}")
+    if page.uncovered:
+        lines.append("Left to the model (no measured attribute): " + ", ".join(
+            f"'{u['words']}'" + (f" ({u['property']})" if u["property"] else "") for u in page.uncovered))
+    for n in page.notices:
+        lines.append(f"[yellow]Notice:[/yellow] {n['message']}" + (f" Can rank it: {n['who_can']}." if n.get("who_can") else ""))
+    return lines
 
 
 def search(
@@ -115,15 +136,25 @@ def search(
     ] = None,
     as_json: JsonOpt = False,
     model: ModelOpt = None,
+    understand: Annotated[bool | None, typer.Option(
+        "--understand/--no-understand",
+        help="Read words that name measured properties (gender, pitch, pace, loudness, noise, distance, telephone, "
+             "whisper, quality) as soft constraints fused with the model's score (default: off, see the README, "
+             "'What the search understands').")] = None,
+    drop: Annotated[list[str] | None, typer.Option(
+        "--drop", help="Leave out one understood constraint by its key, e.g. 'gender:male'; repeatable.")] = None,
 ) -> None:
     """Find clips that sound like QUERY describes."""
     from searchengine.search import DEFAULT_FUSION, SearchOptions
+    from searchengine.understanding import DEFAULT_UNDERSTAND
 
     spec = _filter(filter)
     searcher = _open(collection, model)
     options = SearchOptions(top_k=top_k, offset=offset, filter=spec,
                             indexes=tuple(i.strip() for i in indexes.split(",") if i.strip()),
-                            fusion=fusion or DEFAULT_FUSION)
+                            fusion=fusion or DEFAULT_FUSION,
+                            understand=DEFAULT_UNDERSTAND if understand is None else understand,
+                            drop=tuple(drop or ()))
     page = _run(searcher.search_text, query, options)
     _print_page(page, as_json, f"{query!r} in {collection}")
 

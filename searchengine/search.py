@@ -163,6 +163,7 @@ class SearchPage:
     understood: list[dict[str, Any]] = field(default_factory=list)  # constraints read from the description
     uncovered: list[dict[str, Any]] = field(default_factory=list)  # its words no measured attribute covers
     notices: list[dict[str, Any]] = field(default_factory=list)  # what neither model nor attributes can rank
+    understand: bool | None = None  # whether a text query's description was understood (None: not a text query)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -267,6 +268,7 @@ class Searcher:
         if options.understand:
             page.understood, page.uncovered = understood.understood_dicts(), understood.uncovered_dicts()
         page.notices = self.notices(understood)
+        page.understand = bool(options.understand)
         return page
 
     def understand(self, query: str, drop: Sequence[str] = (), con: Any = None) -> Any:
