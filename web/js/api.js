@@ -47,10 +47,13 @@ export async function getCollection() {
   return (await request("/collection")).json();
 }
 
-/** POST /search/text: clips matching a description. */
-export async function searchText({ query, filter, topK, offset }, signal) {
+/** POST /search/text: clips matching a description (`understand`: null for the server's default;
+ * `drop`: understood constraints to leave out). */
+export async function searchText({ query, filter, topK, offset, understand, drop }, signal) {
   const body = { query, top_k: topK, offset };
   if (filter) body.filter = filter;
+  if (typeof understand === "boolean") body.understand = understand;
+  if (drop?.length) body.drop = drop;
   return (await postJson("/search/text", body, signal)).json();
 }
 

@@ -7,6 +7,7 @@ import { filterTree, renderFilters } from "./filters.js";
 import { canRecord, startRecording } from "./recorder.js";
 import { chipFields, renderHits } from "./results.js";
 import { activeFilterCount, emptyState, stateFromUrl, writeUrl } from "./state.js";
+import { renderUnderstanding } from "./understanding.js";
 
 const PAGE = 20;
 const $ = (id) => document.getElementById(id);
@@ -77,7 +78,7 @@ function describeQuery() {
 }
 
 function resetQuery() {
-  page.state = { ...emptyState(), categories: page.state.categories, ranges: page.state.ranges };
+  page.state = { ...emptyState(), understand: page.state.understand, categories: page.state.categories, ranges: page.state.ranges };
   page.upload = null;
   $("q").value = "";
   writeUrl(page.state, true);
@@ -112,6 +113,7 @@ async function search({ append = false } = {}) {
   const m = mode();
   if (m === "none") {
     setStatus("");
+    showUnderstanding(null);
     showEmpty([
       el("p", { class: "lead" }, "Describe a voice, click an example, or search with a recording."),
       el("p", { class: "muted" }, "Results can be played, filtered, compared (“more like this”) and exported as a training manifest."),
@@ -123,7 +125,10 @@ async function search({ append = false } = {}) {
   setStatus(append ? "Loading more results…" : "Searching…");
   try {
     let result;
-    if (m === "text") result = await searchText({ ...args, query: page.state.q }, controller.signal);
+    if (m === "text") {
+      const { understand, drop } = page.state;
+      result = await searchText({ ...args, query: page.state.q, understand, drop }, controller.signal);
+    }
     else if (m === "like") result = await searchClips({ ...args, clipIds: page.state.like }, controller.signal);
     else result = await searchUpload({ ...args, file: page.upload }, controller.signal);
     if (controller !== page.controller) return;
@@ -139,6 +144,7 @@ async function search({ append = false } = {}) {
 }
 
 function showResults(result, append) {
+  if (!append) showUnderstanding(mode() === "text" ? result : null);
   const hits = result.hits.filter((h) => !page.hits.some((old) => old.id === h.id));
   page.hits.push(...hits);
   page.candidates = result.candidates;
@@ -171,8 +177,31 @@ function showResults(result, append) {
   updateSelection();
 }
 
+// ------------------------------------------------------------------ what the description was understood to ask
+function showUnderstanding(result) {
+  if (result && typeof result.understand === "boolean" && page.state.understand === null) {
+    $("understand").checked = result.understand; // the server's default, until the person chooses
+  }
+  renderUnderstanding($("understood"), result, {
+    onDrop: (key) => setDrop([...page.state.drop.filter((k) => k !== key), key]),
+    onRestore: (key) => setDrop(page.state.drop.filter((k) => k !== key)),
+  });
+}
+
+function setDrop(drop) {
+  page.state = { ...page.state, drop };
+  writeUrl(page.state, true);
+  search();
+}
+
+function setUnderstand(on) {
+  page.state = { ...page.state, understand: on, drop: [] };
+  writeUrl(page.state, true);
+  if (mode() === "text") search();
+}
+
 function moreLike(hit) {
-  page.state = { ...page.state, q: "", like: [hit.id] };
+  page.state = { ...page.state, q: "", like: [hit.id], drop: [] };
   page.upload = null;
   $("q").value = "";
   writeUrl(page.state, true);
@@ -186,7 +215,7 @@ function searchTextQuery(text) {
     $("q").focus();
     return;
   }
-  page.state = { ...page.state, q, like: [] };
+  page.state = { ...page.state, q, like: [], drop: [] };
   page.upload = null;
   $("q").value = q;
   writeUrl(page.state, true);
@@ -208,7 +237,7 @@ function searchFile(file) {
     return;
   }
   page.upload = file;
-  page.state = { ...page.state, q: "", like: [] };
+  page.state = { ...page.state, q: "", like: [], drop: [] };
   $("q").value = "";
   writeUrl(page.state, true);
   search();
@@ -328,6 +357,7 @@ function restore() {
   page.state = stateFromUrl();
   page.upload = null;
   $("q").value = page.state.q;
+  if (typeof page.state.understand === "boolean") $("understand").checked = page.state.understand;
   drawFilters();
   search();
 }
@@ -347,6 +377,8 @@ async function start() {
     if (file) searchFile(file);
   });
   $("record").addEventListener("click", toggleRecording);
+  if (typeof page.state.understand === "boolean") $("understand").checked = page.state.understand;
+  $("understand").addEventListener("change", () => setUnderstand($("understand").checked));
   if (!canRecord()) {
     $("record").disabled = true;
     $("record").title = "This browser cannot record audio here (it needs a secure origin and a microphone).";

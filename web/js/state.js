@@ -2,13 +2,15 @@
 //
 //   ?q=calm+older+man            a text search
 //   ?like=28                     "more like this" clip ids (comma-separated)
+//   &understand=1                read the description's measurable words as constraints (0: not; absent: the server's default)
+//   &drop=gender:male            understood constraints the user removed (comma-separated keys)
 //   &c.gender=female&c.gender=male   category filters (one parameter per ticked value)
 //   &min.duration=2&max.duration=5   range filters
 //
 // An uploaded or recorded query lives only in the page: a file cannot travel in a URL.
 
 export function emptyState() {
-  return { q: "", like: [], categories: {}, ranges: {} };
+  return { q: "", like: [], understand: null, drop: [], categories: {}, ranges: {} };
 }
 
 export function stateFromUrl(search = window.location.search) {
@@ -20,6 +22,9 @@ export function stateFromUrl(search = window.location.search) {
     .map((s) => s.trim())
     .filter((s) => /^\d+$/.test(s))
     .map(Number);
+  const understand = params.get("understand");
+  state.understand = understand === "1" ? true : understand === "0" ? false : null;
+  state.drop = (params.get("drop") || "").split(",").map((s) => s.trim()).filter(Boolean);
   for (const [key, value] of params) {
     if (key.startsWith("c.")) {
       const field = key.slice(2);
@@ -38,6 +43,8 @@ export function urlFromState(state) {
   const params = new URLSearchParams();
   if (state.q) params.set("q", state.q);
   if (state.like.length) params.set("like", state.like.join(","));
+  if (typeof state.understand === "boolean") params.set("understand", state.understand ? "1" : "0");
+  if (state.drop?.length) params.set("drop", state.drop.join(","));
   for (const [field, values] of Object.entries(state.categories)) {
     for (const value of values) params.append(`c.${field}`, value);
   }
