@@ -1,5 +1,9 @@
 // The HTTP API of clsp-search, one function per endpoint the page uses.
 // Every failure becomes an ApiError carrying the server's own message (its JSON `message` field).
+// A server with API keys answers 401 until the page sends one: the person is asked once (auth.js)
+// and the call is made again with it.
+
+import { apiKey, askForKey, withKey } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -23,15 +27,31 @@ async function failure(response) {
 }
 
 async function request(path, options = {}) {
-  let response;
-  try {
-    response = await fetch(path, options);
-  } catch (err) {
-    throw new ApiError(0, "network", `The server cannot be reached (${err.message}).`);
+  for (;;) {
+    let response;
+    const sent = apiKey();
+    try {
+      response = await fetch(path, withKey(options));
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "network", `The server cannot be reached (${err.message}).`);
+    }
+    if (response.status === 401) {
+      // Another call may have been given the key meanwhile; otherwise ask for it.
+      if (apiKey() !== sent || (await askForKey(Boolean(sent))) !== null) continue;
+    }
+    if (!response.ok) throw await failure(response);
+    return response;
   }
-  if (!response.ok) throw await failure(response);
-  return response;
 }
+
+/** A clip's audio (GET /clips/{id}/audio) as a Blob, fetched with the key when the server needs one. */
+export async function clipAudio(url) {
+  const response = await request(url);
+  return response.blob();
+}
+
+export { apiKey };
 
 function postJson(path, body, signal) {
   return request(path, {
@@ -74,9 +94,8 @@ export async function searchUpload({ file, filter, topK, offset }, signal) {
   return (await request("/search/audio", { method: "POST", body: form, signal })).json();
 }
 
-/** POST /export: the top `n` clips of a text search as JSONL or CSV text. */
-/** Manifest lines for clips picked from any result list (text or audio search), as the page ranked them. */
-export async function exportClips({ ids, scores, ranks, format }) {
-  const response = await postJson("/export", { ids, scores, ranks, format });
+/** POST /export: manifest lines for clips picked from any result list, with the scores and ranks shown. */
+export async function exportClips({ clips, format }) {
+  const response = await postJson("/export", { ids: clips.map(({ id, score, rank }) => ({ id, score, rank })), format });
   return response.text();
 }

@@ -43,12 +43,7 @@ function slug(text) {
 export async function exportHits({ name, hits, selected, format }) {
   const chosen = selected ? hits.filter((h) => selected.has(h.id)) : hits;
   if (!chosen.length) return 0;
-  const text = await exportClips({
-    ids: chosen.map((h) => h.id),
-    scores: chosen.map((h) => h.score),
-    ranks: chosen.map((h) => h.rank),
-    format,
-  });
+  const text = await exportClips({ clips: chosen, format });
   const rows = format === "csv" ? Math.max(0, csvRecords(text).length - 1) : text.split("\n").filter(Boolean).length;
   const what = selected ? "selection" : "results";
   download(text, `clsp-${slug(name)}-${what}.${format}`, format === "csv" ? "text/csv" : "application/x-ndjson");

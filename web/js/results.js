@@ -1,5 +1,6 @@
 // The result list: one card per clip with its player, waveform, score, captions and attributes.
 
+import { apiKey } from "./api.js";
 import { el } from "./dom.js";
 import { filterableFacets, labelOf } from "./filters.js";
 import { attachWaveform } from "./waveform.js";
@@ -54,7 +55,9 @@ function hitCard(hit, { fields, selected, onSelect, onMoreLike }) {
   select.checked = selected.has(hit.id);
   select.addEventListener("change", () => onSelect(hit.id, select.checked));
 
-  const audio = el("audio", { controls: true, preload: "metadata", src: hit.audio_url, "aria-labelledby": headingId });
+  // Behind a key the waveform loader fetches the clip and gives the player a blob URL of it.
+  const audio = el("audio", { controls: true, preload: "metadata", src: apiKey() ? null : hit.audio_url,
+    "aria-labelledby": headingId });
   const canvas = el("canvas", { class: "wave", "aria-hidden": "true", width: 240, height: 48 });
   attachWaveform(canvas, hit.audio_url, audio);
 

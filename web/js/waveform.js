@@ -1,6 +1,9 @@
 // A small waveform picture of a clip, drawn on a canvas from the decoded audio (WebAudio
 // decodeAudioData), with the played part highlighted and click/arrow-key seeking on the player.
-// Clips are fetched and decoded only when their row scrolls into view.
+// Clips are fetched and decoded only when their row scrolls into view. Behind an API key, the
+// fetched clip also becomes the player's source (an <audio> element cannot send the key).
+
+import { clipAudio } from "./api.js";
 
 let decoder = null;
 
@@ -64,9 +67,9 @@ function draw(canvas, data, fraction) {
 }
 
 async function load(canvas, url, audio) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`audio ${response.status}`);
-  const buffer = await audioContext().decodeAudioData(await response.arrayBuffer());
+  const blob = await clipAudio(url);
+  if (!audio.getAttribute("src")) audio.src = URL.createObjectURL(blob);
+  const buffer = await audioContext().decodeAudioData(await blob.arrayBuffer());
   const data = peaks(buffer.getChannelData(0), 160);
   const redraw = () => draw(canvas, data, audio.duration ? audio.currentTime / audio.duration : 0);
   redraw();
