@@ -4,12 +4,15 @@
     clsp-search serve data/mycorpus                 # the same, bound to 127.0.0.1:8000
 
 The collection and its model are loaded once, when the app is created, so the first request is as
-fast as the others and a broken collection fails at startup rather than on a user's query.
+fast as the others and a broken collection fails at startup rather than on a user's query. While it
+runs, `api.live.CollectionWatcher` swaps in each generation an indexer commits (`reload_s`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -18,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import auth, errors, openapi, page
 from api.contract import contract_for
 from api.limits import BodySizeLimit
+from api.live import CollectionWatcher, default_audio_roots
 from api.routers import clips, collection, export, inference, search
 from api.settings import Limits, Settings
 from searchengine.search import Searcher
@@ -32,13 +36,27 @@ def create_app(
 ) -> FastAPI:
     """The app for one collection. Pass `searcher` to share an already open one (tests, benchmarks)."""
     settings = settings or Settings()
-    searcher = searcher or Searcher.open(collection_dir, model=settings.model, device=settings.device)
+    searcher = searcher or Searcher.open(collection_dir, model=settings.model, device=settings.device, snapshot=True)
     searcher.warm_up()
+
+    @asynccontextmanager
+    async def follow_collection(app: FastAPI) -> AsyncIterator[None]:
+        watcher = CollectionWatcher(app, collection_dir, settings.reload_s) if settings.reload_s > 0 else None
+        if watcher is not None:
+            watcher.start()
+        app.state.watcher = watcher
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
     app = FastAPI(
         title="clsp-search",
         version="0.1.0",
         description="Find voices by describing them or by example: CLSP embeddings, FAISS, DuckDB.",
         generate_unique_id_function=lambda route: route.name,  # operation ids: search_text, export, ...
+        lifespan=follow_collection,
     )
     app.state.searcher = searcher
     app.state.settings = settings
@@ -62,17 +80,6 @@ def create_app(
                            expose_headers=["X-Result-Count", "X-Curation-Summary", "Content-Disposition",
                                            "Content-Range", "Accept-Ranges"])
     return app
-
-
-def default_audio_roots(searcher: Searcher) -> tuple[Path, ...]:
-    """Where clip audio may be read from when the operator does not say: the deepest directory that
-    holds every indexed file. The API only serves clips by id, never a client-given path, and the
-    check against these roots (symlinks resolved) keeps a manifest entry such as `../../etc/passwd`
-    or a symlink out of reach of the audio endpoint."""
-    parents = {os.path.dirname(os.path.abspath(p)) for p in searcher.source_paths() if p}
-    if not parents:
-        return ()
-    return (Path(os.path.commonpath(sorted(parents))),)
 
 
 def app_from_env() -> FastAPI:

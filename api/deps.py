@@ -15,7 +15,12 @@ from searchengine.search import Searcher
 
 
 def searcher(request: Request) -> Searcher:
-    return request.app.state.searcher
+    """The searcher this request uses from start to end: taken once, so a generation swapped in by
+    the collection watcher meanwhile (api.live) never mixes into a request that began before it."""
+    pinned = getattr(request.state, "searcher", None)
+    if pinned is None:
+        pinned = request.state.searcher = request.app.state.searcher
+    return pinned
 
 
 def settings(request: Request) -> Settings:
@@ -25,7 +30,7 @@ def settings(request: Request) -> Settings:
 def cursor(request: Request) -> Iterator[Any]:
     """One DuckDB cursor per request, closed when the response is done (connections are not shared
     between threads, and requests run in a thread pool)."""
-    con = request.app.state.searcher.cursor()
+    con = searcher(request).cursor()
     try:
         yield con
     finally:

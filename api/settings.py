@@ -29,3 +29,4 @@ class Settings:
     device: str = "cpu"
     api_keys: tuple[str, ...] = ()  # when given, every operation but /health needs one (api.auth)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none: CORS stays off
+    reload_s: float = 1.0  # how often to look for a newly committed generation; 0: serve the one opened at start

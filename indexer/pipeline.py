@@ -395,6 +395,7 @@ def run_index(
     chunk_files = max(1, min(chunk_files, commit_every))  # a commit can only fall between chunks
     src = read_source(source)
     coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
+    coll.release_between_commits = True
     summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items),
                       scan_skipped=src.skipped)
     times = LoopTimes()
@@ -418,23 +419,29 @@ def run_index(
             chunks = embed_chunks(decoded_in_workers(p.todo, workers, attributes=attributes), encoder, batch_seconds,
                                   chunk_files, times, prefetch)
         bar = progress_bar(len(p.todo), "file", "indexing", progress)
-        tx = None
+        # Embedded chunks wait here (vectors and rows, their audio dropped) and are written in one
+        # short transaction per commit, so the DuckDB file is free between commits for a server to
+        # take a snapshot of (see searchengine.store.collection, "Readers beside a writer").
+        waiting: list[Chunk] = []
         since_commit = 0
         for chunk in chunks:
-            if tx is None:
-                tx = coll.begin()
-            write_chunk(tx, chunk, src, p, run_id, summary)
+            for d in chunk.decoded:
+                d.waveforms = []
+            waiting.append(chunk)
             since_commit += len(chunk.decoded) + len(chunk.failed)
             if since_commit >= commit_every:
-                tx.update_run(run_id, **_run_fields(summary, started, "running"))
-                tx.commit()
-                tx, since_commit = None, 0
+                with coll.transaction() as tx:
+                    for c in waiting:
+                        write_chunk(tx, c, src, p, run_id, summary)
+                    tx.update_run(run_id, **_run_fields(summary, started, "running"))
+                waiting, since_commit = [], 0
             elapsed = time.perf_counter() - started
             bar.update(len(chunk.decoded) + len(chunk.failed))
             bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
         bar.close()
-        if tx is None:
-            tx = coll.begin()
+        tx = coll.begin()
+        for c in waiting:
+            write_chunk(tx, c, src, p, run_id, summary)
         if attributes:
             summary.captions_generated = describe(tx, encoder).captions_written
         summary.wall_seconds = time.perf_counter() - started

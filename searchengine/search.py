@@ -209,9 +209,11 @@ class Searcher:
         self._attributes: Any = None  # searchengine.understanding.AttributeTable, read on first use
 
     @classmethod
-    def open(cls, path: str | Path, model: str | None = None, device: str = "auto") -> Searcher:
-        """Open a collection read-only with the model it was built with."""
-        collection = Collection.open(path, read_only=True)
+    def open(cls, path: str | Path, model: str | None = None, device: str = "auto", snapshot: bool = False) -> Searcher:
+        """Open a collection read-only with the model it was built with. `snapshot=True` copies one
+        committed generation into memory and lets go of the DuckDB file (`Collection.open_snapshot`),
+        so an indexer can keep writing beside a server."""
+        collection = Collection.open_snapshot(path) if snapshot else Collection.open(path, read_only=True)
         return cls(collection, resolve_encoder(collection, model, device))
 
     def close(self) -> None:

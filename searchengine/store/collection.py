@@ -494,8 +494,8 @@ class Collection:
                 specs.append(str(spec))
         return specs
 
-    def _counts(self) -> dict[str, int]:
-        c = self.con.execute(
+    def _counts(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
+        c = (con or self.con).execute(
             "SELECT (SELECT count(*) FROM clips), (SELECT count(DISTINCT source_key) FROM clips),"
             " (SELECT coalesce(sum(duration), 0) FROM clips),"
             " (SELECT count(*) FROM captions WHERE kind = 'global'),"
@@ -512,14 +512,24 @@ class Collection:
 
     def stats(self) -> dict[str, Any]:
         """Counts, index types and sizes, model and disk usage: what `info` and the API report."""
-        disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        disk = 0
+        for p in self.path.iterdir():
+            try:
+                disk += p.stat().st_size if p.is_file() else 0
+            except FileNotFoundError:  # a writer's pending file, renamed meanwhile
+                continue
+        cursor = self.con.cursor()  # callers on several threads: the connection itself serves one at a time
+        try:
+            counts = self._counts(cursor)
+        finally:
+            cursor.close()
         return {
             "path": str(self.path),
             "model_id": self.model_id,
             "dim": self.dim,
             "metric": "ip",
             "generation": self.generation,
-            "counts": self._counts(),
+            "counts": counts,
             "indexes": {kind: fi.describe(self.indexes[kind], self.info["indexes"][kind]["factory"]) for kind in ALL_KINDS},
             "disk_bytes": disk,
         }
