@@ -1,4 +1,5 @@
-"""`python -m benchmarks.real_speech build|sources`: build the real-speech development set, or list its sources."""
+"""`python -m benchmarks.real_speech build|pool|sources`: build the real-speech development set, or the
+pool of other real voices (speaker-disjoint from it) that small models are fitted on, or list the sources."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from benchmarks.real_speech import DEFAULT_DIR, sources
 from benchmarks.real_speech.build import build
 from benchmarks.real_speech.conditions import CONDITIONS
+from benchmarks.real_speech.pool import DEFAULT_POOL_DIR, build_pool
 from benchmarks.real_speech.repos import MIRRORS_ENV, Repo, RepoStore, SourceUnavailable, mirror_dirs
 from benchmarks.real_speech.sources import CORPORA, NOISE
 
@@ -35,16 +37,24 @@ def _repos() -> list[Repo]:
     return [v for v in vars(sources).values() if isinstance(v, Repo)]
 
 
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    """Where the pinned repositories are read from (shared by `build` and `pool`)."""
+    parser.add_argument("--mirror", type=Path, action="append", default=[],
+                        help=f"folder of repository clones named owner+name (repeatable; also ${MIRRORS_ENV})")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="where missing repositories are cloned (default: OUT/../real_speech_sources)")
+    parser.add_argument("--offline", action="store_true", help="never fetch; fail naming what is missing")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real_speech", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build or complete the set (re-runs reuse clips already written)")
     b.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})")
-    b.add_argument("--mirror", type=Path, action="append", default=[],
-                   help=f"folder of repository clones named owner+name (repeatable; also ${MIRRORS_ENV})")
-    b.add_argument("--cache", type=Path, default=None,
-                   help="where missing repositories are cloned (default: OUT/../real_speech_sources)")
-    b.add_argument("--offline", action="store_true", help="never fetch; fail naming what is missing")
+    _source_options(b)
+    pool = sub.add_parser("pool", help="write the LibriSpeech readers the set leaves out (training data for the gender estimate)")
+    pool.add_argument("--out", type=Path, default=DEFAULT_POOL_DIR, help=f"output folder (default {DEFAULT_POOL_DIR})")
+    _source_options(pool)
     sub.add_parser("sources", help="list the sources, their licences and pinned commits")
     args = parser.parse_args(argv)
     if args.command == "sources":
@@ -54,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     store = RepoStore(mirror_dirs(args.mirror), cache, allow_network=not args.offline)
     command = "python -m benchmarks.real_speech " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     try:
+        if args.command == "pool":
+            p = build_pool(args.out, store, command)
+            print(f"{p['clips']} clips ({p['female']} female, {p['male']} male readers), "
+                  f"{p['seconds'] / 60:.1f} minutes -> {args.out}")
+            return 0
         s = build(args.out, store, command)
     except SourceUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)

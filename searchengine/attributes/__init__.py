@@ -5,7 +5,7 @@ One module per family, each a plain function of a 16 kHz mono waveform:
   prosody.py   F0 median / spread / voiced share, speaking rate            Praat, ~100x real time
   quality.py   DNSMOS SIG / BAK / OVRL                                      ONNX, one 9 s window per clip
   spectrum.py  upper edge of the spectrum (telephone band vs wideband)      numpy only
-  speaker.py   256-d speaker vector and estimated gender                    Resemblyzer GE2E
+  speaker.py   256-d speaker vector; gender from it and F0, with a confidence  Resemblyzer GE2E
   words.py     corpus-quantile bins -> words ("very slowly" .. "very fast") and captions from them
 
 Every stored column starts with `m_` so that a manifest's own fields (the generator writes
@@ -68,7 +68,8 @@ def measure_clip(x: np.ndarray, sr: int = SAMPLE_RATE, quality: bool = True) -> 
     out.update(measure_quality(x, sr) if quality else dict.fromkeys(("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl")))
     vec = speaker_embedding(x, sr) if len(x) >= int(0.3 * sr) else None
     out.speaker_vector = vec
-    out.update(estimate_gender(vec) if vec is not None else {"m_gender_est": None, "m_gender_prob": None})
+    out.update(estimate_gender(vec, out.get("m_f0_median_hz")) if vec is not None
+               else {"m_gender_est": None, "m_gender_prob": None})
     return out
 
 
