@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from searchengine.search import MAX_PAGE_TOP_K
+from searchengine.search import DEFAULT_VOICE_WEIGHT, MAX_PAGE_TOP_K
 from searchengine.understanding import DEFAULT_UNDERSTAND
 
 Index = Literal["speech", "global", "fine"]
@@ -99,7 +99,15 @@ class TextSearchRequest(SearchParams):
         description="Understood constraints to leave out, by key (e.g. 'gender:male'), as removing a chip does.")
 
 
-class ClipSearchRequest(SearchParams):
+class VoiceParams(SearchParams):
+    """Options of a search by example: how much the voice counts beside the style."""
+
+    voice_weight: FiniteFloat | None = Field(
+        None, ge=0.0, le=1.0, description="0 ranks by style alone (the speech index), 1 by voice alone (the speaker "
+        f"index), values between fuse both; default {DEFAULT_VOICE_WEIGHT}.")
+
+
+class ClipSearchRequest(VoiceParams):
     clip_ids: list[ClipId] = Field(..., min_length=1, max_length=100, description="Clips to sound like (mean vector).")
 
 
@@ -113,7 +121,7 @@ class HitOut(BaseModel):
     id: int
     rank: int
     score: float
-    matched: str = Field(..., description="The index whose evidence counted most: speech, global or fine.")
+    matched: str = Field(..., description="The index whose evidence counted most: speech, global, fine or speaker.")
     scores: dict[str, float]
     caption: CaptionOut | None
     clip: dict[str, Any]
@@ -167,6 +175,9 @@ class SearchResponse(BaseModel):
     understood: list[UnderstoodOut] = Field(default_factory=list, description="What the description was understood to ask.")
     uncovered: list[UncoveredOut] = Field(default_factory=list, description="Its words no measured attribute covers.")
     notices: list[NoticeOut] = Field(default_factory=list, description="What neither the model nor the attributes can rank.")
+    voice_weight: float | None = Field(
+        None, description="Searches by example: the speaker index's share in the ranking (0 when the query or the "
+        "collection has no speaker vector); null for text searches.")
     understand: bool | None = Field(None, description="Whether the description was understood (text searches); null otherwise.")
 
 
@@ -295,7 +306,7 @@ AudioFile = Annotated[Any, WithJsonSchema({"type": "string", "format": "binary",
                                                           "ogg, m4a, webm, ...)."})]
 
 
-class AudioSearchForm(SearchParams):
+class AudioSearchForm(VoiceParams):
     """multipart/form-data for POST /search/audio: a recording and the usual options (the filter as JSON)."""
 
     file: AudioFile

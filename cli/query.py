@@ -97,6 +97,8 @@ def _print_page(page: Any, as_json: bool, title: str) -> None:
     out = Console()
     out.print(table)
     how = f"{', '.join(page.indexes)}" + (f" fused by {page.fusion}" if page.fusion else "")
+    if getattr(page, "voice_weight", None) is not None:
+        how += f" (voice weight {page.voice_weight:g}: 0 style, 1 voice)"
     filt = f"; filter keeps {page.candidates} clips ({page.strategy})" if page.strategy != "none" else ""
     out.print(f"[dim]{len(page.hits)} results from {how}{filt}; {page.took_ms:.0f} ms[/dim]")
     for line in understanding_lines(page):
@@ -167,12 +169,17 @@ def similar(
     filter: FilterOpt = None,  # noqa: A002
     as_json: JsonOpt = False,
     model: ModelOpt = None,
+    voice_weight: Annotated[float | None, typer.Option(
+        "--voice-weight", min=0.0, max=1.0,
+        help="0 = style alone (speech index), 1 = voice alone (speaker index); default: the library's "
+             "(searchengine.voice.DEFAULT_VOICE_WEIGHT).")] = None,
 ) -> None:
-    """Find clips that sound like EXAMPLE (a file, or clip ids), leaving the example itself out."""
+    """Find clips that sound like EXAMPLE (a file, or clip ids), leaving the example itself out: alike in
+    style and in voice, weighed by --voice-weight."""
     from searchengine.search import SearchOptions
 
     spec = _filter(filter)
-    options = SearchOptions(top_k=top_k, offset=offset, filter=spec, indexes=("speech",))
+    options = SearchOptions(top_k=top_k, offset=offset, filter=spec, indexes=("speech",), voice_weight=voice_weight)
     ids = [e for e in example if e.isdigit() and not Path(e).exists()]
     files = [e for e in example if e not in ids]
     if ids and files:

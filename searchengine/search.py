@@ -53,8 +53,18 @@ from searchengine.lru import LruCache
 from searchengine.store import CAPTION_KINDS, Collection, CollectionError, ModelMismatchError
 from searchengine.store.faiss_index import search_groups, search_ids
 from searchengine.understanding import DEFAULT_UNDERSTAND
+from searchengine.voice import (
+    DEFAULT_VOICE_WEIGHT,
+    check_voice_weight,
+    speaker_query,
+    stored_speaker_query,
+    voice_ranking,
+    voice_weights,
+)
 
 INDEXES = ("speech", "global", "fine")
+RANKED_INDEXES = (*INDEXES, "speaker")
+"""Every index a ranking can draw on: the speaker index joins the speech index for example queries."""
 
 DEFAULT_INDEXES: tuple[str, ...] = ("speech", "global", "fine")
 """Text queries search the speech index and both caption indexes, fused (see benchmarks/RESULTS.md)."""
@@ -101,6 +111,7 @@ class SearchOptions:
     strategy: str = "auto"  # how filters reach FAISS: auto | exact | selector | overfetch (benchmarks compare them)
     understand: bool = DEFAULT_UNDERSTAND  # text queries: fuse measured attributes the description names (searchengine.understanding)
     drop: Sequence[str] = ()  # understood constraints to leave out, by key ("gender:male")
+    voice_weight: float | None = None  # audio and clip queries: 0 style (speech index) .. 1 voice (speaker index); None: DEFAULT_VOICE_WEIGHT
 
     def validated(self) -> SearchOptions:
         if not 1 <= int(self.top_k) <= MAX_TOP_K:
@@ -114,6 +125,10 @@ class SearchOptions:
             raise SearchError(f"fusion must be one of {', '.join(FUSIONS)}")
         if self.strategy not in ("auto", "exact", "selector", "overfetch"):
             raise SearchError("strategy must be auto, exact, selector or overfetch")
+        try:
+            check_voice_weight(self.voice_weight)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from None
         return self
 
 
@@ -124,7 +139,7 @@ class Hit:
     id: int
     rank: int
     score: float
-    matched: str  # the index whose evidence counted most for this clip
+    matched: str  # the index whose evidence counted most for this clip (speech, global, fine or speaker)
     scores: dict[str, float]  # cosine of the query with this clip in each index that returned it
     caption: dict[str, Any] | None  # the caption that matched, when a caption index matched
     clip: dict[str, Any] = field(default_factory=dict)  # metadata row (filterable columns + paths)
@@ -163,6 +178,7 @@ class SearchPage:
     understood: list[dict[str, Any]] = field(default_factory=list)  # constraints read from the description
     uncovered: list[dict[str, Any]] = field(default_factory=list)  # its words no measured attribute covers
     notices: list[dict[str, Any]] = field(default_factory=list)  # what neither model nor attributes can rank
+    voice_weight: float | None = None  # the speaker index's share in an example query's ranking (None: text)
     understand: bool | None = None  # whether a text query's description was understood (None: not a text query)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +221,7 @@ class Searcher:
         self.encoder = encoder
         self._caption_owners: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}  # kind -> (size, ids, clips)
         self._record_cache = LruCache(RECORD_CACHE_SIZE)
+        self._speaker_id_table: tuple[int, np.ndarray] | None = None  # (speaker index size, sorted clip ids)
         self.columns: dict[str, Column] = filterable_columns(collection.con.cursor())
         self._attributes: Any = None  # searchengine.understanding.AttributeTable, read on first use
 
@@ -289,24 +306,34 @@ class Searcher:
         return notices(understood.uncovered, caps, self.collection.model_id.split("@")[0], self.columns)
 
     def search_clips(self, clip_ids: Sequence[int], options: SearchOptions = SearchOptions(), con: Any = None) -> SearchPage:
-        """Clips that sound like the given clips (their mean vector), the query clips left out."""
+        """Clips that sound like the given clips (their mean vector), the query clips left out; with a
+        voice weight above 0, also like their voice (their mean speaker vector, `searchengine.voice`)."""
         if not clip_ids:
             raise SearchError("give at least one clip id")
         con = con or self.cursor()
         vectors = self.clip_vectors(clip_ids, con)
-        return self.search_vector(_unit(vectors.mean(axis=0)), options, con=con, exclude=clip_ids, modality="speech")
+        speaker = None
+        if _voice_share(options) > 0:
+            speaker = stored_speaker_query(self.collection, clip_ids, self._speaker_ids())
+        return self.search_vector(_unit(vectors.mean(axis=0)), options, con=con, exclude=clip_ids, modality="speech",
+                                  speaker=speaker)
 
     def search_audio(
         self, waveform: np.ndarray, options: SearchOptions = SearchOptions(), content_hash: str | None = None,
         con: Any = None,
     ) -> SearchPage:
-        """Clips that sound like an uploaded recording. If the upload is a file of the collection
-        (same content hash), its own clips are left out, as for a query by id."""
+        """Clips that sound like an uploaded recording (its style, and its voice by the voice weight).
+        If the upload is a file of the collection (same content hash), its own clips are left out, as for
+        a query by id."""
         con = con or self.cursor()
         exclude: list[int] = []
         if content_hash:
             exclude = [r[0] for r in con.execute("SELECT id FROM clips WHERE content_hash = ?", [content_hash]).fetchall()]
-        return self.search_vector(self.embed_waveform(waveform), options, con=con, exclude=exclude, modality="speech")
+        speaker = None
+        if _voice_share(options) > 0 and self.collection.index("speaker").ntotal:
+            speaker = speaker_query(waveform)
+        return self.search_vector(self.embed_waveform(waveform), options, con=con, exclude=exclude, modality="speech",
+                                  speaker=speaker)
 
     def search_vector(
         self,
@@ -316,11 +343,13 @@ class Searcher:
         exclude: Sequence[int] = (),
         modality: str = "text",
         rerank: Any = None,
+        speaker: np.ndarray | None = None,
     ) -> SearchPage:
         """The ranked page for a query vector. Speech queries only search the speech index (caption
         indexes hold text vectors, a speech->text match says nothing about sounding alike). `rerank`
         (a `searchengine.understanding.Reranker`) adds the clips it favours to the candidates and
-        fuses its soft constraints with the model's scores."""
+        fuses its soft constraints with the model's scores. A speech query with a `speaker` vector is
+        ranked on the speech and speaker indexes together (`searchengine.voice`), by `voice_weight`."""
         started = time.perf_counter()
         options = options.validated()
         con = con or self.cursor()
@@ -335,25 +364,16 @@ class Searcher:
         weights = {**DEFAULT_WEIGHTS, **(options.weights or {})}
         q = _unit(np.asarray(vector, np.float32))
 
-        lists: dict[str, dict[int, tuple[float, int | None]]] = {}
-        strategy = "none"
-        for kind in indexes:
-            found, strategy_used = self._clips_from_index(kind, q, depth, allowed, set(excluded), options.strategy, con)
-            lists[kind] = found
-            if allowed is not None:
-                strategy = strategy_used
-        if rerank is not None:  # clips the measured attributes favour join the candidates, scored exactly
-            extra = [c for c in rerank.candidates(depth, allowed, set(excluded)) if not any(c in f for f in lists.values())]
-            if extra:
-                lists = self._complete_scores(q, lists, con, extra)
-
-        if len(indexes) == 1:
-            (kind,) = indexes
-            fused = {cid: s for cid, (s, _) in lists[kind].items()}
+        voice = _voice_share(options) if modality == "speech" else None
+        if voice and (speaker is None or not self.collection.index("speaker").ntotal):
+            voice = 0.0  # no voice to compare: the query or the collection has no speaker vector
+        if voice:  # an example query: style (speech index) and timbre (speaker index) together
+            fused, lists, strategy = voice_ranking(
+                self.collection, q, _unit(speaker), voice, max(need, FUSION_DEPTH), allowed, set(excluded),
+                options.strategy, self._speaker_ids())
+            indexes, weights = list(lists), voice_weights(voice)
         else:
-            if options.fusion == "weighted":  # a sum needs every candidate's score in every index
-                lists = self._complete_scores(q, lists, con)
-            fused = FUSIONS[options.fusion](lists, weights)
+            fused, lists, strategy = self._ranked(indexes, q, depth, allowed, excluded, options, weights, rerank, con)
         if rerank is not None:
             fused = rerank.fuse(fused)
 
@@ -366,11 +386,34 @@ class Searcher:
             offset=options.offset,
             candidates=max(0, candidates - len(excluded)),
             indexes=list(indexes),
-            fusion=options.fusion if len(indexes) > 1 else None,
+            fusion=("voice" if voice else options.fusion) if len(indexes) > 1 else None,
             strategy=strategy,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
             excluded=excluded,
+            voice_weight=None if voice is None else float(voice),
         )
+
+    def _ranked(self, indexes: list[str], q: np.ndarray, depth: int, allowed: np.ndarray | None,
+                excluded: list[int], options: SearchOptions, weights: Mapping[str, float], rerank: Any, con: Any,
+                ) -> tuple[dict[int, float], dict[str, dict[int, tuple[float, int | None]]], str]:
+        """Fused scores over the speech and caption indexes, the per-index lists, and the filter strategy."""
+        lists: dict[str, dict[int, tuple[float, int | None]]] = {}
+        strategy = "none"
+        for kind in indexes:
+            found, strategy_used = self._clips_from_index(kind, q, depth, allowed, set(excluded), options.strategy, con)
+            lists[kind] = found
+            if allowed is not None:
+                strategy = strategy_used
+        if rerank is not None:  # clips the measured attributes favour join the candidates, scored exactly
+            extra = [c for c in rerank.candidates(depth, allowed, set(excluded)) if not any(c in f for f in lists.values())]
+            if extra:
+                lists = self._complete_scores(q, lists, con, extra)
+        if len(indexes) == 1:
+            (kind,) = indexes
+            return {cid: s for cid, (s, _) in lists[kind].items()}, lists, strategy
+        if options.fusion == "weighted":  # a sum needs every candidate's score in every index
+            lists = self._complete_scores(q, lists, con)
+        return FUSIONS[options.fusion](lists, weights), lists, strategy
 
     # ------------------------------------------------------------------------------ filters
     def compile(self, spec: Any) -> CompiledFilter | None:
@@ -421,6 +464,14 @@ class Searcher:
         owners = self._caption_owner_table(kind, con)
         return search_groups(index, q, n, lambda cap_ids: _owners_of(cap_ids, *owners), allowed_caps,
                              excluded, strategy, per_group=per_clip)
+
+    def _speaker_ids(self) -> np.ndarray:
+        """Sorted ids of the clips that have a speaker vector, read once per index size."""
+        size = self.collection.index("speaker").ntotal
+        if self._speaker_id_table is None or self._speaker_id_table[0] != size:
+            ids = np.sort(self.collection.speaker_ids()) if size else np.zeros(0, np.int64)
+            self._speaker_id_table = (size, ids)
+        return self._speaker_id_table[1]
 
     def _caption_owner_table(self, kind: str, con: Any) -> tuple[np.ndarray, np.ndarray]:
         """Caption ids of one caption index (sorted) and the clip each belongs to, read once per index
@@ -478,7 +529,7 @@ class Searcher:
         hits: list[Hit] = []
         for n, cid in enumerate(page_ids):
             scores = {k: round(lists[k][cid][0], 6) for k in lists if cid in lists[k]}
-            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * vouched[k][cid], -INDEXES.index(k)))
+            matched = max(scores, key=lambda k: (weights.get(k, 1.0) * vouched[k][cid], -RANKED_INDEXES.index(k)))
             cap = lists[matched][cid][1]
             caption = None
             if cap is None:  # speech matched best; still say which caption agreed most, if any did
@@ -654,6 +705,11 @@ def _owners_of(caption_ids: np.ndarray, sorted_ids: np.ndarray, clip_ids: np.nda
     return dict(zip(caption_ids[known].tolist(), clip_ids[at[known]].tolist(), strict=True))
 
 
+def _voice_share(options: SearchOptions) -> float:
+    """The voice weight an example query asks for (the default when it does not say)."""
+    return DEFAULT_VOICE_WEIGHT if options.voice_weight is None else float(options.voice_weight)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float32).reshape(-1)
     norm = float(np.linalg.norm(v))
@@ -678,6 +734,7 @@ __all__ = [
     "ClipNotFoundError",
     "DEFAULT_FUSION",
     "DEFAULT_INDEXES",
+    "DEFAULT_VOICE_WEIGHT",
     "FilterError",
     "Hit",
     "MAX_PAGE_TOP_K",

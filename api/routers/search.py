@@ -46,7 +46,8 @@ async def search_text(
     responses=responses(404),
     openapi_extra=bodies.json_or_multipart(ClipSearchRequest, AudioSearchForm, {
         "clips": {"clip_ids": [0, 1]},
-        "clips, filtered": {"clip_ids": [0], "top_k": 20, "filter": {"field": "duration", "op": ">", "value": 2}}}),
+        "clips, filtered": {"clip_ids": [0], "top_k": 20, "filter": {"field": "duration", "op": ">", "value": 2}},
+        "clips, by voice alone": {"clip_ids": [0], "voice_weight": 1.0}}),
 )
 async def search_audio(
     request: Request,
@@ -55,15 +56,16 @@ async def search_audio(
     con: Any = Depends(deps.cursor),
 ) -> dict:
     """JSON `{clip_ids: [...]}` searches by clips of the collection (their mean vector, themselves
-    excluded); a multipart upload (`file`) searches by a recording."""
+    excluded); a multipart upload (`file`) searches by a recording. `voice_weight` sets how much the
+    voice (speaker index) counts beside the style (speech index)."""
     if bodies.media_type(request) == "application/json":
         body = checked(await bodies.json_body(request, ClipSearchRequest), searcher.columns)
-        options = _options(body, settings, indexes=["speech"])
+        options = replace(_options(body, settings, indexes=["speech"]), voice_weight=body.voice_weight)
         page = await run_in_threadpool(searcher.search_clips, body.clip_ids, options, con)
         return page_out(page, searcher)
     form = await request.form(max_files=1, max_fields=10)
     params = checked(bodies.form_fields(form, AudioSearchForm), searcher.columns)
-    options = _options(params, settings, indexes=["speech"])
+    options = replace(_options(params, settings, indexes=["speech"]), voice_weight=params.voice_weight)
     audio = await read_upload(bodies.upload(params.file, "file"), settings.limits)
     page = await run_in_threadpool(searcher.search_audio, audio.waveform, options, audio.content_hash, con)
     return page_out(page, searcher)
