@@ -297,7 +297,12 @@ class CollectionOut(BaseModel):
     defaults: dict[str, Any] = Field(..., description="Indexes and fusion a text search uses when it does not say.")
     limits: dict[str, Any] = Field(..., description="The limits this server enforces.")
     facets: dict[str, dict[str, Any]] = Field(
-        ..., description="Per filterable column: its type, operators, and its values (counts) or range.")
+        ..., description="Per fact (gender, pitch, pace, ...), in display order: its label and sources, the columns "
+        "holding it grouped by origin (declared in the manifest, measured from the audio), each with its values "
+        "(counts) or its range and distribution (quantiles, histogram). Ids, paths, licences, free text and "
+        "constant columns are not facets.")
+    columns: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Every filterable column: its type and the operators a filter may use.")
 
 
 # ------------------------------------------------------------------------------------ multipart forms

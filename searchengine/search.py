@@ -625,33 +625,17 @@ class Searcher:
 
     # ------------------------------------------------------------------------------ collection facts
     def facets(self, con: Any = None, max_values: int = 50) -> dict[str, dict[str, Any]]:
-        """What each filterable column holds: value counts (text, booleans, list items) or ranges
-        (numbers, times). The web page builds its filter controls from this."""
-        from searchengine.store.schema import quote_ident
+        """The facts clips can be narrowed by, one facet each, its declared and measured columns grouped
+        under it, with value counts or ranges and their distribution (`searchengine.facets`). The web
+        page builds its filter controls from this."""
+        from searchengine.facets import collection_facets
 
-        con = con or self.cursor()
-        out: dict[str, dict[str, Any]] = {}
-        for name, column in self.columns.items():
-            ident = quote_ident(name)
-            info: dict[str, Any] = {"type": column.kind, "sql_type": column.sql_type, "operators": list(column.operators)}
-            if name in ("id", "source_key", "source_path", "global_caption", "fine_captions", "text"):
-                out[name] = info
-                continue
-            if column.kind in ("number", "time"):
-                lo, hi, nulls = con.execute(
-                    f"SELECT min({ident}), max({ident}), count(*) - count({ident}) FROM clips"
-                ).fetchone()
-                info.update(min=_jsonable(lo), max=_jsonable(hi), missing=int(nulls))
-            else:
-                source = f"(SELECT unnest({ident}) AS v FROM clips)" if column.kind == "list" else f"(SELECT {ident} AS v FROM clips)"
-                rows = con.execute(
-                    f"SELECT v, count(*) AS n FROM {source} GROUP BY v ORDER BY n DESC, v NULLS LAST LIMIT ?",
-                    [max_values + 1],
-                ).fetchall()
-                info["values"] = [{"value": _jsonable(v), "count": int(n)} for v, n in rows[:max_values]]
-                info["truncated"] = len(rows) > max_values
-            out[name] = info
-        return out
+        return collection_facets(con or self.cursor(), self.columns, max_values)
+
+    def column_info(self) -> dict[str, dict[str, Any]]:
+        """Every filterable column with its type and the operators a filter may use on it."""
+        return {name: {"type": c.kind, "sql_type": c.sql_type, "operators": list(c.operators)}
+                for name, c in self.columns.items()}
 
     def stats(self) -> dict[str, Any]:
         """Counts, index types and sizes, model and disk usage (`Collection.stats`)."""

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api import deps
 from api.schemas import CollectionOut, HealthOut
 from api.settings import Settings
-from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, Searcher
+from searchengine.search import DEFAULT_FUSION, DEFAULT_INDEXES, DEFAULT_VOICE_WEIGHT, Searcher
 
 router = APIRouter(tags=["collection"])
 
@@ -24,9 +24,10 @@ async def collection(searcher: Searcher = Depends(deps.searcher), settings: Sett
     stats.pop("path", None)  # where it lives on the server is not the client's business
     return {
         **stats,
-        "defaults": {"indexes": list(DEFAULT_INDEXES), "fusion": DEFAULT_FUSION},
+        "defaults": {"indexes": list(DEFAULT_INDEXES), "fusion": DEFAULT_FUSION, "voice_weight": DEFAULT_VOICE_WEIGHT},
         "limits": vars(settings.limits),
         "facets": facets,
+        "columns": searcher.column_info(),
     }
 
 

@@ -47,9 +47,17 @@ def test_health_and_collection(client: httpx.Client, searcher) -> None:
     assert client.get("/health").json() == {"status": "ok", "clips": 40, "model_id": searcher.collection.model_id}
     info = client.get("/collection").json()
     assert info["model_id"] == searcher.collection.model_id and info["counts"]["clips"] == 40
-    genders = {v["value"]: v["count"] for v in info["facets"]["gender"]["values"]}
+    declared = next(f for f in info["facets"]["gender"]["sources"] if f["field"] == "gender")
+    assert declared["origin"] == "declared" and declared["kind"] == "category"
+    genders = {v["value"]: v["count"] for v in declared["values"]}
     assert sum(genders.values()) == 40 and set(genders) <= {"female", "male"}
-    assert info["facets"]["duration"]["min"] <= info["facets"]["duration"]["max"]
+    duration = next(f for f in info["facets"]["duration"]["sources"] if f["field"] == "duration")
+    assert duration["min"] <= duration["quantiles"]["p50"] <= duration["max"]
+    assert sum(duration["histogram"]["counts"]) == 40 - duration["missing"]
+    facet_fields = [s["field"] for f in info["facets"].values() for s in f["sources"]]
+    assert set(facet_fields) <= set(info["columns"]) and len(facet_fields) == len(set(facet_fields))
+    assert not {"id", "source_path", "source_key", "global_caption", "fine_captions", "text"} & set(facet_fields)
+    assert info["columns"]["duration"]["type"] == "number" and "between" in info["columns"]["duration"]["operators"]
     assert "path" not in info and info["limits"]["max_top_k"] == 1000
 
 

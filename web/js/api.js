@@ -77,20 +77,23 @@ export async function searchText({ query, filter, topK, offset, understand, drop
   return (await postJson("/search/text", body, signal)).json();
 }
 
-/** POST /search/audio with clip ids: clips that sound like clips of the collection. */
-export async function searchClips({ clipIds, filter, topK, offset }, signal) {
+/** POST /search/audio with clip ids: clips that sound like clips of the collection (`voiceWeight`:
+ * 0 style alone .. 1 voice alone; null for the server's default). */
+export async function searchClips({ clipIds, filter, topK, offset, voiceWeight }, signal) {
   const body = { clip_ids: clipIds, top_k: topK, offset };
   if (filter) body.filter = filter;
+  if (typeof voiceWeight === "number") body.voice_weight = voiceWeight;
   return (await postJson("/search/audio", body, signal)).json();
 }
 
 /** POST /search/audio with a multipart upload: clips that sound like a recording. */
-export async function searchUpload({ file, filter, topK, offset }, signal) {
+export async function searchUpload({ file, filter, topK, offset, voiceWeight }, signal) {
   const form = new FormData();
   form.append("file", file, file.name || "query.wav");
   form.append("top_k", String(topK));
   form.append("offset", String(offset));
   if (filter) form.append("filter", JSON.stringify(filter));
+  if (typeof voiceWeight === "number") form.append("voice_weight", String(voiceWeight));
   return (await request("/search/audio", { method: "POST", body: form, signal })).json();
 }
 

@@ -1,22 +1,11 @@
 // Filter controls built from GET /collection facets, and the filter tree the API takes.
-// Categories (text, booleans, list items) become checkboxes; numbers become min/max inputs.
+// One facet per fact (gender, pitch, pace, ...): its sources are the columns holding it, grouped as
+// declared (the manifest) and measured (from the audio). Categories (text, booleans, list items) become
+// checkboxes; numbers become min/max inputs under a histogram of the collection's clips.
 
 import { el } from "./dom.js";
 
-const NOT_FILTERS = new Set([
-  "id", "source_key", "source_path", "segment", "start", "end", "added_at", "manifest_duration",
-  "manifest_sample_rate", "global_caption", "fine_captions", "text", "heldout_phrasing",
-]);
 const MAX_CHOICES = 30;
-const ORDER = [
-  "gender", "age", "accent", "pitch_level", "pitch_variation", "speaking_rate", "loudness", "timbre",
-  "whisper", "noise", "noise_color", "reverb", "channel", "telephone", "speaker", "language", "engine", "split",
-  "duration", "pitch_semitones", "pitch_spread_semitones", "rate_factor", "loudness_dbfs", "snr_db", "reverberance",
-  // Measured at indexing time (searchengine/attributes), present on every collection, captioned or not.
-  "m_gender", "m_pitch_word", "m_monotony_word", "m_rate_word", "m_noise_word", "m_reverb_word",
-  "m_dnsmos_ovrl", "m_dnsmos_sig", "m_dnsmos_bak", "m_snr_db", "m_f0_median_hz", "m_f0_spread_st",
-  "m_rate_syl_per_s", "m_loudness_dbfs", "m_reverb_db",
-];
 const LABELS = {
   duration: "Duration (s)",
   pitch_semitones: "Pitch (semitones)",
@@ -53,48 +42,49 @@ export function labelOf(field) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-function isCategory(facet) {
-  if (!["text", "boolean", "list"].includes(facet.type) || !facet.values || facet.truncated) return false;
-  const real = facet.values.filter((v) => v.value !== null);
+function isCategory(source) {
+  if (source.kind !== "category" || !source.values) return false;
+  const real = source.values.filter((v) => v.value !== null);
   return real.length >= 2 && real.length <= MAX_CHOICES;
 }
 
-function isRange(facet) {
-  return facet.type === "number" && typeof facet.min === "number" && typeof facet.max === "number" && facet.min < facet.max;
+function isRange(source) {
+  return source.kind === "range" && typeof source.min === "number" && typeof source.max === "number" && source.min < source.max;
 }
 
-function rank(field) {
-  const i = ORDER.indexOf(field);
-  return i === -1 ? ORDER.length : i;
-}
-
-/** The facets worth a control, in display order: [{field, facet, kind: "category" | "range"}]. */
+/** Every facet source worth a control, fact by fact in the server's order:
+ * [{field, facet: source, fact, kind: "category" | "range"}]. */
 export function filterableFacets(facets) {
   const out = [];
-  for (const [field, facet] of Object.entries(facets || {})) {
-    if (NOT_FILTERS.has(field)) continue;
-    if (isCategory(facet)) out.push({ field, facet, kind: "category" });
-    else if (isRange(facet)) out.push({ field, facet, kind: "range" });
+  for (const [fact, info] of Object.entries(facets || {})) {
+    for (const source of info.sources || []) {
+      if (isCategory(source)) out.push({ field: source.field, facet: source, fact, kind: "category" });
+      else if (isRange(source)) out.push({ field: source.field, facet: source, fact, kind: "range" });
+    }
   }
-  return out.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "category" ? -1 : 1) || rank(a.field) - rank(b.field)
-    || a.field.localeCompare(b.field));
+  return out;
 }
 
-function typed(facet, value) {
-  if (facet.type === "boolean") return value === "true";
+function sourcesByField(facets) {
+  return Object.fromEntries(filterableFacets(facets).map((s) => [s.field, s.facet]));
+}
+
+function typed(source, value) {
+  if (source.type === "boolean") return value === "true";
   return value;
 }
 
 /** The API's filter tree (a list of conditions, all of which must hold), or null for none. */
 export function filterTree(state, facets) {
+  const sources = sourcesByField(facets);
   const conditions = [];
   for (const [field, values] of Object.entries(state.categories)) {
-    const facet = facets[field];
-    if (!facet || !values.length) continue;
-    conditions.push({ field, op: "in", value: values.map((v) => typed(facet, v)) });
+    const source = sources[field];
+    if (!source || !values.length) continue;
+    conditions.push({ field, op: "in", value: values.map((v) => typed(source, v)) });
   }
   for (const [field, range] of Object.entries(state.ranges)) {
-    if (!facets[field]) continue;
+    if (!sources[field]) continue;
     const { min, max } = range;
     if (min !== undefined && max !== undefined) conditions.push({ field, op: "between", value: [min, max] });
     else if (min !== undefined) conditions.push({ field, op: ">=", value: min });
@@ -110,16 +100,16 @@ function pretty(value) {
   return String(value);
 }
 
-function step(facet) {
-  const span = facet.max - facet.min;
-  if (Number.isInteger(facet.min) && Number.isInteger(facet.max) && facet.sql_type && /INT/.test(facet.sql_type)) return "1";
+function step(source) {
+  const span = source.max - source.min;
+  if (Number.isInteger(source.min) && Number.isInteger(source.max) && source.sql_type && /INT/.test(source.sql_type)) return "1";
   return span > 50 ? "1" : span > 5 ? "0.1" : "0.01";
 }
 
-function categoryControl(field, facet, state, onChange) {
+function categoryControl(field, source, state, onChange) {
   const chosen = new Set(state.categories[field] || []);
-  const box = el("fieldset", { class: "facet-options" }, el("legend", { class: "visually-hidden" }, labelOf(field)));
-  for (const { value, count } of facet.values) {
+  const box = el("fieldset", { class: "facet-options" }, el("legend", { class: "visually-hidden" }, source.label || labelOf(field)));
+  for (const { value, count } of source.values) {
     if (value === null) continue;
     const id = `f-${field}-${String(value).replace(/[^A-Za-z0-9_-]/g, "_")}`;
     const input = el("input", { type: "checkbox", id, value: String(value), "data-field": field });
@@ -136,14 +126,34 @@ function categoryControl(field, facet, state, onChange) {
   return box;
 }
 
-function rangeControl(field, facet, state, onChange) {
+/** How the collection's clips spread over a number: one bar per histogram bin, the median marked. */
+function distribution(field, source) {
+  const counts = source.histogram?.counts || [];
+  const top = Math.max(1, ...counts);
+  const edges = source.histogram?.edges || [];
+  const bars = counts.map((n, i) => el("span", {
+    class: "bar", style: `height: ${Math.max(n ? 8 : 0, Math.round((n / top) * 100))}%`,
+    title: `${pretty(edges[i])} – ${pretty(edges[i + 1])}: ${n} clip${n === 1 ? "" : "s"}`,
+  }));
+  const q = source.quantiles || {};
+  const summary = `${pretty(source.min)} – ${pretty(source.max)}` + (q.p50 !== undefined ? ` · median ${pretty(q.p50)}` : "")
+    + (source.missing ? ` · ${source.missing} without a value` : "");
+  return [
+    el("div", { class: "histogram", role: "img", "data-field": field,
+      "aria-label": `Distribution: ${counts.join(", ")} clips in ${counts.length} equal steps from ${pretty(source.min)} to ${pretty(source.max)}` }, ...bars),
+    el("p", { class: "range-hint" }, summary),
+  ];
+}
+
+function rangeControl(field, source, state, onChange) {
   const range = state.ranges[field] || {};
-  const wrap = el("fieldset", { class: "facet-range" }, el("legend", { class: "visually-hidden" }, labelOf(field)));
+  const wrap = el("fieldset", { class: "facet-range" }, el("legend", { class: "visually-hidden" }, source.label || labelOf(field)));
+  wrap.append(...distribution(field, source));
   for (const side of ["min", "max"]) {
     const id = `f-${side}-${field}`;
     const input = el("input", {
-      type: "number", id, step: step(facet), inputmode: "decimal", "data-field": field, "data-side": side,
-      placeholder: pretty(facet[side]), min: String(facet.min), max: String(facet.max),
+      type: "number", id, step: step(source), inputmode: "decimal", "data-field": field, "data-side": side,
+      placeholder: pretty(source[side]), min: String(source.min), max: String(source.max),
     });
     if (range[side] !== undefined) input.value = String(range[side]);
     input.addEventListener("change", () => {
@@ -157,11 +167,26 @@ function rangeControl(field, facet, state, onChange) {
     });
     wrap.append(el("div", { class: "range-side" }, el("label", { for: id }, side === "min" ? "from" : "to"), input));
   }
-  wrap.append(el("p", { class: "range-hint" }, `${pretty(facet.min)} – ${pretty(facet.max)}`));
   return wrap;
 }
 
-/** Draw the filter controls for `facets` into `container`; `onChange` runs after each edit. */
+function isActive(field, state) {
+  return (state.categories[field] || []).length > 0 || field in state.ranges;
+}
+
+/** Mark the facts with an active filter (a dot after their name). */
+export function markActive(container, facets, state) {
+  const byFact = {};
+  for (const { fact, field } of filterableFacets(facets)) (byFact[fact] ||= []).push(field);
+  for (const details of container.querySelectorAll(".facet")) {
+    const active = (byFact[details.dataset.facet] || []).some((f) => isActive(f, state));
+    details.querySelector("summary .dot")?.remove();
+    if (active) details.querySelector("summary").append(el("span", { class: "dot", "aria-label": "active" }));
+  }
+}
+
+/** Draw one control group per fact into `container` (declared and measured sources apart, each
+ * labelled); `onChange` runs after each edit. */
 export function renderFilters(container, facets, state, onChange) {
   container.replaceChildren();
   const items = filterableFacets(facets);
@@ -169,14 +194,29 @@ export function renderFilters(container, facets, state, onChange) {
     container.append(el("p", { class: "muted" }, "This collection has no columns to filter on."));
     return;
   }
-  for (const { field, facet, kind } of items) {
-    const active = kind === "category" ? (state.categories[field] || []).length > 0 : field in state.ranges;
-    const details = el("details", { class: `facet facet--${kind}`, "data-facet": field });
+  const byFact = new Map();
+  for (const item of items) {
+    if (!byFact.has(item.fact)) byFact.set(item.fact, []);
+    byFact.get(item.fact).push(item);
+  }
+  for (const [fact, sources] of byFact) {
+    const active = sources.some(({ field }) => isActive(field, state));
+    const details = el("details", { class: "facet", "data-facet": fact });
     details.open = active;
-    details.append(
-      el("summary", {}, labelOf(field), active ? el("span", { class: "dot", "aria-label": "active" }) : ""),
-      kind === "category" ? categoryControl(field, facet, state, onChange) : rangeControl(field, facet, state, onChange),
-    );
+    details.append(el("summary", {}, facets[fact].label || labelOf(fact),
+      active ? el("span", { class: "dot", "aria-label": "active" }) : ""));
+    for (const origin of ["declared", "measured"]) {
+      const group = sources.filter(({ facet }) => facet.origin === origin);
+      if (!group.length) continue;
+      const box = el("div", { class: "facet-group", "data-origin": origin },
+        el("p", { class: "origin" }, group[0].facet.origin_label || origin));
+      for (const { field, facet, kind } of group) {
+        box.append(el("div", { class: `facet-source facet--${kind}`, "data-field": field },
+          el("p", { class: "source-label" }, facet.label || labelOf(field)),
+          kind === "category" ? categoryControl(field, facet, state, onChange) : rangeControl(field, facet, state, onChange)));
+      }
+      details.append(box);
+    }
     container.append(details);
   }
 }

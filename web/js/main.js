@@ -3,7 +3,7 @@
 import { ApiError, getCollection, searchClips, searchText, searchUpload } from "./api.js";
 import { el } from "./dom.js";
 import { exportHits } from "./export.js";
-import { filterTree, renderFilters } from "./filters.js";
+import { filterTree, markActive, renderFilters } from "./filters.js";
 import { canRecord, startRecording } from "./recorder.js";
 import { chipFields, renderHits } from "./results.js";
 import { activeFilterCount, emptyState, stateFromUrl, writeUrl } from "./state.js";
@@ -66,6 +66,7 @@ function describeQuery() {
   const m = mode();
   if (m === "none") {
     box.hidden = true;
+    showVoiceControl(false);
     return;
   }
   const clear = el("button", { type: "button", class: "link", onclick: () => resetQuery() }, "Clear");
@@ -75,6 +76,37 @@ function describeQuery() {
   else text = ["Sounds like ", el("strong", {}, page.upload.name || "your recording")];
   box.replaceChildren(el("span", {}, ...text), clear);
   box.hidden = false;
+  showVoiceControl(m === "like" || m === "upload");
+}
+
+// ------------------------------------------------------------------ voice <-> style, for searches by example
+function defaultVoiceWeight() {
+  const value = page.collection?.defaults?.voice_weight;
+  return typeof value === "number" ? value : 0.5;
+}
+
+function showVoiceControl(shown) {
+  const box = $("voice-control");
+  box.hidden = !shown;
+  if (!shown) return;
+  const value = typeof page.state.voice === "number" ? page.state.voice : defaultVoiceWeight();
+  $("voice-weight").value = String(value);
+  $("voice-weight-value").textContent = voiceText(value);
+}
+
+function voiceText(value) {
+  const voice = Math.round(value * 100);
+  return `${voice} % voice, ${100 - voice} % style`;
+}
+
+function setupVoiceControl() {
+  const slider = $("voice-weight");
+  slider.addEventListener("input", () => { $("voice-weight-value").textContent = voiceText(Number(slider.value)); });
+  slider.addEventListener("change", () => {
+    page.state = { ...page.state, voice: Number(slider.value) };
+    writeUrl(page.state, false);
+    search();
+  });
 }
 
 function resetQuery() {
@@ -129,8 +161,8 @@ async function search({ append = false } = {}) {
       const { understand, drop } = page.state;
       result = await searchText({ ...args, query: page.state.q, understand, drop }, controller.signal);
     }
-    else if (m === "like") result = await searchClips({ ...args, clipIds: page.state.like }, controller.signal);
-    else result = await searchUpload({ ...args, file: page.upload }, controller.signal);
+    else if (m === "like") result = await searchClips({ ...args, clipIds: page.state.like, voiceWeight: page.state.voice }, controller.signal);
+    else result = await searchUpload({ ...args, file: page.upload, voiceWeight: page.state.voice }, controller.signal);
     if (controller !== page.controller) return;
     showResults(result, append);
   } catch (err) {
@@ -299,12 +331,7 @@ function updateFilterBadge() {
 function drawFilters() {
   renderFilters($("filters"), page.facets, page.state, () => {
     writeUrl(page.state, false);
-    for (const details of document.querySelectorAll(".facet")) {
-      const field = details.dataset.facet;
-      const active = (page.state.categories[field] || []).length > 0 || field in page.state.ranges;
-      details.querySelector("summary .dot")?.remove();
-      if (active) details.querySelector("summary").append(el("span", { class: "dot", "aria-label": "active" }));
-    }
+    markActive($("filters"), page.facets, page.state);
     search();
   });
   updateFilterBadge();
@@ -384,6 +411,7 @@ async function start() {
     $("record").title = "This browser cannot record audio here (it needs a secure origin and a microphone).";
   }
   setupDrop();
+  setupVoiceControl();
   $("clear-filters").addEventListener("click", () => {
     page.state = { ...page.state, categories: {}, ranges: {} };
     writeUrl(page.state, false);

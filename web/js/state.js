@@ -4,13 +4,14 @@
 //   ?like=28                     "more like this" clip ids (comma-separated)
 //   &understand=1                read the description's measurable words as constraints (0: not; absent: the server's default)
 //   &drop=gender:male            understood constraints the user removed (comma-separated keys)
+//   &voice=0.4                   searches by example: voice (1) <-> style (0) weight (absent: the server's default)
 //   &c.gender=female&c.gender=male   category filters (one parameter per ticked value)
 //   &min.duration=2&max.duration=5   range filters
 //
 // An uploaded or recorded query lives only in the page: a file cannot travel in a URL.
 
 export function emptyState() {
-  return { q: "", like: [], understand: null, drop: [], categories: {}, ranges: {} };
+  return { q: "", like: [], understand: null, drop: [], voice: null, categories: {}, ranges: {} };
 }
 
 export function stateFromUrl(search = window.location.search) {
@@ -25,6 +26,8 @@ export function stateFromUrl(search = window.location.search) {
   const understand = params.get("understand");
   state.understand = understand === "1" ? true : understand === "0" ? false : null;
   state.drop = (params.get("drop") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  const voice = Number(params.get("voice") ?? NaN);
+  state.voice = params.get("voice") !== null && Number.isFinite(voice) && voice >= 0 && voice <= 1 ? voice : null;
   for (const [key, value] of params) {
     if (key.startsWith("c.")) {
       const field = key.slice(2);
@@ -45,6 +48,7 @@ export function urlFromState(state) {
   if (state.like.length) params.set("like", state.like.join(","));
   if (typeof state.understand === "boolean") params.set("understand", state.understand ? "1" : "0");
   if (state.drop?.length) params.set("drop", state.drop.join(","));
+  if (typeof state.voice === "number") params.set("voice", String(state.voice));
   for (const [field, values] of Object.entries(state.categories)) {
     for (const value of values) params.append(`c.${field}`, value);
   }
