@@ -1,4 +1,5 @@
-"""`clsp-search search | similar | export`: querying a collection from a terminal.
+"""`clsp-search search | similar | export`: querying a collection from a terminal, and
+writing what a query finds for a trainer (`searchengine.export`).
 
 Filters use a small text syntax (see `searchengine.filters`), each `--filter` flag one expression,
 all of them required to hold:
@@ -204,9 +205,14 @@ def export(
     collection: CollectionArg,
     query: Annotated[str, typer.Argument(help="A description of the voices to collect.")],
     n: Annotated[int, typer.Option("-n", "--n", min=1, max=1_000_000, help="How many clips.")] = 100,
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.jsonl or .csv).")] = Path("export.jsonl"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write; a folder for ljspeech, and for hf "
+                                         "unless the name ends in .parquet.")] = Path("export.jsonl"),
     filter: FilterOpt = None,  # noqa: A002
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from the file name).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv, nemo, lhotse, hf or ljspeech (default: from "
+                                            "the file name: .csv is csv, .parquet hf, anything else jsonl).")] = None,
+    sample_rate: Annotated[int | None, typer.Option(
+        "--sample-rate", min=8000, max=192_000, help="For hf and ljspeech, which carry the clips' audio: resample to "
+        "this rate (default: 22050 for ljspeech, each file's own for hf).")] = None,
     min_quality: Annotated[float | None, typer.Option(
         "--min-quality", min=1.0, max=5.0, help="Keep clips whose DNSMOS overall quality (1-5) is at least this.")] = None,
     ranges: Annotated[list[str] | None, typer.Option(
@@ -221,7 +227,8 @@ def export(
         "--summary", help="Write histograms of the chosen clips' attributes to this PNG (needs matplotlib).")] = None,
     model: ModelOpt = None,
 ) -> None:
-    """Write the best N clips for QUERY that meet the constraints as manifest lines, and summarise them."""
+    """Write the best N clips for QUERY that meet the constraints for a trainer (manifest lines, NeMo or lhotse
+    manifests, a Hugging Face dataset, the LJSpeech layout), and summarise them."""
     from searchengine.curate import (
         Constraints,
         CurationError,
@@ -230,11 +237,13 @@ def export(
         summarize,
         write_summary_png,
     )
-    from searchengine.export import csv_lines, jsonl_lines, manifest_row
+    from searchengine.export import ExportError, check_output, format_for, manifest_row, write_export
 
-    fmt = (fmt or ("csv" if output.suffix.lower() == ".csv" else "jsonl")).lower()
-    if fmt not in ("jsonl", "csv"):
-        _fail("--format must be jsonl or csv")
+    try:
+        fmt = format_for(output, fmt)
+        check_output(output, fmt)
+    except ExportError as exc:
+        _fail(str(exc))
     spec = _filter(filter)
     try:
         constraints = Constraints(min_quality=min_quality, ranges=dict(parse_range(r) for r in ranges or []),
@@ -248,11 +257,10 @@ def export(
     except CurationError as exc:
         _fail(str(exc))
     rows = [manifest_row(h) for h in result.hits]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.writelines(csv_lines(rows) if fmt == "csv" else jsonl_lines(rows))
-    tmp.replace(output)
+    try:
+        untranscribed = write_export(rows, fmt, output, sample_rate)
+    except ExportError as exc:
+        _fail(str(exc))
     _print_summary(summarize(result))
     if summary is not None:
         try:
@@ -261,7 +269,10 @@ def export(
             _err.print(f"[yellow]warning:[/yellow] {exc}; no summary image written", highlight=False)
         else:
             _err.print(f"Summary histograms in {summary}", highlight=False)
-    _err.print(f"Wrote {len(rows)} clips to {output}", highlight=False)
+    if untranscribed and fmt in ("nemo", "lhotse", "hf", "ljspeech"):
+        _err.print(f"[yellow]warning:[/yellow] {untranscribed} of {len(rows)} clips have no transcript; their text is "
+                   "empty (index a source with a transcript or text column to fill it)", highlight=False)
+    _err.print(f"Wrote {len(rows)} clips to {output} ({fmt})", highlight=False)
 
 
 def _print_summary(info: dict[str, Any]) -> None:

@@ -1,21 +1,19 @@
-"""Search results as manifest lines (JSONL or CSV), e.g. to curate a TTS training set.
+"""Search results as manifest rows: the one record every export format is written from.
 
-The lines use the indexer's manifest fields (id, path, start, end, speaker, language, global_caption,
-fine_captions), so an export can be indexed again or fed to any tool that reads such manifests; the
-search score and rank and the clip's other metadata come along as extra columns."""
+The rows use the indexer's manifest fields (id, path, start, end, speaker, language, global_caption,
+fine_captions, transcript), so a JSONL or CSV export can be indexed again or fed to any tool that
+reads such manifests; the search score and rank and the clip's other metadata come along as extra
+columns."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from searchengine.search import Hit, Searcher
 
 FIRST_COLUMNS = ("id", "path", "start", "end", "duration", "speaker", "language", "global_caption",
-                 "fine_captions", "score", "rank", "clip_id")
+                 "fine_captions", "transcript", "normalized_transcript", "score", "rank", "clip_id")
 _DROP = {"source_key", "source_path", "id", "segment"}
 
 
@@ -32,6 +30,8 @@ def manifest_row(hit: Hit) -> dict[str, Any]:
         "language": clip.get("language"),
         "global_caption": hit.captions.get("global"),
         "fine_captions": list(hit.captions.get("fine") or []),
+        "transcript": clip.get("transcript"),
+        "normalized_transcript": clip.get("normalized_transcript"),
         "score": hit.score,
         "rank": hit.rank,
         "clip_id": hit.id,
@@ -64,22 +64,3 @@ def selected_rows(searcher: Searcher, ids: Sequence[int], scores: Sequence[float
                   clip=record["clip"], captions=record["captions"])
         rows.append(manifest_row(hit))
     return rows
-
-
-def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    for row in rows:
-        yield json.dumps(row, ensure_ascii=False, default=str) + "\n"
-
-
-def csv_lines(rows: list[dict[str, Any]]) -> Iterator[str]:
-    """CSV with a header; lists are written as JSON text so they survive a round trip."""
-    columns = list(FIRST_COLUMNS) + sorted({k for r in rows for k in r} - set(FIRST_COLUMNS))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    yield buf.getvalue()
-    for row in rows:
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-        yield buf.getvalue()
