@@ -220,10 +220,19 @@ class SimilarityResponse(BaseModel):
     cosine: float
 
 
-class ExportOptions(Body):
-    """What both kinds of export share: the file format."""
+ExportFormat = Literal["jsonl", "csv", "nemo", "lhotse", "hf", "ljspeech"]
 
-    format: Literal["jsonl", "csv"] = "jsonl"
+
+class ExportOptions(Body):
+    """What both kinds of export share: the file format, and the sample rate of formats that carry audio."""
+
+    format: ExportFormat = Field(
+        "jsonl", description="jsonl or csv: manifest lines; nemo: NeMo manifest lines (audio_filepath, duration, "
+        "offset, text); lhotse: lhotse cuts (JSON lines); hf: a parquet file with an Audio column (each clip cut to "
+        "its segment, FLAC); ljspeech: a zip of wavs/ and metadata.csv (id|text|normalized text).")
+    sample_rate: integer(ge=8000, le=192_000) | None = Field(
+        None, description="For hf and ljspeech, which carry the clips' audio: resample to this rate (default: 22050 "
+        "for ljspeech, each file's own for hf). The line formats point at the files and ignore it.")
 
 
 class ExportQuery(ExportOptions):
