@@ -29,7 +29,8 @@ How a constraint scores a clip (`AttributeTable`), in [0, 1]:
     estimate stored at indexing with its probability).
   channel and whisper are facts, not degrees: telephone is a spectrum that ends near 4 kHz
     (`m_bandwidth_hz`), a whisper is speech with almost no voiced frames (`m_voiced_share`).
-  A clip without the measurement scores 0.5 (neither kept nor pushed).
+  A clip without the measurement scores 0.5 (neither kept nor pushed); so does a whisper on pitch and
+    intonation, which it does not have (the score slides to 0.5 as the voiced share falls).
 
 How scores fuse (`Reranker`): final = model + WEIGHT * sigma * sum_i (s_i - 1), where sigma is the
 spread (standard deviation) of the model's fused scores over the candidates. A clip that meets every
@@ -400,6 +401,8 @@ the score slides (`searchengine.attributes.spectrum`: real telephone clips read 
 WHISPER_VOICED, SPOKEN_VOICED = 0.15, 0.45
 """Share of sounding frames that are voiced: a whisper has almost none, ordinary speech most; between
 these the score slides."""
+PITCHED = frozenset({"m_f0_median_hz", "m_f0_spread_st"})
+"""Columns read from the pitch track, which mean nothing for a whisper (`AttributeTable._trust_pitch`)."""
 
 
 def _quantiles(values: np.ndarray) -> np.ndarray:
@@ -491,8 +494,21 @@ class AttributeTable:
                 s = q if constraint.target == "high" else 1.0 - q
                 if constraint.very:
                     s = s * s
+            if p.column in PITCHED:
+                s = self._trust_pitch(np.asarray(s, np.float64))
         s = np.asarray(s, np.float64)
         return np.where(np.isfinite(s), s, 0.5)
+
+    def _trust_pitch(self, s: np.ndarray) -> np.ndarray:
+        """A whisper has no pitch: the F0 a tracker reports for one is a stray reading (on whispered
+        synthetic voices Praat returns about 540 Hz), so a pitch or intonation score counts only as
+        far as the clip is voiced speech and slides to 0.5, "not measured", as it becomes a whisper."""
+        voiced = self.columns.get(PROPERTIES["whisper"].column)
+        if voiced is None:
+            return s
+        whisper = np.clip((SPOKEN_VOICED - voiced) / (SPOKEN_VOICED - WHISPER_VOICED), 0.0, 1.0)
+        whisper = np.where(np.isfinite(whisper), whisper, 0.0)
+        return (1.0 - whisper) * s + whisper * 0.5
 
 
 def _floats(values: Any) -> np.ndarray:

@@ -127,3 +127,20 @@ def test_notices_name_what_cannot_be_ranked_and_who_can() -> None:
     assert "cannot rank emotion" in by["emotion"]["message"]
     assert by["accent"]["filter_column"] == "accent" and by["emotion"]["filter_column"] is None
     assert notices(parse("a breathy old man").uncovered, caps, "clsp-mini") == []  # the model may rank these
+
+
+def test_a_whisper_has_no_pitch_to_rank() -> None:
+    """A whisper's stray F0 reading (about 540 Hz on whispered synthetic voices) must not make it the
+    "highest-pitched" clip: pitch and intonation count only as far as the clip is voiced speech."""
+    ids = np.arange(6)
+    f0 = np.array([540.0, 540.0, 300.0, 100.0, 90.0, 80.0])
+    columns = {"m_f0_median_hz": f0, "m_f0_spread_st": np.array([0.1, 0.1, 3.0, 2.0, 1.0, 1.5]),
+               "m_voiced_share": np.array([0.01, 0.8, 0.3, 0.7, 0.7, 0.7])}  # 0: a whisper, 2: half voiced
+    high = parse("high-pitched").constraints[0]
+    blind = AttributeTable(ids, {"m_f0_median_hz": f0}, np.ones(6)).scores(high)  # voicing unknown
+    got = AttributeTable(ids, columns, np.ones(6)).scores(high)
+    assert got[0] == 0.5 and blind[0] >= 0.8  # the whisper: not measured, however high its stray F0
+    assert got[1] == blind[1] and got[3] == blind[3]  # voiced speech: its pitch as measured
+    assert 0.5 < got[2] < blind[2]  # half voiced: half trusted
+    flat = AttributeTable(ids, columns, np.ones(6)).scores(parse("monotone").constraints[0])
+    assert flat[0] == 0.5 and flat[1] > flat[3]
