@@ -1,9 +1,14 @@
-"""Crash safety as a store must prove it: indexing killed with SIGKILL at chosen points inside the
-commit (through the store's CLSP_SEARCH_KILL_AT hook) and at a random moment, resumed each time.
+"""Crash safety as a store must prove it: indexing killed with SIGKILL at every point of a commit
+(through the store's CLSP_SEARCH_KILL_AT hook) and at a random moment after a commit, resumed each
+time.
 
-After every kill a reader opens the collection as the server does (a snapshot) and must find it
-whole and answering; after the last resume every source is in it exactly once. The long version,
-hundreds of kills, is benchmarks/bench_crash.py.
+After every kill a real server is opened on the collection (a snapshot, as `clsp-search serve`
+opens it) and must answer /health and a text search from real rows, with every FAISS id backed by a
+row and every row by its vector; committed clips are never fewer than before. After the last resume
+every source clip is in the collection exactly once. The indexing runs are forked by
+benchmarks.kill_runner from a process that loaded the model once (a kill costs about a second, not
+the command's 8 s start-up); the live-collection test runs the real command. The long version, at
+least 100 kills, is benchmarks/bench_crash.py.
 """
 
 from __future__ import annotations
@@ -14,27 +19,32 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from api.app import create_app
+from api.settings import Settings
+from benchmarks.kill_runner import KillRunner
 from searchengine.search import Searcher
 from searchengine.store import Collection
 from searchengine.store.check import problems
 from searchengine.store.collection import KILL_POINTS
 
-assert set(KILL_POINTS) >= {"before_db_commit", "after_db_commit", "after_rename"}
-
 REPO = Path(__file__).resolve().parents[2]
-N = 8
-INSIDE = ("before_db_commit", "after_db_commit", "after_rename")
-"""Points inside the commit the suite kills at: before and after the DuckDB commit that decides, and
-between two renames over live index files. benchmarks/bench_crash.py hits every point in KILL_POINTS."""
+N = 16
 
 
 @pytest.fixture(scope="module")
-def manifest(make_corpus, tmp_path_factory) -> Path:
+def runner(model_spec):
+    """Started first, so that its model loads while the corpus is generated."""
+    with KillRunner(model_spec) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def manifest(runner, make_corpus, tmp_path_factory) -> Path:
     """N clips of the generated corpus, without captions: the commit protocol is what is tested here,
     and caption encoding would only make each run slower."""
     corpus = make_corpus(40, 3)
@@ -48,57 +58,51 @@ def manifest(make_corpus, tmp_path_factory) -> Path:
     return out
 
 
-def index_cmd(manifest: Path, coll: Path, model: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "index", str(manifest), "--collection", str(coll), "--model", model,
-            "--device", "cpu", "--workers", "0", "--no-attributes", "--commit-every", "2", "-q"]
-
-
-def whole_and_answering(coll: Path, encoder) -> int:
-    """What a server opened now would see: no inconsistency, and a query answered from real rows."""
+def served(coll: Path, encoder, live_server) -> int:
+    """What a server opened now answers: /health and a search from real rows, the store whole."""
     if not Collection.exists(coll):
         return 0  # killed before the first commit of a new collection
     searcher = Searcher(Collection.open_snapshot(coll, wait_s=5), encoder)
-    assert problems(searcher.collection) == []
-    n = searcher.clip_count()
-    page = searcher.search_text("a calm voice")
-    assert len(page.hits) == min(10, n) and all(h.clip.get("source_path") for h in page.hits)
+    assert problems(searcher.collection) == []  # every FAISS id has its row, every row its vector
+    app = create_app(coll, Settings(reload_s=0), searcher=searcher)
+    with live_server(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        health = client.get("/health")
+        assert health.status_code == 200, health.text
+        n = health.json()["clips"]
+        page = client.post("/search/text", json={"query": "a calm voice", "top_k": 10})
+        assert page.status_code == 200, page.text
+        hits = page.json()["hits"]
+    assert len(hits) == min(10, n) and all(h["clip"].get("source_path") for h in hits)
     return n
 
 
-def test_kills_inside_commits_and_at_random_then_resume(manifest, tmp_path, encoder, model_spec):
+def test_kills_inside_commits_and_at_random_then_resume(runner, manifest, tmp_path, encoder, live_server):
     rng = random.Random(1)
     coll = tmp_path / "coll"
-    hit: list[str] = []
-    seen = []
-    for point in rng.sample(INSIDE, len(INSIDE)):
-        env = {**os.environ, "CLSP_SEARCH_KILL_AT": f"{point}:{rng.randint(1, 2)}"}
-        proc = subprocess.run(index_cmd(manifest, coll, model_spec), cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode in (-signal.SIGKILL, 0), proc.stderr[-3000:]
-        if proc.returncode == -signal.SIGKILL:
-            hit.append(point)
-        seen.append(whole_and_answering(coll, encoder))
-    assert set(hit) == set(INSIDE), f"points never reached: {set(INSIDE) - set(hit)}"
-    # A kill from outside, at a random moment of a run.
-    proc = subprocess.Popen(index_cmd(manifest, coll, model_spec), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(1.0, 4.0))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    seen.append(whole_and_answering(coll, encoder))
-    assert seen == sorted(seen), "committed clips were lost"
-    done = subprocess.run(index_cmd(manifest, coll, model_spec), cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    runs = []
+    # kill -9 from outside, at a random moment after the run's first commit (its own record).
+    runs.append(("random time", runner.run(manifest, coll, kill_after_s=rng.uniform(0.0, 0.5))))
+    seen = [served(coll, encoder, live_server)]
+    # Every point of the commit, in random order, each at the first or second commit of its run.
+    for point in rng.sample(KILL_POINTS, len(KILL_POINTS)):
+        runs.append((point, runner.run(manifest, coll, kill_at=f"{point}:{rng.randint(1, 2)}")))
+        seen.append(served(coll, encoder, live_server))
+    assert all(done["rc"] in (-signal.SIGKILL, 0) for _, done in runs), runs
+    hit = {point for point, done in runs if done["rc"] == -signal.SIGKILL}
+    assert hit >= set(KILL_POINTS) - {"after_info"}, f"never killed at {set(KILL_POINTS) - hit}: {runs}"
+    assert seen == sorted(seen) and seen[-1] < N, f"committed clips were lost, or nothing was left to do: {seen}"
+    done = runner.run(manifest, coll)  # resume
+    assert done["rc"] == 0, done
     final = Collection.open(coll, read_only=True)
     try:
         assert problems(final) == []
         keys = final.sql("SELECT source_key, count(*) FROM clips GROUP BY source_key").fetchall()
         assert len(keys) == N and {n for _, n in keys} == {1}  # each source clip exactly once
         assert final.index("speech").ntotal == N
-        assert not [p for p in os.listdir(coll) if p.endswith(".pending")]
     finally:
         final.close()
+    assert not [p for p in os.listdir(coll) if p.endswith(".pending")]
+    assert served(coll, encoder, live_server) == N
 
 
 FULL_DISK = r"""
