@@ -15,6 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from searchengine.model.offline import force_offline
+
+# Before anything imports huggingface_hub or transformers: it reads HF_HUB_OFFLINE once, at import.
+force_offline()
+
 _EXPORTS = {
     "CheckpointError": "searchengine.model.checkpoint",
     "load_checkpoint": "searchengine.model.checkpoint",

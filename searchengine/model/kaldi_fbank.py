@@ -4,7 +4,7 @@ Why: the released CLSP computes its 128-bin fbank with `torchaudio.compliance.ka
 own modeling code, and no torchaudio build loads with the CPU torch this project installs. This
 module is the same computation (Kaldi's `compute-fbank-feats`: frames with reflected edges when
 `snip_edges=False`, DC removal, pre-emphasis, Povey window, power spectrum, triangular mel bins on
-Kaldi's mel scale, natural log floored at float epsilon), and `install_torchaudio_shim` lets remote
+Kaldi's mel scale, natural log floored at float epsilon), and `torchaudio_shim` lets remote
 code that does `from torchaudio.compliance import kaldi` run unchanged when no real torchaudio
 imports. Agreement with kaldi-native-fbank (itself Kaldi-exact) is checked in
 tests/model/test_kaldi_fbank.py against stored reference values; figures in benchmarks/RESULTS.md.
@@ -12,11 +12,14 @@ tests/model/test_kaldi_fbank.py against stored reference values; figures in benc
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.machinery
 import importlib.util
 import math
 import sys
 import types
+from collections.abc import Iterator
 
 import torch
 
@@ -182,14 +185,22 @@ def torchaudio_importable() -> bool:
     return importlib.util.find_spec("torchaudio") is not None
 
 
-def install_torchaudio_shim() -> bool:
-    """Make `torchaudio.compliance.kaldi.fbank` importable when no torchaudio is installed.
+@contextlib.contextmanager
+def torchaudio_shim() -> Iterator[bool]:
+    """While building a model: `torchaudio.compliance.kaldi.fbank` importable when no torchaudio is.
 
-    Only the fbank the released CLSP calls is offered; any other torchaudio attribute raises an
-    ImportError/AttributeError that says so. Returns True when the shim was installed (False: a real
-    torchaudio is there, or the shim already is)."""
-    if torchaudio_importable() or "torchaudio" in sys.modules:
-        return False
+    Scoped, not permanent: transformers asks whether torchaudio is installed, and code that binds
+    `fbank` (or the `torchaudio` module) at import keeps it after the shim leaves `sys.modules`. Only
+    the fbank the released CLSP calls is offered; any other torchaudio attribute is an AttributeError
+    that says so. Yields True when the shim is in place (False: a real torchaudio is installed)."""
+    if torchaudio_importable():
+        yield False
+        return
+    names = ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi")
+    modules = {name: types.ModuleType(name) for name in names}
+    for name, module in modules.items():
+        module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package=name != names[-1])
+        module.__clsp_search_shim__ = True  # type: ignore[attr-defined]
 
     def missing(name: str):
         raise AttributeError(
@@ -197,17 +208,17 @@ def install_torchaudio_shim() -> bool:
             "clsp-search provides only torchaudio.compliance.kaldi.fbank"
         )
 
-    root = types.ModuleType("torchaudio")
-    root.__clsp_search_shim__ = True  # type: ignore[attr-defined]
-    root.__getattr__ = missing  # type: ignore[method-assign]
-    compliance = types.ModuleType("torchaudio.compliance")
-    kaldi = types.ModuleType("torchaudio.compliance.kaldi")
-    kaldi.fbank = fbank  # type: ignore[attr-defined]
-    kaldi.__doc__ = __doc__
-    root.compliance = compliance  # type: ignore[attr-defined]
-    compliance.kaldi = kaldi  # type: ignore[attr-defined]
-    sys.modules.update({"torchaudio": root, "torchaudio.compliance": compliance, "torchaudio.compliance.kaldi": kaldi})
-    return True
+    modules["torchaudio"].__getattr__ = missing  # type: ignore[method-assign]
+    modules["torchaudio"].compliance = modules["torchaudio.compliance"]  # type: ignore[attr-defined]
+    modules["torchaudio.compliance"].kaldi = modules["torchaudio.compliance.kaldi"]  # type: ignore[attr-defined]
+    modules["torchaudio.compliance.kaldi"].fbank = fbank  # type: ignore[attr-defined]
+    sys.modules.update(modules)
+    try:
+        yield True
+    finally:
+        for name, module in modules.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
 
-__all__ = ["fbank", "install_torchaudio_shim", "mel_banks", "torchaudio_importable"]
+__all__ = ["fbank", "mel_banks", "torchaudio_importable", "torchaudio_shim"]

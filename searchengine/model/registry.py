@@ -28,6 +28,7 @@ from searchengine.model.checkpoint import (
     load_checkpoint,
 )
 from searchengine.model.encoder import ClspEncoder, Encoder, resolve_device
+from searchengine.model.offline import force_offline
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "clsp-mini"
@@ -67,7 +68,10 @@ ADAPTERS: tuple[Adapter, ...] = (
     # model that is not a transformers CLAP.
     Adapter("clsp-released", lambda c: "auto_map" in c and c.get("model_type") != "clap",
             "searchengine.model.adapters.clsp_released:ReleasedClspEncoder",
-            "a released CLSP (auto_map)", "the released CLSP (huggingface-cli download yfyeung/CLSP)"),
+            "a released CLSP (auto_map)", "the released CLSP (`clsp-search models download clsp`)"),
+    Adapter("paraspeechclap", lambda c: c.get("model_type") == "paraspeechclap",
+            "searchengine.model.adapters.paraspeechclap:ParaSpeechClapEncoder",
+            "ParaSpeechCLAP (model_type 'paraspeechclap')", "`clsp-search models download paraspeechclap`"),
     Adapter("clap", lambda c: c.get("model_type") == "clap",
             "searchengine.model.adapters.clap:ClapEncoder",
             "CLAP (model_type 'clap')", "a CLAP model"),
@@ -114,7 +118,7 @@ def detect_kind(directory: Path) -> str:
 
 def _hub_cache_dir(repo_id: str) -> Path | None:
     """Directory of a hub model already in the local Hugging Face cache, without any network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    force_offline()
     try:
         from huggingface_hub import snapshot_download
 
@@ -129,6 +133,8 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
     name = str(name_or_path)
     if (WEIGHTS_DIR / name / CONFIG_FILE).is_file():
         directory = WEIGHTS_DIR / name
+    elif Path(name).is_file() and name.endswith(".pth.tar"):
+        directory = Path(name).parent  # one checkpoint of a directory holding several (ParaSpeechCLAP's)
     elif Path(name).exists():
         directory = Path(name)
     else:

@@ -1,13 +1,10 @@
-"""Released-CLSP and CLAP adapters, exercised through their real loading paths (no downloads).
+"""The adapter table and the CLAP adapter, exercised through their real loading paths (no downloads).
 
-The released checkpoint is represented by tests/fixtures/clsp_standin: a directory with the same layout
-(config.json with auto_map, its own configuration/modeling modules, model.safetensors) and the same
-`model(text=..., audio=..., audio_lens=..., freeze_*=True)` call.
+The released CLSP and ParaSpeechCLAP are tested against their stand-ins in test_released_models.py.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,76 +12,8 @@ import pytest
 import torch
 
 from searchengine.model import CheckpointError, load_model
-from searchengine.model.adapters.clsp_released import ReleasedClspEncoder
 
 from .conftest import tone
-
-STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "clsp_standin"
-
-
-@pytest.fixture(scope="module")
-def standin_dir(tmp_path_factory) -> Path:
-    # A copy, because trust_remote_code may write caches next to the modules.
-    target = tmp_path_factory.mktemp("released") / "CLSP"
-    shutil.copytree(STANDIN, target)
-    return target
-
-
-def _reference(directory: Path, texts: list[str], waves: list[np.ndarray]):
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(directory), trust_remote_code=True).eval()
-    lengths = torch.tensor([len(w) for w in waves])
-    audio = torch.zeros(len(waves), int(lengths.max()))
-    for i, w in enumerate(waves):
-        audio[i, : len(w)] = torch.from_numpy(w)
-    with torch.inference_mode():
-        audio_features, text_features, scale = model(
-            text=texts, audio=audio, audio_lens=lengths, freeze_audio_encoder=True, freeze_text_encoder=True
-        )
-    return audio_features.numpy(), text_features.numpy(), float(scale)
-
-
-def test_released_checkpoint_is_detected_and_matches_its_own_forward(standin_dir):
-    encoder = load_model(standin_dir, device="cpu")
-    assert isinstance(encoder, ReleasedClspEncoder)
-    assert not encoder.uses_dummy_inputs  # the stand-in has encode_audio / encode_text
-    assert encoder.model_id.startswith("CLSP@")
-    waves = [tone(1.0, 140), tone(2.3, 260)]
-    texts = ["A calm older man.", "An excited young woman."]
-    audio_ref, text_ref, scale = _reference(standin_dir, texts, waves)
-    np.testing.assert_allclose(encoder.encode_speech(waves), audio_ref, atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_text(texts), text_ref, atol=1e-5)
-    assert encoder._logit_scale() == pytest.approx(scale, rel=1e-5)
-
-
-def test_single_modality_forward_gives_the_same_vectors(standin_dir):
-    """The checkpoint's own examples call forward with audio only or text only; without methods, the
-    adapter does the same instead of feeding a dummy caption."""
-    waves = [tone(1.7, 200), tone(0.8, 120)]
-    direct = ReleasedClspEncoder(standin_dir, torch.device("cpu"))
-    forward_only = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False)
-    assert not forward_only.uses_dummy_inputs
-    assert forward_only._audio_method is None and forward_only._forward_takes_one
-    np.testing.assert_allclose(forward_only.encode_speech(waves), direct.encode_speech(waves), atol=1e-5)
-    np.testing.assert_allclose(forward_only.encode_text(["a whisper"]), direct.encode_text(["a whisper"]), atol=1e-5)
-
-
-def test_joint_call_fallback_gives_the_same_vectors(standin_dir):
-    waves = [tone(1.7, 200)]
-    direct = ReleasedClspEncoder(standin_dir, torch.device("cpu"))
-    fallback = ReleasedClspEncoder(standin_dir, torch.device("cpu"), use_single_modality_methods=False,
-                                   use_single_modality_forward=False)
-    assert fallback.uses_dummy_inputs
-    np.testing.assert_allclose(fallback.encode_speech(waves), direct.encode_speech(waves), atol=1e-5)
-    np.testing.assert_allclose(fallback.encode_text(["a whisper"]), direct.encode_text(["a whisper"]), atol=1e-5)
-
-
-def test_released_checkpoint_without_weights_is_a_clear_error(tmp_path):
-    for name in ("config.json", "configuration_standin_clsp.py", "modeling_standin_clsp.py"):
-        shutil.copy(STANDIN / name, tmp_path / name)
-    with pytest.raises(CheckpointError, match="no model.safetensors"):
-        load_model(tmp_path, device="cpu")
 
 
 def test_clap_baseline_loads_from_a_local_directory(tmp_path):
@@ -138,6 +67,7 @@ def _config_dir(tmp_path: Path, config: object) -> Path:
     ({"format": "clsp-search/1"}, "clsp-search"),
     ({"auto_map": {"AutoModel": "modeling.M"}, "model_type": "clsp"}, "clsp-released"),
     ({"model_type": "clap"}, "clap"),
+    ({"model_type": "paraspeechclap"}, "paraspeechclap"),
     ({"model_type": "clap", "auto_map": {"AutoModel": "modeling.M"}}, "clap"),  # CLAP wins, as it always did
     ({"format": "clsp-search/1", "auto_map": {}}, "clsp-search"),
 ])
@@ -146,7 +76,7 @@ def test_every_kind_is_detected_by_its_row(tmp_path, config, kind):
 
     assert detect_kind(_config_dir(tmp_path, config)) == kind
     assert adapter_for(tmp_path) in ADAPTERS
-    assert [a.kind for a in ADAPTERS] == ["clsp-search", "clsp-released", "clap"]
+    assert [a.kind for a in ADAPTERS] == ["clsp-search", "clsp-released", "paraspeechclap", "clap"]
 
 
 def test_unknown_or_missing_config_errors_list_every_row(tmp_path):
@@ -156,12 +86,13 @@ def test_unknown_or_missing_config_errors_list_every_row(tmp_path):
         detect_kind(tmp_path)
     assert str(missing.value) == (
         f"{tmp_path} is not a model directory: expected config.json (+ model.safetensors) from `clsp-search train`, "
-        "the released CLSP (huggingface-cli download yfyeung/CLSP), or a CLAP model")
+        "the released CLSP (`clsp-search models download clsp`), `clsp-search models download paraspeechclap`, "
+        "or a CLAP model")
     with pytest.raises(CheckpointError) as unknown:
         detect_kind(_config_dir(tmp_path, {"model_type": "bert"}))
     assert str(unknown.value) == (
-        f"{tmp_path / 'config.json'} is neither a clsp-search checkpoint (format), a released CLSP (auto_map) "
-        "nor CLAP (model_type 'clap'); found keys ['model_type']")
+        f"{tmp_path / 'config.json'} is neither a clsp-search checkpoint (format), a released CLSP (auto_map), "
+        "ParaSpeechCLAP (model_type 'paraspeechclap') nor CLAP (model_type 'clap'); found keys ['model_type']")
     with pytest.raises(CheckpointError, match="not a JSON object"):
         detect_kind(_config_dir(tmp_path, ["format"]))
 

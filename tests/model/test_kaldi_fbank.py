@@ -51,17 +51,21 @@ def test_fbank_refuses_what_it_does_not_implement():
 
 
 def test_the_shim_serves_remote_code_that_imports_torchaudio():
-    """Without torchaudio installed (as here), `from torchaudio.compliance import kaldi` works after the shim."""
+    """Without torchaudio installed (as here), `from torchaudio.compliance import kaldi` works inside the
+    shim, keeps working for code that bound it, and torchaudio is absent again afterwards."""
     code = (
         "import importlib.util, sys\n"
         "assert importlib.util.find_spec('torchaudio') is None, 'torchaudio is installed: this test needs it absent'\n"
-        "from searchengine.model.kaldi_fbank import install_torchaudio_shim, fbank\n"
-        "assert install_torchaudio_shim()\n"
-        "from torchaudio.compliance import kaldi\n"
-        "import torchaudio.compliance.kaldi as k2\n"
-        "assert kaldi.fbank is fbank and k2 is kaldi\n"
-        "try:\n    torchaudio = sys.modules['torchaudio']; torchaudio.load\nexcept AttributeError as e:\n"
-        "    assert 'not installed' in str(e)\nelse:\n    raise SystemExit('torchaudio.load should say it is absent')\n"
+        "from searchengine.model.kaldi_fbank import torchaudio_shim, fbank\n"
+        "with torchaudio_shim() as shimmed:\n"
+        "    assert shimmed\n"
+        "    import torchaudio\n"
+        "    from torchaudio.compliance import kaldi\n"
+        "    assert kaldi.fbank is fbank and torchaudio.compliance.kaldi is kaldi\n"
+        "    try:\n        torchaudio.load\n    except AttributeError as e:\n        assert 'not installed' in str(e)\n"
+        "    else:\n        raise SystemExit('torchaudio.load should say it is absent')\n"
+        "assert 'torchaudio' not in sys.modules and importlib.util.find_spec('torchaudio') is None\n"
+        "assert torchaudio.compliance.kaldi.fbank is fbank\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

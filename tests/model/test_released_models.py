@@ -1,0 +1,118 @@
+"""The released CLSP and ParaSpeechCLAP through their faithful stand-ins (tests/fixtures/*_standin,
+built by tests/fixtures/standins/build.py), loaded as a user's downloaded copy is: empty HF cache,
+HF_HUB_OFFLINE unset, every proxy pointing at a socket that records connections.
+
+Each failure mode of issue 34 fails here when its fix is removed:
+- no torchaudio: the stand-in's code imports torchaudio.compliance.kaldi.fbank -> ImportError;
+- names asked for by the code ("roberta-base", "microsoft/wavlm-large") -> not found / network;
+- offline switch set after huggingface_hub's import -> the missing-copy load reaches the proxy;
+- transformers 5's meta-device from_pretrained -> the nested RobertaModel.from_pretrained is refused
+  and the positional table stays on meta;
+- bf16 autocast by default -> `_autocast` is not the null context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CountingDeadProxy:
+    """A listening socket that accepts and closes every connection, counting them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> dict:
+    proxy = CountingDeadProxy()
+    home = tmp_path_factory.mktemp("hf_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "HUGGINGFACE_"))}
+    url = f"http://127.0.0.1:{proxy.port}"
+    env.update(HF_HOME=str(home), HTTP_PROXY=url, HTTPS_PROXY=url, http_proxy=url, https_proxy=url, ALL_PROXY=url,
+               NO_PROXY="", no_proxy="", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("released_probe.py"))], env=env,
+                            capture_output=True, text=True, timeout=240, cwd=str(home))
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, result.stdout[-3000:] + result.stderr[-5000:]
+    out = json.loads(line.removeprefix("RESULT "))
+    out["proxy_connections"] = proxy.connections
+    out["hf_home_hub"] = sorted(p.name for p in (home / "hub").glob("*")) if (home / "hub").exists() else []
+    proxy.sock.close()
+    return out
+
+
+@pytest.mark.parametrize(("kind", "dim"), [("clsp", 512), ("paraspeechclap", 768)])
+def test_adapter_vectors_equal_a_direct_call_of_the_models_own_code(probe, kind, dim):
+    result = probe[kind]
+    assert result["dim"] == dim
+    assert min(result["speech_cos"]) >= 0.9999, result["speech_cos"]
+    assert min(result["text_cos"]) >= 0.9999, result["text_cos"]
+    assert result["distinct"] < 0.9999  # two different clips: the check is not passed by a constant vector
+    assert result["autocast"] == "nullcontext"  # fp32 unless asked
+
+
+def test_nothing_reaches_the_network_and_the_offline_switch_holds(probe):
+    assert probe["proxy_connections"] == 0
+    assert probe["hub_offline"] is True  # though huggingface_hub was imported before searchengine
+    assert probe["hf_home_hub"] == []  # nothing downloaded into the (empty) cache
+
+
+@pytest.mark.parametrize(("kind", "name"), [("clsp", "roberta-base"), ("paraspeechclap", "microsoft/wavlm-large")])
+def test_a_missing_local_copy_is_an_error_naming_it_and_the_download_command(probe, kind, name):
+    message = probe[kind]["missing_error"]
+    assert message is not None
+    assert f"by_name/{name}" in message
+    assert f"clsp-search models download {kind} --dir" in message
+
+
+def test_the_releases_own_loading_path_fails_under_transformers_5(tmp_path):
+    """Why the adapter builds the class itself: AutoModel.from_pretrained (the release's README) builds
+    on the meta device, where the constructor's RobertaModel.from_pretrained("roberta-base") is refused."""
+    import shutil
+
+    import transformers
+    from transformers import AutoModel
+
+    from searchengine.model.kaldi_fbank import torchaudio_shim
+    from searchengine.model.offline import names_resolve_to
+
+    if int(transformers.__version__.split(".")[0]) < 5:
+        pytest.skip("transformers < 5 builds models on the real device")
+    shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", tmp_path / "CLSP")
+    with torchaudio_shim(), names_resolve_to(tmp_path / "CLSP"), pytest.raises(RuntimeError, match="meta"):
+        AutoModel.from_pretrained(str(tmp_path / "CLSP"), trust_remote_code=True)
+
+
+def test_without_the_shim_the_releases_code_does_not_import(tmp_path):
+    import shutil
+
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", tmp_path / "CLSP")
+    with pytest.raises(ImportError, match="torchaudio"):
+        get_class_from_dynamic_module("modeling_clsp.CLSPModel", str(tmp_path / "CLSP"))
