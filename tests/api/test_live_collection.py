@@ -21,18 +21,19 @@ import pytest
 from api.app import create_app
 from api.live import CollectionWatcher
 from api.settings import Settings
+from indexer.pipeline import run_index
 from searchengine.search import Searcher
 from searchengine.store import Collection
 
 REPO = Path(__file__).resolve().parents[2]
-FIRST = 8  # clips indexed before the server starts; the rest come while it serves
-TOTAL = 24
+FIRST = 4  # clips indexed before the server starts; the rest come while it serves
+TOTAL = 12
 QUERIES = ("a deep male voice", "a young woman speaking fast", "a whisper", "a calm narrator")
 
 
 def index(manifest: Path, coll: Path, model: str, commit_every: int = 4) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "cli", "index", str(manifest), "--collection", str(coll), "--model", model,
-           "--device", "cpu", "--workers", "1", "--no-attributes", "--commit-every", str(commit_every), "-q"]
+           "--device", "cpu", "--workers", "0", "--no-attributes", "--commit-every", str(commit_every), "-q"]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
@@ -54,18 +55,19 @@ def manifests(make_corpus, tmp_path_factory) -> tuple[Path, Path, int]:
 
 
 @pytest.fixture(scope="module")
-def first_collection(manifests, model_spec, tmp_path_factory) -> Path:
-    """The first FIRST clips, indexed by the real command; each test works on a copy."""
+def first_collection(manifests, encoder, model_spec, tmp_path_factory) -> Path:
+    """The first FIRST clips, indexed in this process with the loaded model (the second run is the
+    real command); each test works on a copy."""
     coll = tmp_path_factory.mktemp("live-first") / "coll"
-    done = index(manifests[0], coll, model_spec)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_index(manifests[0], coll, encoder, workers=0, progress=False, attributes=False, commit_every=4,
+              model_spec=model_spec, args={"model": model_spec})
     return coll
 
 
 class Load:
     """Clients asking text searches and collection stats in a loop; every answer is checked."""
 
-    def __init__(self, url: str, clients: int = 2, pause_s: float = 0.01) -> None:
+    def __init__(self, url: str, clients: int = 2, pause_s: float = 0.05) -> None:
         self.pause_s = pause_s  # bounded: the indexer beside it needs the cores too
         self.url = url
         self.stop = threading.Event()
