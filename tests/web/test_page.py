@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -45,6 +46,7 @@ def test_text_search_shows_results_that_play(page, artifacts: Path):
     first = page.locator("li.hit").first
     assert first.locator("h3").inner_text() == body["hits"][0]["captions"]["global"]
     assert first.locator(".chip").count() > 0
+    assert first.locator(".transcript").inner_text() == f"Transcript: {body['hits'][0]['clip']['transcript']}"
     assert "fine-grained caption" in first.locator("details.fine summary").inner_text()
     assert not first.locator("details.fine").evaluate("d => d.open")
     first.locator("details.fine summary").click()
@@ -253,6 +255,25 @@ def test_export_downloads_the_selected_rows(page, tmp_path: Path):
     download.value.save_as(path)
     table = list(csv.DictReader(io.StringIO(path.read_text())))
     assert [int(r["clip_id"]) for r in table] == [h["id"] for h in body["hits"]]
+
+    # The trainer formats: NeMo lines, and the LJSpeech zip (a binary download), with the transcripts.
+    page.get_by_label("Export as").select_option("nemo")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export selection").click()
+    assert download.value.suggested_filename.endswith(".nemo.json")
+    download.value.save_as(tmp_path / "nemo.json")
+    lines = [json.loads(line) for line in (tmp_path / "nemo.json").read_text().splitlines()]
+    assert [line["text"] for line in lines] == [by_id[c]["clip"]["transcript"] for c in chosen]
+    page.get_by_label("Export as").select_option("ljspeech")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export selection").click()
+    assert download.value.suggested_filename.endswith(".ljspeech.zip")
+    download.value.save_as(tmp_path / "lj.zip")
+    with zipfile.ZipFile(tmp_path / "lj.zip") as z:
+        meta = [line.split("|") for line in z.read("metadata.csv").decode().splitlines()]
+        assert [m[1] for m in meta] == [by_id[c]["clip"]["transcript"] for c in chosen]
+        assert all(f"wavs/{m[0]}.wav" in z.namelist() for m in meta)
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('Exported 3 rows as LJSpeech')")
 
 
 def test_export_after_more_like_this(page, tmp_path: Path):

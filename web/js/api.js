@@ -97,8 +97,13 @@ export async function searchUpload({ file, filter, topK, offset, voiceWeight }, 
   return (await request("/search/audio", { method: "POST", body: form, signal })).json();
 }
 
-/** POST /export: manifest lines for clips picked from any result list, with the scores and ranks shown. */
+/** POST /export of clips picked from any result list, with the scores and ranks shown: the file (a
+ * Blob: lines, a parquet or a zip, by `format`) and how many clips it holds, with and without text. */
 export async function exportClips({ clips, format }) {
   const response = await postJson("/export", { ids: clips.map(({ id, score, rank }) => ({ id, score, rank })), format });
-  return response.text();
+  return {
+    blob: await response.blob(),
+    count: Number(response.headers.get("X-Result-Count") ?? clips.length),
+    untranscribed: Number(response.headers.get("X-Untranscribed-Count") ?? 0),
+  };
 }

@@ -1,28 +1,17 @@
 // Export through POST /export: the whole result list, or only the ticked rows, of any search (text,
-// upload, recording, "more like this"). The page sends the clip ids with the scores and ranks it
+// upload, recording, "more like this"), in any of the server's formats (manifest lines, NeMo, lhotse,
+// a Hugging Face parquet, an LJSpeech zip). The page sends the clip ids with the scores and ranks it
 // shows, so the file holds exactly those rows; it is offered as a download.
 
 import { exportClips } from "./api.js";
 
-/** Split CSV text into records, keeping each record's raw text (quoted fields may hold newlines). */
-export function csvRecords(text) {
-  const records = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '"') quoted = !quoted;
-    else if (ch === "\n" && !quoted) {
-      records.push(text.slice(start, i + 1));
-      start = i + 1;
-    }
-  }
-  if (start < text.length) records.push(text.slice(start));
-  return records;
-}
+/** The file name's ending per format: what each trainer's tools expect to be given. */
+export const EXTENSIONS = {
+  jsonl: "jsonl", csv: "csv", nemo: "nemo.json", lhotse: "cuts.jsonl", hf: "parquet", ljspeech: "ljspeech.zip",
+};
 
-export function download(text, filename, type) {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+export function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
   link.href = url;
   link.download = filename;
@@ -37,15 +26,15 @@ function slug(text) {
 }
 
 /**
- * Export `hits` (all, or those whose ids are in `selected`) as the page shows them.
- * Returns the number of rows written to the file.
+ * Export `hits` (all, or those whose ids are in `selected`) as the page shows them, in `format`
+ * (jsonl, csv, nemo, lhotse, hf, ljspeech). Returns how many clips the file holds and how many of
+ * them have no transcript (a text-to-speech trainer needs one).
  */
 export async function exportHits({ name, hits, selected, format }) {
   const chosen = selected ? hits.filter((h) => selected.has(h.id)) : hits;
-  if (!chosen.length) return 0;
-  const text = await exportClips({ clips: chosen, format });
-  const rows = format === "csv" ? Math.max(0, csvRecords(text).length - 1) : text.split("\n").filter(Boolean).length;
+  if (!chosen.length) return { count: 0, untranscribed: 0 };
+  const { blob, count, untranscribed } = await exportClips({ clips: chosen, format });
   const what = selected ? "selection" : "results";
-  download(text, `clsp-${slug(name)}-${what}.${format}`, format === "csv" ? "text/csv" : "application/x-ndjson");
-  return rows;
+  download(blob, `clsp-${slug(name)}-${what}.${EXTENSIONS[format] ?? format}`);
+  return { count, untranscribed };
 }

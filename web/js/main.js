@@ -359,13 +359,15 @@ async function runExport(onlySelected) {
   const format = $("export-format").value;
   setStatus("Preparing the export…");
   try {
-    const rows = await exportHits({
+    const { count, untranscribed } = await exportHits({
       name: mode() === "text" ? page.state.q : "similar",
       hits: page.hits,
       selected: onlySelected ? page.selected : null,
       format,
     });
-    setStatus(`Exported ${rows} row${rows === 1 ? "" : "s"} as ${format.toUpperCase()}.`);
+    const label = $("export-format").selectedOptions[0]?.textContent ?? format;
+    const untold = untranscribed ? ` (${untranscribed} without a transcript: their text is empty)` : "";
+    setStatus(`Exported ${count} row${count === 1 ? "" : "s"} as ${label}${untold}.`);
   } catch (err) {
     setStatus("");
     showError(err.message);

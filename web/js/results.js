@@ -61,6 +61,10 @@ function hitCard(hit, { fields, selected, onSelect, onMoreLike }) {
   const canvas = el("canvas", { class: "wave", "aria-hidden": "true", width: 240, height: 48 });
   attachWaveform(canvas, hit.audio_url, audio);
 
+  // What is said, where the source gave it (a transcript or text column): what a TTS or ASR set needs.
+  const transcript = clip.transcript
+    ? el("p", { class: "transcript" }, el("span", { class: "label" }, "Transcript: "), clip.transcript)
+    : null;
   const fine = hit.captions?.fine || [];
   const matched = hit.caption && hit.caption.text !== title
     ? el("p", { class: "matched" }, el("span", { class: "label" }, `Matched ${hit.caption.kind} caption: `), hit.caption.text)
@@ -84,6 +88,7 @@ function hitCard(hit, { fields, selected, onSelect, onMoreLike }) {
         hit.score.toFixed(hit.score < 0.1 ? 4 : 3))),
     el("div", { class: "player" }, canvas, audio),
     chips(clip, fields),
+    transcript,
     matched,
     fineBlock,
     el("div", { class: "hit-foot" },
