@@ -50,11 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import faiss
 import numpy as np
 import pyarrow as pa
 
 from searchengine.store import faiss_index as fi
+from searchengine.store import segment_files, segment_log
 from searchengine.store.schema import (
     CORE_CLIP_COLUMNS,
     SCHEMA_VERSION,
@@ -66,6 +66,7 @@ from searchengine.store.schema import (
     set_state,
     table_columns,
 )
+from searchengine.store.segments import Segment, SegmentedIndex
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,8 @@ class Collection:
     """An open collection. Create with `Collection.create`, open with `Collection.open`."""
 
     def __init__(
-        self, path: Path, con: duckdb.DuckDBPyConnection, info: dict, indexes: dict[str, faiss.Index], read_only: bool
+        self, path: Path, con: duckdb.DuckDBPyConnection, info: dict, indexes: dict[str, SegmentedIndex],
+        read_only: bool
     ) -> None:
         self.path = path
         self.con = con
@@ -231,11 +233,10 @@ class Collection:
         con = duckdb.connect(str(root / DB_FILE))
         con.begin()
         create_tables(con)
+        segment_log.create_tables(con)
         con.commit()
-        indexes = {kind: fi.new_index("Flat", dim) for kind in KINDS}
-        indexes[SPEAKER_KIND] = fi.new_index("Flat", DEFAULT_SPEAKER_DIM)
-        for kind, index in indexes.items():
-            fi.write(index, root / f"{kind}.faiss")
+        indexes = {kind: SegmentedIndex(dim) for kind in KINDS}
+        indexes[SPEAKER_KIND] = SegmentedIndex(DEFAULT_SPEAKER_DIM)
         info = {
             "schema_version": SCHEMA_VERSION,
             "model_id": model_id,
@@ -245,7 +246,7 @@ class Collection:
             "normalized": True,
             "index_factory": index_factory,
             "generation": 0,
-            "indexes": {kind: fi.describe(idx, "IDMap2,Flat") for kind, idx in indexes.items()},
+            "indexes": {kind: idx.describe("IDMap2,Flat") for kind, idx in indexes.items()},
             "counts": {},
             "created": _now().isoformat(timespec="seconds"),
         }
@@ -291,9 +292,11 @@ class Collection:
             if added:
                 log.info("%s: added columns %s (made by an older version)", root, ", ".join(added))
         db_gen = get_state(con)["generation"]
-        sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
-        indexes = {kind: fi.read(sources[kind], mmap=mmap) for kind in KINDS}
-        indexes[SPEAKER_KIND] = cls._speaker_index(info, sources[SPEAKER_KIND])
+        try:
+            indexes = cls._load_indexes(root, con, info, db_gen, read_only, mmap)
+        except BaseException:
+            con.close()
+            raise
         coll = cls(root, con, info, indexes, read_only)
         if db_gen != info["generation"] and not read_only:
             coll._write_info(db_gen)
@@ -333,9 +336,7 @@ class Collection:
                 )
             con.execute("COPY FROM DATABASE committed TO memory")
             db_gen = get_state(con)["generation"]
-            sources = cls._recover(root, int(info["generation"]), db_gen, read_only=True)
-            indexes = {kind: fi.read(sources[kind]) for kind in KINDS}
-            indexes[SPEAKER_KIND] = cls._speaker_index(info, sources[SPEAKER_KIND])
+            indexes = cls._load_indexes(root, con, info, db_gen, read_only=True)
         except BaseException:
             con.close()
             raise
@@ -348,15 +349,30 @@ class Collection:
         info["generation"] = db_gen
         return cls(root, con, info, indexes, read_only=True)
 
-    @staticmethod
-    def _speaker_index(info: dict, path: Path) -> faiss.Index:
-        """The speaker index; collections made before it existed get an empty one (written on next commit)."""
+    @classmethod
+    def _load_indexes(
+        cls, root: Path, con: duckdb.DuckDBPyConnection, info: dict, db_gen: int, read_only: bool, mmap: bool = False
+    ) -> dict[str, SegmentedIndex]:
+        """The segments of generation `db_gen` (the one `con` holds). A collection written before
+        segments has one file per kind: each is loaded as that kind's single segment, under its own
+        name, and the next commit lists it (`Transaction.__init__`), upgrading the collection in place."""
         info.setdefault("speaker_dim", DEFAULT_SPEAKER_DIM)
-        if path.is_file():
-            return fi.read(path)
-        index = fi.new_index("Flat", int(info["speaker_dim"]))
-        info["indexes"][SPEAKER_KIND] = fi.describe(index, "IDMap2,Flat")
-        return index
+        dims = {kind: int(info["dim"]) for kind in KINDS} | {SPEAKER_KIND: int(info["speaker_dim"])}
+        if segment_log.has_tables(con):
+            try:
+                return segment_files.load(root, con, dims, read_only, mmap)
+            except FileNotFoundError as exc:
+                raise CollectionError(f"{exc}; the collection cannot be read") from exc
+        sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
+        out = {}
+        for kind, d in dims.items():
+            out[kind] = SegmentedIndex(d)
+            if sources[kind].is_file():
+                out[kind].segments.append(Segment(fi.read(sources[kind], mmap=mmap), f"{kind}.faiss"))
+            elif kind != SPEAKER_KIND:
+                raise CollectionError(f"{root}: index file {kind}.faiss is missing; the collection cannot be read")
+        info["indexes"].setdefault(SPEAKER_KIND, out[SPEAKER_KIND].describe("IDMap2,Flat"))
+        return out
 
     @staticmethod
     def _recover(root: Path, json_gen: int, db_gen: int, read_only: bool) -> dict[str, Path]:
@@ -436,7 +452,7 @@ class Collection:
         """Vector dimension of index `kind`: the model's, or the speaker encoder's for 'speaker'."""
         return self.speaker_dim if kind == SPEAKER_KIND else self.dim
 
-    def index(self, kind: str) -> faiss.Index:
+    def index(self, kind: str) -> SegmentedIndex:
         """The FAISS index of `kind` ('speech', 'global', 'fine' or 'speaker')."""
         if kind not in ALL_KINDS:
             raise ValueError(f"kind must be one of {ALL_KINDS}, not {kind!r}")
@@ -456,14 +472,14 @@ class Collection:
         return index.search(q, min(k, index.ntotal))
 
     def vectors(self, kind: str, ids: Sequence[int]) -> np.ndarray:
-        """Stored vectors by id (exact for Flat indexes, decoded for quantised ones)."""
-        index = self.index(kind)
-        return np.vstack([index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.kind_dim(kind)), np.float32)
+        """Stored vectors by id (exact for Flat segments, decoded for quantised ones)."""
+        if not len(ids):
+            return np.zeros((0, self.kind_dim(kind)), np.float32)
+        return self.index(kind).reconstruct_batch(np.asarray([int(i) for i in ids], np.int64))
 
     def speaker_ids(self) -> np.ndarray:
         """Clip ids that have a speaker vector (clips indexed without attributes, or silent, have none)."""
-        ids, _ = fi.ids_and_vectors(self.indexes[SPEAKER_KIND])
-        return np.asarray(ids, np.int64)
+        return np.concatenate([np.zeros(0, np.int64)] + [s.live_ids() for s in self.indexes[SPEAKER_KIND].segments])
 
     def caption_clip_ids(self, caption_ids: Sequence[int]) -> dict[int, int]:
         """captions.id -> clips.id, to turn a caption-index hit into a clip."""
@@ -530,7 +546,7 @@ class Collection:
             "metric": "ip",
             "generation": self.generation,
             "counts": counts,
-            "indexes": {kind: fi.describe(self.indexes[kind], self.info["indexes"][kind]["factory"]) for kind in ALL_KINDS},
+            "indexes": {kind: self.indexes[kind].describe(self.info["indexes"][kind]["factory"]) for kind in ALL_KINDS},
             "disk_bytes": disk,
         }
 
@@ -538,6 +554,7 @@ class Collection:
         self.info["generation"] = int(generation)
         self.info["counts"] = self._counts()
         self.info["updated"] = _now().isoformat(timespec="seconds")
+        self.info["segments"] = {kind: [s.file for s in self.indexes[kind].segments if s.file] for kind in ALL_KINDS}
         _write_json_atomic(self.path / INFO_FILE, self.info)
 
     # ----------------------------------------------------------------------------- writing
@@ -580,32 +597,19 @@ class Collection:
             return tx.delete(ids)
 
     def compact(self) -> None:
-        """Rebuild every index at the type its current size calls for (retraining IVF centroids) and
-        let DuckDB reclaim the space of deleted rows.
-
-        Deletions take effect at once (they are removed from the indexes); compaction is for after
-        large deletions or growth, when IVF centroids no longer fit the data.
-        """
+        """Merge every kind's segments into one at the type its size calls for (IVF trained and
+        recall-checked past `faiss_index.FLAT_MAX`), leaving tombstoned vectors out, and let DuckDB
+        reclaim the space of deleted rows. One commit: a crash anywhere leaves the previous generation."""
         with self.transaction() as tx:
             for kind in ALL_KINDS:
-                factory = self._desired_factory(self.indexes[kind].ntotal, self.kind_dim(kind))
-                if fi.min_train_size(factory) > self.indexes[kind].ntotal:
-                    factory = "IDMap2,Flat"
-                ids, vectors = fi.ids_and_vectors(self.indexes[kind])
-                self.indexes[kind], choice = fi.checked_index(factory, vectors, ids, self.kind_dim(kind))
-                self.info["indexes"][kind]["factory"] = choice["factory"]
-                self.info["indexes"][kind]["choice"] = choice
-                tx.dirty.add(kind)
-        self.con.execute("CHECKPOINT")
+                tx.merge(kind)
+        if self.con is not None:
+            self.con.execute("CHECKPOINT")
 
     def _desired_factory(self, n: int, dim: int | None = None) -> str:
         configured = self.info.get("index_factory", "auto")
         return fi.choose_factory(n, dim or self.dim) if configured == "auto" else configured
 
-    def _reload_indexes(self) -> None:
-        for kind in KINDS:
-            self.indexes[kind] = fi.read(self.path / f"{kind}.faiss")
-        self.indexes[SPEAKER_KIND] = self._speaker_index(self.info, self.path / f"{SPEAKER_KIND}.faiss")
 
 
 class Transaction:
@@ -619,6 +623,26 @@ class Transaction:
         self.state = get_state(self.con)
         self._factories = {k: coll.info["indexes"][k]["factory"] for k in ALL_KINDS}
         self._choices = {k: coll.info["indexes"][k].get("choice") for k in ALL_KINDS}
+        # What rollback restores: each kind's segment list and tombstones as committed.
+        self._saved = {k: (list(ix.segments), [s.dead for s in ix.segments]) for k, ix in coll.indexes.items()}
+        self._fresh: dict[str, Segment] = {}
+        self._settled: set[int] = set()  # id() of segments whose type is decided (merged ones)
+        self.obsolete: list[str] = []
+        """Segment files this transaction replaces: removed once its generation is committed."""
+        if not segment_log.has_tables(self.con):
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """List an old collection's one file per kind as that kind's first segment (in this transaction)."""
+        segment_log.create_tables(self.con)
+        for kind, index in self.coll.indexes.items():
+            for seg in list(index.segments):
+                if seg.index.ntotal:
+                    segment_log.add(self.con, segment_log.SegmentRow(
+                        kind, seg.file, 0, int(seg.index.ntotal), self._factories[kind]))
+                else:
+                    index.segments.remove(seg)
+                    self.obsolete.append(seg.file)
 
     def _take_ids(self, key: str, n: int) -> np.ndarray:
         first = self.state[key]
@@ -626,33 +650,65 @@ class Transaction:
         set_state(self.con, key, first + n)
         return np.arange(first, first + n, dtype=np.int64)
 
-    def _switch_type(self, kind: str, incoming: np.ndarray, incoming_ids: np.ndarray) -> bool:
-        """Rebuild an index at the type its size calls for, with the incoming vectors, once there is
-        enough data to train it and the new type passes its recall check (`faiss_index.checked_index`);
-        True when the incoming vectors went in. A declined switch is tried again at twice the size."""
-        index = self.coll.indexes[kind]
-        total = index.ntotal + len(incoming)
-        want = self.coll._desired_factory(total, self.coll.kind_dim(kind))
-        entry = self.coll.info["indexes"][kind]
-        if fi.family(want) == fi.family(entry["factory"]) or total < fi.min_train_size(want):
-            return False
-        if total < 2 * int(entry.get("choice", {}).get("declined_at", 0)):
-            return False
-        ids, vecs = fi.ids_and_vectors(index)
-        new, choice = fi.checked_index(want, np.vstack([vecs, incoming]), np.concatenate([ids, incoming_ids]),
-                                       self.coll.kind_dim(kind))
-        log.info("%s index: %s", kind, choice["reason"])
-        self.coll.indexes[kind] = new
-        entry["factory"] = choice["factory"]
-        entry["choice"] = choice
-        return True
+    def _staged(self, kind: str) -> Segment:
+        """The in-memory segment this transaction adds to `kind` (created on first use, searched with
+        the committed ones, written as a new segment file by `commit`)."""
+        seg = self._fresh.get(kind)
+        if seg is None:
+            seg = Segment(fi.new_index("Flat", self.coll.kind_dim(kind)), None)
+            self.coll.indexes[kind].segments.append(seg)
+            self._fresh[kind] = seg
+        return seg
 
     def _add_vectors(self, kind: str, vectors: np.ndarray, ids: np.ndarray) -> None:
         if not len(ids):
             return
-        self.dirty.add(kind)  # before any change, so that a failure below reloads the saved index
-        if not self._switch_type(kind, vectors, ids):
-            fi.add(self.coll.indexes[kind], vectors, ids)
+        self.dirty.add(kind)
+        seg = self._staged(kind)
+        fi.add(seg.index, vectors, ids)
+        seg.ids = np.sort(np.concatenate([seg.ids, np.asarray(ids, np.int64)]))
+
+    def _settle_type(self, kind: str, seg: Segment) -> None:
+        """Build a new segment at the type its own size calls for, once there is enough data to train it
+        and the type passes its recall check (`faiss_index.checked_index`). A declined type is tried
+        again at twice the size (by a later commit's segment or a merge)."""
+        n = int(seg.index.ntotal)
+        want = self.coll._desired_factory(n, self.coll.kind_dim(kind))
+        entry = self.coll.info["indexes"][kind]
+        if (id(seg) in self._settled or fi.family(want) == "flat" or n < fi.min_train_size(want)
+                or n < 2 * int(entry.get("choice", {}).get("declined_at", 0))):
+            return
+        ids, vecs = fi.ids_and_vectors(seg.index)
+        seg.index, choice = fi.checked_index(want, vecs, ids, self.coll.kind_dim(kind))
+        log.info("%s index: %s", kind, choice["reason"])
+        entry["factory"] = choice["factory"]
+        entry["choice"] = choice
+        self._settled.add(id(seg))
+
+    def merge(self, kind: str, first: int = 0, last: int | None = None) -> int:
+        """Replace segments `first:last` of `kind` by one holding their live vectors (tombstoned ones
+        left out, their tombstones dropped), at the type its size calls for; returns its size. The old
+        files stay until this generation is committed, so readers of older generations keep theirs."""
+        index = self.coll.indexes[kind]
+        last = len(index.segments) if last is None else last
+        part = index.segments[first:last]
+        if not part:
+            return 0
+        ids, vecs = SegmentedIndex(index.d, part).ids_and_vectors()
+        merged = Segment(fi.new_index("Flat", index.d), None)
+        fi.add(merged.index, vecs, ids)
+        merged.ids = np.sort(ids)
+        segment_log.unbury(self.con, kind, np.concatenate([np.zeros(0, np.int64)] + [s.dead for s in part]))
+        files = [s.file for s in part if s.file]
+        segment_log.remove(self.con, kind, files)
+        self.obsolete += files
+        index.segments[first:last] = [merged] if len(ids) else []
+        if self._fresh.get(kind) in part:
+            del self._fresh[kind]
+        self.dirty.add(kind)
+        self._settle_type(kind, merged)
+        self._settled.add(id(merged))
+        return len(ids)
 
     def add(
         self,
@@ -736,15 +792,16 @@ class Transaction:
         for kind in CAPTION_KINDS:
             removals[kind] = np.array([c for c, k in caps if k == kind], np.int64)
         for kind, rm in removals.items():
-            if len(rm):
-                try:
-                    fi.remove(self.coll.indexes[kind], rm)
-                except RuntimeError as exc:
-                    raise CollectionError(
-                        f"index type {self._factories[kind]} cannot delete vectors ({exc}); use an IVF or Flat type"
-                    ) from exc
-                self.dirty.add(kind)
+            self._bury(kind, rm)
         return len(present)
+
+    def _bury(self, kind: str, ids: np.ndarray) -> None:
+        """Hide vectors: tombstones for committed segments (kept until a merge), removal from the staged one."""
+        if not len(ids):
+            return
+        for hit in self.coll.indexes[kind].bury(ids).values():
+            segment_log.bury(self.con, kind, hit)
+        self.dirty.add(kind)
 
     def set_columns(
         self, ids: Sequence[int], values: Mapping[str, Sequence[Any]], column_types: Mapping[str, str] | None = None
@@ -798,10 +855,7 @@ class Transaction:
         rows = self.con.execute("SELECT id, kind FROM captions WHERE list_contains(?, id)", [id_list]).fetchall()
         self.con.execute("DELETE FROM captions WHERE list_contains(?, id)", [id_list])
         for kind in CAPTION_KINDS:
-            rm = np.array([c for c, k in rows if k == kind], np.int64)
-            if len(rm):
-                fi.remove(self.coll.indexes[kind], rm)
-                self.dirty.add(kind)
+            self._bury(kind, np.array([c for c, k in rows if k == kind], np.int64))
         return len(rows)
 
     def record_error(
@@ -852,11 +906,17 @@ class Transaction:
         coll = self.coll
         root = coll.path
         gen = self.state["generation"] + 1
+        written: list[tuple[Path, str, Segment]] = []
         try:
-            pending = {kind: root / f"{kind}.faiss.g{gen}.pending" for kind in sorted(self.dirty)}
-            for kind, path in pending.items():
-                fi.write(coll.indexes[kind], path)
-                _kill_point("pending_written")
+            for kind in ALL_KINDS:
+                new = [s for s in coll.indexes[kind].segments if s.file is None and s.index.ntotal]
+                for j, seg in enumerate(new):
+                    self._settle_type(kind, seg)
+                    name = segment_log.segment_file(kind, gen, j)
+                    written.append((segment_files.write_pending(seg.index, root, name), name, seg))
+                    segment_log.add(self.con, segment_log.SegmentRow(
+                        kind, name, gen, int(seg.index.ntotal), coll.info["indexes"][kind]["factory"]))
+                    _kill_point("pending_written")
             set_state(self.con, "generation", gen)
             _kill_point("before_db_commit")
             self.con.commit()
@@ -871,13 +931,22 @@ class Transaction:
             raise
         _kill_point("after_db_commit")
         coll._tx = None
-        for kind, path in pending.items():
-            os.replace(path, root / f"{kind}.faiss")
+        for index in coll.indexes.values():
+            index.segments = [s for s in index.segments if s.file is not None or s.index.ntotal]
+        for pending, name, seg in written:
+            os.replace(pending, root / name)
+            seg.file = name
             _kill_point("after_rename")
+        for name in self.obsolete:  # replaced by a merge: no generation from this one on lists them
+            try:
+                os.remove(root / name)
+            except FileNotFoundError:
+                pass
         _fsync_dir(root)
         for kind in ALL_KINDS:
-            choice = coll.info["indexes"][kind].get("choice")
-            coll.info["indexes"][kind] = fi.describe(coll.indexes[kind], coll.info["indexes"][kind]["factory"])
+            entry = coll.info["indexes"][kind]
+            choice = entry.get("choice")
+            coll.info["indexes"][kind] = coll.indexes[kind].describe(entry["factory"])
             if choice:
                 coll.info["indexes"][kind]["choice"] = choice
         coll._write_info(gen)
@@ -886,7 +955,7 @@ class Transaction:
             coll.release()
 
     def rollback(self) -> None:
-        """Drop staged writes: DuckDB rolls back, in-memory indexes are reloaded from their files."""
+        """Drop staged writes: DuckDB rolls back, each kind gets its committed segments and tombstones back."""
         coll = self.coll
         try:
             self.con.rollback()
@@ -898,10 +967,13 @@ class Transaction:
                 coll.info["indexes"][kind].pop("choice", None)
             else:
                 coll.info["indexes"][kind]["choice"] = self._choices[kind]
-        if self.dirty:
-            coll._reload_indexes()
+        for kind, (segments, dead) in self._saved.items():
+            coll.indexes[kind].segments = segments
+            for seg, d in zip(segments, dead, strict=True):
+                seg.dead = d
         for name in os.listdir(coll.path):
-            if _PENDING.match(name) and int(_PENDING.match(name).group(2)) > coll.generation:
+            m = _PENDING.match(name) or segment_log.SEGMENT_FILE.match(name.removesuffix(".pending"))
+            if name.endswith(".pending") and m and int(m.group(2)) > coll.generation:
                 try:
                     os.remove(coll.path / name)
                 except OSError:

@@ -179,7 +179,10 @@ def min_train_size(factory: str) -> int:
 
 
 def ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
-    """The IVF layer of an index, or None for exact ones."""
+    """The IVF layer of an index, or None for exact ones (and for a segmented index, whose segments
+    each have their own)."""
+    if hasattr(index, "segments"):
+        return None
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -230,6 +233,8 @@ def remove(index: faiss.Index, ids: np.ndarray) -> int:
 
 def ids_and_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
     """Every (id, vector) in the index. Exact for Flat; the decoded approximation for SQ/PQ."""
+    if hasattr(index, "segments"):
+        return index.ids_and_vectors()
     n = index.ntotal
     if n == 0:
         return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
@@ -322,8 +327,11 @@ def search_ids(
     With few allowed ids the index gets an `IDSelectorBatch` and only scores those; with many it is
     asked for more than `n` and the rest is dropped, doubling until the page is full or the index is
     exhausted. A filter keeping few ids of an IVF index is scored exactly over those ids' vectors.
-    Returns the strategy used as well: none (no filter), exact, selector or overfetch.
+    Returns the strategy used as well: none (no filter), exact, selector or overfetch. A segmented
+    index (`segments.SegmentedIndex`) answers itself, segment by segment.
     """
+    if hasattr(index, "segments"):
+        return index.search_ids(q, n, allowed, excluded, strategy, selector_max_fraction)
     total = int(index.ntotal)
     if total == 0 or n <= 0 or (allowed is not None and len(allowed) == 0):
         return np.zeros(0, np.float32), np.zeros(0, np.int64), "none" if allowed is None else "selector"
@@ -379,6 +387,8 @@ def search_among(index: faiss.Index, q2: np.ndarray, k: int, allowed: np.ndarray
 
 def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
     """Stored vectors [len(ids), d] by id (decoded for quantised indexes)."""
+    if hasattr(index, "segments"):
+        return index.reconstruct_batch(ids)
     ivf = ivf_of(index)
     if ivf is not None:
         return np.ascontiguousarray(ivf.reconstruct_batch(ids), dtype=np.float32)

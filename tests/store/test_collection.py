@@ -56,8 +56,8 @@ def test_round_trip_add_search_reopen(tmp_path):
     info = json.loads((tmp_path / "c" / "collection.json").read_text())
     assert info["model_id"] == MODEL and info["dim"] == DIM and info["metric"] == "ip"
     assert info["counts"]["clips"] == 20 and info["counts"]["fine_captions"] == 20
-    assert {p.name for p in (tmp_path / "c").iterdir()} == {
-        "collection.json", "meta.duckdb", "speech.faiss", "global.faiss", "fine.faiss", "speaker.faiss"
+    assert {p.name for p in (tmp_path / "c").iterdir()} == {  # one new segment per kind the commit added to
+        "collection.json", "meta.duckdb", "speech.g1-0.faiss", "global.g1-0.faiss", "fine.g1-0.faiss"
     }
 
     coll = Collection.open(tmp_path / "c", model_id=MODEL, read_only=True)
@@ -244,8 +244,10 @@ def test_a_declined_switch_stays_exact_and_is_retried_at_twice_the_size(tmp_path
     assert entry["factory"] == "IDMap2,Flat" and entry["choice"]["declined_at"] == 3000
     coll.add(clips(1000, 3000), unit(1000, 8))
     assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 3000  # 4,000 < 6,000: not tried
-    coll.add(clips(2000, 4000), unit(2000, 9))
-    assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 6000  # tried again, declined again
+    coll.add(clips(2000, 4000), unit(2000, 9))  # a 2,000-vector segment: too small to train
+    assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 3000
+    coll.compact()  # merged into one 6,000-vector segment: tried again, declined again
+    assert coll.info["indexes"]["speech"]["choice"]["declined_at"] == 6000
     assert coll.index("speech").ntotal == 6000 and coll.stats()["counts"]["clips"] == 6000
     coll.close()
 
