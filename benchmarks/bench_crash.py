@@ -9,6 +9,10 @@ answering a text query, and holding at least the clips the previous kill left (n
 lost). When a run completes, every source clip must be in it exactly once; the next round starts a
 fresh collection so that every kill lands in a run with work to do.
 
+The runs are forked by benchmarks.kill_runner from one process that loaded the model once, so a
+kill costs about a second instead of the command's 8 s start-up. After every kill the app the
+server runs (`api.app.create_app` on a snapshot) answers /health and a text search in process.
+
     python -m benchmarks crash                                   # 100 kills, 24-clip corpus
     CLSP_SEARCH_CRASH_KILLS=300 python -m benchmarks crash
 """
@@ -45,18 +49,6 @@ def corpus_manifest(root: Path, n: int) -> Path:
     return out
 
 
-def index_cmd(manifest: Path, coll: Path) -> list[str]:
-    return [sys.executable, "-m", "cli", "index", str(manifest), "--collection", str(coll), "--model", MODEL,
-            "--device", "cpu", "--workers", "0", "--no-attributes", "--commit-every", "2", "-q"]
-
-
-def stored_generation(coll: Path) -> int:
-    try:
-        return int(json.loads((coll / "collection.json").read_text())["generation"])
-    except (OSError, ValueError, KeyError):
-        return -1
-
-
 def check(coll: Path, encoder) -> int:
     """The server's view after a kill: whole, answering; returns its clip count."""
     from searchengine.search import Searcher
@@ -65,14 +57,22 @@ def check(coll: Path, encoder) -> int:
 
     if not Collection.exists(coll):
         return 0
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+
     searcher = Searcher(Collection.open_snapshot(coll, wait_s=5), encoder)
     found = problems(searcher.collection)
     if found:
         raise AssertionError(f"{coll}: {found}")
-    n = searcher.clip_count()
-    page = searcher.search_text("a calm voice")
-    if len(page.hits) != min(10, n) or not all(h.clip.get("source_path") for h in page.hits):
-        raise AssertionError(f"{coll}: a query found {len(page.hits)} hits of {n} clips")
+    with TestClient(create_app(coll, Settings(reload_s=0), searcher=searcher)) as client:
+        health = client.get("/health")
+        n = health.json()["clips"]
+        page = client.post("/search/text", json={"query": "a calm voice", "top_k": 10})
+    hits = page.json()["hits"] if page.status_code == 200 else []
+    if health.status_code != 200 or len(hits) != min(10, n) or not all(h["clip"].get("source_path") for h in hits):
+        raise AssertionError(f"{coll}: /health {health.status_code}, a query found {len(hits)} hits of {n} clips")
     return n
 
 
@@ -90,6 +90,7 @@ def exactly_once(coll: Path, n: int) -> None:
 
 
 def main() -> None:
+    from benchmarks.kill_runner import KillRunner
     from searchengine.model import load_model
     from searchengine.store.collection import KILL_POINTS
 
@@ -100,53 +101,45 @@ def main() -> None:
     manifest = corpus_manifest(root, n)
     encoder = load_model(MODEL, device="cpu")
     points: Counter[str] = Counter()
-    kills = rounds = runs = pending_seen = 0
+    phases: Counter[str] = Counter()
+    kills = rounds = runs = answered = 0
     last = 0
     coll = root / "round-0"
     started = time.perf_counter()
-    while kills < kills_wanted:
-        runs += 1
-        if rng.random() < 0.5:
-            point = rng.choice(KILL_POINTS)
-            env = {**os.environ, "CLSP_SEARCH_KILL_AT": f"{point}:{rng.randint(1, 4)}"}
-            proc = subprocess.run(index_cmd(manifest, coll), cwd=REPO, env=env, capture_output=True, text=True,
-                                  timeout=600)
-            killed = proc.returncode == -signal.SIGKILL
-            label = point
-        else:
-            before = stored_generation(coll)
-            proc = subprocess.Popen(index_cmd(manifest, coll), cwd=REPO, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
-            while proc.poll() is None and stored_generation(coll) <= before:
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 1.5))
-            killed = proc.poll() is None
-            if killed:
-                proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            label = "random time"
-        if killed:
-            kills += 1
-            points[label] += 1
-            pending_seen += any(p.endswith(".pending") for p in os.listdir(coll)) if coll.exists() else 0
-            now = check(coll, encoder)
-            if now < last:
-                raise AssertionError(f"kill {kills}: {last} clips committed before, {now} after")
-            last = now
-        elif proc.returncode == 0:
-            exactly_once(coll, n)
-            rounds += 1
-            check(coll, encoder)
-            shutil.rmtree(coll)
-            coll = root / f"round-{rounds}"
-            last = 0
-        else:
-            raise AssertionError(f"run {runs} failed: {proc.returncode} {proc.stderr[-2000:] if proc.stderr else ''}")
-    # Finish the last round and check it too.
-    done = subprocess.run(index_cmd(manifest, coll), cwd=REPO, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise AssertionError(done.stderr[-2000:])
+    with KillRunner(MODEL) as runner:
+        while kills < kills_wanted:
+            runs += 1
+            if rng.random() < 0.5:
+                label = rng.choice(KILL_POINTS)
+                done = runner.run(manifest, coll, kill_at=f"{label}:{rng.randint(1, 4)}")
+            else:
+                label = "random time"
+                done = runner.run(manifest, coll, kill_after_s=rng.uniform(0.0, 1.5))
+            if done["rc"] == -signal.SIGKILL:
+                kills += 1
+                points[label] += 1
+                if label == "random time":  # where it landed: pending files mean inside a commit
+                    inside = coll.exists() and any(p.endswith(".pending") for p in os.listdir(coll))
+                    phases["inside a commit (pending files left)" if inside else "outside a commit's writes"] += 1
+                now = check(coll, encoder)
+                answered += 1
+                if now < last:
+                    raise AssertionError(f"kill {kills}: {last} clips committed before, {now} after")
+                last = now
+            elif done["rc"] == 0:
+                exactly_once(coll, n)
+                rounds += 1
+                check(coll, encoder)
+                shutil.rmtree(coll)
+                coll = root / f"round-{rounds}"
+                last = 0
+            else:
+                raise AssertionError(f"run {runs} failed: {done}")
+        done = runner.run(manifest, coll)  # finish the last round and check it too
+        if done["rc"] != 0:
+            raise AssertionError(f"the last resume failed: {done}")
     exactly_once(coll, n)
+    check(coll, encoder)
     rounds += 1
     wall = time.perf_counter() - started
     print(f"{kills} kills in {runs} runs over {rounds} completed collections of {n} clips, {wall:.0f} s")
@@ -154,7 +147,9 @@ def main() -> None:
     print("|---|---|")
     for label in (*KILL_POINTS, "random time"):
         print(f"| {label} | {points[label]} |")
-    print(f"pending index files found right after a kill: {pending_seen} times")
+    for phase, count in sorted(phases.items()):
+        print(f"| random time: {phase} | {count} |")
+    print(f"server (app on a snapshot) answered /health and a search after {answered} of {kills} kills")
     print("after every kill: snapshot whole and answering, committed clips never fewer; after every round: "
           "each source exactly once, every FAISS id with its row and every row with its vector; "
           "clips lost: 0, duplicated: 0")
