@@ -149,3 +149,55 @@ def test_a_folder_of_mixed_formats_is_indexed_whole_and_other_files_are_reported
                         model_spec=model_spec, args={"model": model_spec})
     assert summary.files_added == 3 and summary.files_failed == 0
     assert any("skipped: 1 (.txt 1; e.g. notes.txt)" in line for line in summary.lines())
+
+
+@pytest.fixture
+def speech_corpus(make_corpus) -> Path:
+    return make_corpus(40, 3)  # shared with the API and CLI tests: generated once per session
+
+
+def test_done_when_a_folder_of_m4a_opus_webm_and_mp4_speech_indexes_and_exports_for_nemo(tmp_path, speech_corpus,
+                                                                                        encoder, model_spec):
+    """Issue 36's first "done when", from the command line: speech (the generated corpus's, the same the
+    demo's sample corpus is made of) in m4a, opus, webm and mp4 with a video track, two files each,
+    indexes with no failure, and `clsp-search export --format nemo` writes lines with audio_filepath,
+    duration and offset pointing at those files, durations those of the speech encoded."""
+    import json
+
+    import soundfile
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from indexer.pipeline import run_index
+
+    corpus = speech_corpus
+    clips = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()][:8]
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    kinds = [(".m4a", "mp4", "aac", False), (".opus", "ogg", "libopus", False), (".webm", "webm", "libopus", False),
+             (".mp4", "mp4", "aac", True)]
+    for i, clip in enumerate(clips):
+        suffix, container_format, codec, video = kinds[i % 4]
+        wave, rate = soundfile.read(corpus / clip["path"], dtype="float32", always_2d=True)
+        rate_out = 48000 if codec == "libopus" else rate
+        stereo = np.repeat(wave[:, :1].T, 2, axis=0)
+        if rate_out != rate:
+            from searchengine.audio import resample
+
+            stereo = np.stack([resample(ch, rate, rate_out) for ch in stereo]).astype(np.float32)
+        encode(folder / f"{clip['id']}{suffix}", container_format, codec, rate_out, video, samples=stereo)
+    collection = tmp_path / "collection"
+    # Indexed in-process with the session's model (the CLI's `index` is this call, plus loading the model).
+    summary = run_index(folder, collection, encoder, workers=0, progress=False, attributes=False,
+                        model_spec=model_spec, args={"model": model_spec})
+    assert (summary.files_total, summary.files_added, summary.files_failed) == (8, 8, 0), summary.lines()
+    out = tmp_path / "out.json"
+    exported = CliRunner().invoke(app, ["export", str(collection), "a man speaking", "-n", "10", "--format", "nemo",
+                                   "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 8
+    assert sorted(Path(line["audio_filepath"]).name for line in lines) == sorted(p.name for p in folder.iterdir())
+    spoken = {clip["id"]: clip["duration"] for clip in clips}  # the WAV each file was encoded from
+    for line in lines:
+        assert line["offset"] == 0.0 and abs(line["duration"] - spoken[Path(line["audio_filepath"]).stem]) < 0.1
