@@ -142,7 +142,7 @@ def search(
     understand: Annotated[bool | None, typer.Option(
         "--understand/--no-understand",
         help="Read words that name measured properties (gender, pitch, pace, loudness, noise, distance, telephone, "
-             "whisper, quality) as soft constraints fused with the model's score (default: off, see the README, "
+             "whisper, quality) as soft constraints fused with the model's score (default: on, see the README, "
              "'What the search understands').")] = None,
     drop: Annotated[list[str] | None, typer.Option(
         "--drop", help="Leave out one understood constraint by its key, e.g. 'gender:male'; repeatable.")] = None,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from searchengine.search import MAX_TOP_K, Hit, Searcher, SearchOptions
+from searchengine.understanding import DEFAULT_UNDERSTAND
 
 QUALITY_COLUMN = "m_dnsmos_ovrl"
 CLUSTER_COLUMN = "m_speaker_cluster"
@@ -231,8 +232,10 @@ def curate(
     fusion: str | None = None,
     con: Any = None,
     overfetch: int = DEFAULT_OVERFETCH,
+    understand: bool = DEFAULT_UNDERSTAND,
 ) -> Curation:
-    """The best `n` clips for `query` that satisfy `constraints`.
+    """The best `n` clips for `query` that satisfy `constraints`, ranked as a text search ranks them
+    (with `understand`, the description's measurable words fused in, as `Searcher.search_text` does).
 
     Candidates are fetched `overfetch` times deeper than `n`; if the constraints then leave fewer
     than `n` while the ranking had more to give, the depth grows fourfold and selection reruns, until
@@ -254,8 +257,10 @@ def curate(
         extra["fusion"] = fusion
     depth = min(MAX_TOP_K, n * max(1, overfetch) if constraints.reorders else n)
     query_vec = searcher.embed_text(query)
+    rerank = searcher.understand(query, con=con).reranker if understand else None
     while True:
-        page = searcher.search_vector(query_vec, SearchOptions(top_k=depth, filter=spec, **extra), con=con, modality="text")
+        page = searcher.search_vector(query_vec, SearchOptions(top_k=depth, filter=spec, **extra), con=con, modality="text",
+                                      rerank=rerank)
         chosen, dropped = select(page.hits, n, constraints, lambda ids: searcher.collection.vectors("speech", ids))
         exhausted = len(page.hits) < depth or depth >= min(MAX_TOP_K, page.candidates)
         if len(chosen) >= n or exhausted or depth >= MAX_TOP_K:

@@ -32,12 +32,13 @@ def submit(page, query: str) -> dict:
 
 
 def text_search(page, query: str) -> dict:
-    """A search with understanding turned on by its checkbox (it is off by default)."""
+    """A search with understanding on: the checkbox is ticked before any search, as the server's default."""
     page.goto("/")
     toggle = page.get_by_label("Check what the description says", exact=False)
-    assert not toggle.is_checked()
-    toggle.check()
-    return submit(page, query)
+    assert toggle.is_checked()
+    body = submit(page, query)
+    assert body["understand"] is True and toggle.is_checked()
+    return body
 
 
 def test_chips_notices_and_removing_a_constraint(page, artifacts: Path):
