@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import evaluate, query, serve
+from cli import compact, evaluate, query, serve
 from cli.corpus import app as corpus_app
 from indexer import cli as indexer_cli
 from training import cli as training_cli
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.add_typer(corpus_app, name="corpus")
 
 app.command("index")(indexer_cli.index)
+app.command("compact")(compact.compact)
 app.command("search")(query.search)
 app.command("similar")(query.similar)
 app.command("export")(query.export)

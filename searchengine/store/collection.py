@@ -1,25 +1,35 @@
-"""A collection on disk: three FAISS indexes, one DuckDB file, one collection.json.
+"""A collection on disk: FAISS segment files per index kind, one DuckDB file, one collection.json.
 
 Layout of a collection directory::
 
-    collection.json   schema version, model id, dim, metric, index descriptions, counts, generation
-    meta.duckdb       clips, captions, errors, runs, state (generation and id counters)
-    speech.faiss      one vector per clip (segment), ids = clips.id
-    global.faiss      one vector per global caption, ids = captions.id (captions.clip_id -> clips.id)
-    fine.faiss        one vector per fine caption, ids = captions.id
-    speaker.faiss     one 256-d speaker vector per clip that had enough voice to embed, ids = clips.id
-                      (its own dimension: speaker vectors are not in the CLSP space)
+    collection.json   schema version, model id, dim, metric, index descriptions, counts, generation,
+                      and (a mirror of DuckDB's list) the segment files of each kind
+    meta.duckdb       clips, captions, errors, runs, state (generation and id counters), and
+                      segments / tombstones (searchengine.store.segment_log)
+    speech.g<N>-<j>.faiss   segments of the speech index: one vector per clip (segment), ids = clips.id
+    global.g<N>-<j>.faiss   one vector per global caption, ids = captions.id (captions.clip_id -> clips.id)
+    fine.g<N>-<j>.faiss     one vector per fine caption, ids = captions.id
+    speaker.g<N>-<j>.faiss  one 256-d speaker vector per clip that had enough voice to embed, ids =
+                      clips.id (its own dimension: speaker vectors are not in the CLSP space)
+
+A segment file is immutable: generation N writes only the vectors it adds (`<kind>.g<N>-<j>.faiss`),
+deletions (and re-indexed files, deleted then added) are tombstones applied at search time, and a
+merge (`Collection.compact`, or `merge_segments` after a commit once a kind has `MERGE_FACTOR`
+segments of one size class) writes one segment for several and drops their tombstones. Each kind is
+searched as one index (`segments.SegmentedIndex`). A collection written before segments has one
+`<kind>.faiss` per kind: it opens as one segment per kind and its next commit lists those files.
 
 Crash safety is a small two-phase commit with DuckDB as the arbiter. A write (`Transaction.commit`)
-1. writes every changed index to `<kind>.faiss.g<N>.pending` and fsyncs it,
-2. commits the DuckDB transaction that also sets `state.generation = N`,
-3. renames the pending files over `<kind>.faiss`, and
+1. writes every new segment to `<file>.pending` and fsyncs it,
+2. commits the DuckDB transaction that lists the new segments (and drops merged ones), records the
+   tombstones and sets `state.generation = N`,
+3. renames the pending files to their names and removes files of segments a merge replaced, and
 4. rewrites collection.json (tmp file + rename) with `generation = N`.
-A crash before 2 leaves pending files of a generation DuckDB never reached: opening deletes them.
-A crash after 2 leaves DuckDB one generation ahead of collection.json: opening finishes steps 3-4
-(roll forward). Either way the FAISS files always agree with the DuckDB rows after `open`. A write
-that fails (a full disk) rolls back the same way and raises a `CollectionError` naming the
-generation the collection stays at.
+A crash before 2 leaves pending files no generation lists: a writer's open deletes them. A crash
+after 2 leaves DuckDB one generation ahead of collection.json: opening finishes steps 3-4 (roll
+forward; a reader reads the pending files as they are). Either way the FAISS files always agree
+with the DuckDB rows after `open`. A write that fails (a full disk) rolls back the same way and
+raises a `CollectionError` naming the generation the collection stays at.
 
 Readers beside a writer. DuckDB lets one process open the file read-write or several read-only,
 never both. A writer that sets `release_between_commits` (the indexer) holds the file only from
@@ -82,11 +92,13 @@ AUDIO_DIR = "audio"
 """Audio that came inside a source (bytes in a dataset, members of a tar shard), extracted by the
 indexer as content-addressed files: the collection owns them and the server serves them."""
 _PENDING = re.compile(r"^(speech|global|fine|speaker)\.faiss\.g(\d+)\.pending$")
+MERGE_FACTOR = 8
+"""Segments of one size class a kind gathers before they are merged into one (`merge_segments`)."""
 LOCK_WAIT_S = 60.0
 """How long a writer or a snapshot waits for the other side to free the DuckDB file."""
 KILL_POINTS = ("pending_written", "before_db_commit", "after_db_commit", "after_rename", "after_info")
-"""Where `CLSP_SEARCH_KILL_AT` can stop a commit: after the first pending index file, before and
-after the DuckDB commit, after the first rename over a live index file, after collection.json."""
+"""Where `CLSP_SEARCH_KILL_AT` can stop a commit (a merge's too): after the first pending segment
+file, before and after the DuckDB commit, after the first rename of a segment file, after collection.json."""
 _kill_counts: dict[str, int] = {}
 
 
@@ -208,6 +220,8 @@ class Collection:
         self.read_only = read_only
         self._tx: Transaction | None = None
         self.release_between_commits = False
+        self.auto_merge = True
+        """Merge the newest segments after a commit when `segments.merge_plan` says so (`merge_segments`)."""
         """When True the DuckDB file is closed after each commit or rollback and reopened by `begin`,
         so that snapshots (`open_snapshot`) can be taken between commits."""
 
@@ -510,9 +524,14 @@ class Collection:
                 specs.append(str(spec))
         return specs
 
-    def _counts(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, int]:
+    def _counts(self, con: duckdb.DuckDBPyConnection | None = None, exact_sources: bool = True) -> dict[str, int]:
+        """Row counts. `exact_sources=False` (each commit's collection.json) counts sources as clips
+        whose `segment` is 0, one per indexed source, instead of distinct source keys: a scan of one
+        integer column, where the distinct count of a million keys cost 60 ms, the largest part of a
+        commit that grew with the collection (benchmarks/bench_segments.py)."""
+        sources = "count(DISTINCT source_key)" if exact_sources else "count(*) FILTER (WHERE segment = 0)"
         c = (con or self.con).execute(
-            "SELECT (SELECT count(*) FROM clips), (SELECT count(DISTINCT source_key) FROM clips),"
+            f"SELECT (SELECT count(*) FROM clips), (SELECT {sources} FROM clips),"
             " (SELECT coalesce(sum(duration), 0) FROM clips),"
             " (SELECT count(*) FROM captions WHERE kind = 'global'),"
             " (SELECT count(*) FROM captions WHERE kind = 'fine'), (SELECT count(*) FROM errors)"
@@ -552,7 +571,7 @@ class Collection:
 
     def _write_info(self, generation: int) -> None:
         self.info["generation"] = int(generation)
-        self.info["counts"] = self._counts()
+        self.info["counts"] = self._counts(exact_sources=False)
         self.info["updated"] = _now().isoformat(timespec="seconds")
         self.info["segments"] = {kind: [s.file for s in self.indexes[kind].segments if s.file] for kind in ALL_KINDS}
         _write_json_atomic(self.path / INFO_FILE, self.info)
@@ -596,6 +615,23 @@ class Collection:
         with self.transaction() as tx:
             return tx.delete(ids)
 
+    def merge_segments(self, factor: int = MERGE_FACTOR) -> int:
+        """Automatic merge: per kind, while the newest `factor` segments are all of one size class or
+        smaller (`segments.merge_plan`), merge them into one, in a commit of its own; returns how many
+        kinds were merged. Each vector is rewritten about once per size class (log_8 of the
+        collection's size in commits), and a kind keeps at most about `factor` segments per class."""
+        from searchengine.store.segments import merge_plan
+
+        plans = {kind: merge_plan([s.index.ntotal for s in self.indexes[kind].segments], factor) for kind in ALL_KINDS}
+        plans = {k: p for k, p in plans.items() if p is not None}
+        if not plans:
+            return 0
+        with self.transaction() as tx:
+            tx.merging = True
+            for kind, first in plans.items():
+                tx.merge(kind, first)
+        return len(plans)
+
     def compact(self) -> None:
         """Merge every kind's segments into one at the type its size calls for (IVF trained and
         recall-checked past `faiss_index.FLAT_MAX`), leaving tombstoned vectors out, and let DuckDB
@@ -628,6 +664,8 @@ class Transaction:
         self._fresh: dict[str, Segment] = {}
         self._settled: set[int] = set()  # id() of segments whose type is decided (merged ones)
         self.obsolete: list[str] = []
+        self.merging = False
+        """True for the commit of an automatic merge (which does not start another)."""
         """Segment files this transaction replaces: removed once its generation is committed."""
         if not segment_log.has_tables(self.con):
             self._upgrade()
@@ -951,6 +989,8 @@ class Transaction:
                 coll.info["indexes"][kind]["choice"] = choice
         coll._write_info(gen)
         _kill_point("after_info")
+        if coll.auto_merge and not self.merging:
+            coll.merge_segments()
         if coll.release_between_commits:
             coll.release()
 

@@ -78,6 +78,21 @@ class Segment:
         return self.ids[~_members(self.ids, self.dead)] if len(self.dead) else self.ids
 
 
+def merge_plan(sizes: list[int], factor: int) -> int | None:
+    """Where a merge of the newest segments should start, or None: when the newest `factor` segments
+    are all of the size class (powers of `factor`) of the smallest of them or below, they and any
+    newer ones are merged; a tiered policy as in Lucene and LSM trees."""
+    if len(sizes) < factor:
+        return None
+
+    def size_class(n: int) -> int:
+        return int(np.log(max(n, 1)) / np.log(factor))
+
+    tail = sizes[-factor:]
+    top = size_class(min(tail))
+    return len(sizes) - factor if all(size_class(n) <= top for n in tail) else None
+
+
 class SegmentedIndex:
     """The segments of one index kind, oldest first, searched as one index (see the module doc)."""
 

@@ -146,3 +146,48 @@ def test_an_old_one_file_per_kind_collection_opens_and_upgrades_in_place(tmp_pat
     _, found = again.search("speech", queries, 30)
     assert 5 not in found.ravel().tolist()
     again.close()
+
+
+def test_commits_merge_automatically_past_a_segment_count(tmp_path):
+    coll = Collection.create(tmp_path / "c", MODEL, DIM)
+    vecs = unit(90, 3)
+    for g in range(7):
+        coll.add(rows(10, 10 * g), vecs[10 * g:10 * g + 10])
+    coll.delete([2])
+    assert len(coll.info["segments"]["speech"]) == 7
+    coll.add(rows(10, 70), vecs[70:80])  # the eighth segment of one size class: merged into one
+    assert coll.info["segments"]["speech"] == ["speech.g10-0.faiss"] and coll.index("speech").ntotal == 79
+    assert len(segment_log.tombstones(coll.con, "speech")) == 0 and len(list((tmp_path / "c").glob("speech.*"))) == 1
+    coll.add(rows(10, 80), vecs[80:])  # a small one after the big one stays apart
+    assert len(coll.info["segments"]["speech"]) == 2
+    assert_same_answers(coll, "speech", unit(3, 4))
+    coll.close()
+
+
+@pytest.mark.parametrize("point,merged", [("before_db_commit", False), ("after_db_commit", True)])
+def test_a_crash_inside_compact_leaves_one_whole_generation(tmp_path, point, merged):
+    import os
+    import subprocess
+    import sys
+
+    from searchengine.store.check import problems
+
+    path = tmp_path / "c"
+    coll = Collection.create(path, MODEL, DIM)
+    for g in range(3):
+        coll.add(rows(10, 10 * g), unit(10, g), [Caption(i, "global", "g") for i in range(10)], unit(10, 20 + g))
+    coll.delete([4, 15])
+    gen, files = coll.generation, set(coll.info["segments"]["speech"])
+    coll.close()
+    env = {**os.environ, "CLSP_SEARCH_KILL_AT": point}
+    proc = subprocess.run([sys.executable, "-m", "cli", "compact", str(path)], env=env, capture_output=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    after = Collection.open(path)
+    assert problems(after) == [] and after.index("speech").ntotal == 28
+    assert after.generation == gen + (1 if merged else 0)
+    speech = set(after.info["segments"]["speech"])
+    assert (len(speech) == 1 and not files & speech) if merged else speech == files
+    left = {p.name for p in path.glob("*.faiss*")}
+    assert left == {f for k in ("speech", "global") for f in after.info["segments"][k]}  # no leftovers
+    after.close()
