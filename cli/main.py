@@ -12,6 +12,7 @@ import typer
 
 from cli import compact, evaluate, query, serve
 from cli.corpus import app as corpus_app
+from cli.models import app as models_app
 from indexer import cli as indexer_cli
 from training import cli as training_cli
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(models_app, name="models")
 
 app.command("index")(indexer_cli.index)
 app.command("compact")(compact.compact)

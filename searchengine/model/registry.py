@@ -27,6 +27,7 @@ from searchengine.model.checkpoint import (
     file_checksum,
     load_checkpoint,
 )
+from searchengine.model.download import models_root
 from searchengine.model.encoder import ClspEncoder, Encoder, resolve_device
 from searchengine.model.offline import force_offline
 
@@ -128,11 +129,14 @@ def _hub_cache_dir(repo_id: str) -> Path | None:
 
 
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "auto") -> Encoder:
-    """Load a bundled model by name, a checkpoint directory, or a hub id present in the local cache."""
+    """Load a bundled model by name, a downloaded release by name ($CLSP_SEARCH_MODELS/NAME or models/NAME),
+    a checkpoint directory (or one `.pth.tar` in one), or a hub id present in the local cache."""
     device = resolve_device(device)
     name = str(name_or_path)
     if (WEIGHTS_DIR / name / CONFIG_FILE).is_file():
         directory = WEIGHTS_DIR / name
+    elif (models_root() / name / CONFIG_FILE).is_file():
+        directory = models_root() / name  # `clsp-search models download NAME` without --dir
     elif Path(name).is_file() and name.endswith(".pth.tar"):
         directory = Path(name).parent  # one checkpoint of a directory holding several (ParaSpeechCLAP's)
     elif Path(name).exists():
