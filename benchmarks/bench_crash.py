@@ -126,6 +126,7 @@ def main() -> None:
                 if now < last:
                     raise AssertionError(f"kill {kills}: {last} clips committed before, {now} after")
                 last = now
+                print(f"kill {kills}: {label}, {now} clips committed, served", flush=True)
             elif done["rc"] == 0:
                 exactly_once(coll, n)
                 rounds += 1
