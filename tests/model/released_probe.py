@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import huggingface_hub  # noqa: F401  - first, on purpose (see above)
+import huggingface_hub.constants  # noqa: F401  - first, on purpose (see above): it reads HF_HUB_OFFLINE now
 import numpy as np
 import torch
 
@@ -95,6 +95,19 @@ def direct_paraspeechclap(directory: Path):
     return torch.cat(audio).numpy(), text.numpy()
 
 
+def autocast_on_cuda(encoder) -> str:
+    """Which context the encoder would compute under on a GPU (the policy, checked without one)."""
+    device, encoder.device = encoder.device, torch.device("cuda")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return type(encoder._autocast()).__name__
+    finally:
+        encoder.device = device
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp())
     out: dict = {}
@@ -106,7 +119,7 @@ def main() -> None:
         ref_speech, ref_text = direct(directory)
         out[kind] = {"dim": encoder.dim, "model_id": encoder.model_id, "speech_cos": cosines(speech, ref_speech),
                      "text_cos": cosines(text, ref_text),
-                     "distinct": float(speech[0] @ speech[1]), "autocast": type(encoder._autocast()).__name__}
+                     "distinct": float(speech[0] @ speech[1]), "autocast": autocast_on_cuda(encoder)}
         missing = work / f"{kind}_missing"
         shutil.copytree(directory, missing)
         shutil.rmtree(missing / "by_name" / ("roberta-base" if kind == "clsp" else "microsoft"))
