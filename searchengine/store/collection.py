@@ -665,6 +665,7 @@ class Transaction:
         self._settled: set[int] = set()  # id() of segments whose type is decided (merged ones)
         self.obsolete: list[str] = []
         self.merging = False
+        self._reserved = np.zeros(0, np.int64)
         """True for the commit of an automatic merge (which does not start another)."""
         """Segment files this transaction replaces: removed once its generation is committed."""
         if not segment_log.has_tables(self.con):
@@ -687,6 +688,32 @@ class Transaction:
         self.state[key] = first + n
         set_state(self.con, key, first + n)
         return np.arange(first, first + n, dtype=np.int64)
+
+    def reserve_clip_ids(self, n: int) -> np.ndarray:
+        """Clip ids for vectors written elsewhere (Ray workers writing segments with
+        `segments.write_segment`); their rows go in with `add(..., reserved=ids)`."""
+        ids = self._take_ids("next_clip_id", n)
+        self._reserved = np.concatenate([self._reserved, ids])
+        return ids
+
+    def adopt_segment(self, kind: str, path: str | os.PathLike) -> int:
+        """List a segment file another process wrote in this transaction's generation: the commit
+        renames it into the collection (same file system; copied otherwise), so a distributed commit
+        is a manifest update. Its ids must be reserved by this transaction and new; returns its size."""
+        index = fi.read(path)
+        if index.d != self.coll.kind_dim(kind):
+            raise ValueError(f"{path}: {index.d}-d vectors, the {kind} index holds {self.coll.kind_dim(kind)}-d")
+        seg = Segment(index, None, source=Path(path))
+        _, vecs = fi.ids_and_vectors(index)
+        if kind in ("speech", SPEAKER_KIND) and not np.isin(seg.ids, self._reserved).all():
+            raise ValueError(f"{path}: holds clip ids this transaction did not reserve (reserve_clip_ids)")
+        if len(np.unique(seg.ids)) != len(seg.ids) or self.coll.indexes[kind].contains(seg.ids).any():
+            raise ValueError(f"{path}: holds an id twice or one the {kind} index already has")
+        _normalise(vecs, self.coll.kind_dim(kind), len(seg.ids), f"{path} vectors")
+        self.coll.indexes[kind].segments.append(seg)
+        self._settled.add(id(seg))  # listed as written: its type is the writer's
+        self.dirty.add(kind)
+        return len(seg.ids)
 
     def _staged(self, kind: str) -> Segment:
         """The in-memory segment this transaction adds to `kind` (created on first use, searched with
@@ -758,13 +785,20 @@ class Transaction:
         run_id: int | None = None,
         speaker_rows: Sequence[int] = (),
         speaker_vectors: np.ndarray | None = None,
+        reserved: np.ndarray | None = None,
     ) -> np.ndarray:
         """Stage clips (dicts of column -> value; unknown keys become new typed columns) and vectors.
 
         `speaker_vectors[j]` belongs to `clips[speaker_rows[j]]`: only clips with enough voice have one.
+        With `reserved` (ids from `reserve_clip_ids`) the rows take those ids and their speech vectors
+        come in segments adopted by `adopt_segment` (`speech` is ignored).
         """
         dim = self.coll.dim
-        speech = _normalise(speech, dim, len(clips), "speech vectors")
+        if reserved is not None:
+            reserved = np.asarray(reserved, np.int64)
+            if len(reserved) != len(clips) or not np.isin(reserved, self._reserved).all():
+                raise ValueError("reserved: one id per clip, each from this transaction's reserve_clip_ids")
+        speech = _normalise(speech, dim, len(clips), "speech vectors") if reserved is None else None
         caption_vectors = _normalise(caption_vectors, dim, len(captions), "caption vectors")
         speaker_vectors = _normalise(speaker_vectors, self.coll.speaker_dim, len(speaker_rows), "speaker vectors")
         if not clips:
@@ -773,7 +807,7 @@ class Transaction:
             for required in ("source_key", "source_path"):
                 if not c.get(required):
                     raise ValueError(f"every clip needs '{required}'")
-        ids = self._take_ids("next_clip_id", len(clips))
+        ids = self._take_ids("next_clip_id", len(clips)) if reserved is None else reserved
         now = _now()
         rows = [
             {**c, "id": int(i), "segment": int(c.get("segment", 0)), "run_id": c.get("run_id", run_id), "added_at": now}
@@ -784,7 +818,8 @@ class Transaction:
         names = [n for n in types if any(n in r for r in rows)]
         table = pa.table({n: _arrow_column([r.get(n) for r in rows], types[n]) for n in names})
         self._insert("clips", table)
-        self._add_vectors("speech", speech, ids)
+        if speech is not None:
+            self._add_vectors("speech", speech, ids)
         if len(speaker_rows):
             self._add_vectors(SPEAKER_KIND, speaker_vectors, ids[np.asarray(speaker_rows, np.int64)])
 
@@ -951,7 +986,7 @@ class Transaction:
                 for j, seg in enumerate(new):
                     self._settle_type(kind, seg)
                     name = segment_log.segment_file(kind, gen, j)
-                    written.append((segment_files.write_pending(seg.index, root, name), name, seg))
+                    written.append((segment_files.place_pending(seg, root, name), name, seg))
                     segment_log.add(self.con, segment_log.SegmentRow(
                         kind, name, gen, int(seg.index.ntotal), coll.info["indexes"][kind]["factory"]))
                     _kill_point("pending_written")
@@ -973,7 +1008,7 @@ class Transaction:
             index.segments = [s for s in index.segments if s.file is not None or s.index.ntotal]
         for pending, name, seg in written:
             os.replace(pending, root / name)
-            seg.file = name
+            seg.file, seg.source = name, None
             _kill_point("after_rename")
         for name in self.obsolete:  # replaced by a merge: no generation from this one on lists them
             try:

@@ -87,8 +87,16 @@ def load(
     return out
 
 
-def write_pending(index, root: Path, file: str) -> Path:  # noqa: ANN001 - a faiss.Index
-    """Write a new segment to its pending name, fsynced; returns that path."""
+def place_pending(seg: Segment, root: Path, file: str) -> Path:
+    """Put a new segment at its pending name, durably: written from memory, or renamed there when
+    another process already wrote it (`Segment.source`; copied across file systems); returns the path."""
     path = root / segment_log.pending_name(file)
-    fi.write(index, path)
+    if seg.source is not None:
+        try:
+            os.replace(seg.source, path)
+            fsync_dir(root)
+            return path
+        except OSError:
+            pass  # another file system: written below
+    fi.write(seg.index, path)
     return path

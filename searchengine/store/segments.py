@@ -15,6 +15,7 @@ segments the union of per-segment top-n holds the global top-n, with the same sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -55,6 +56,8 @@ class Segment:
     ids: np.ndarray = field(default=None)  # type: ignore[assignment]
     dead: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     """This segment's tombstoned ids, sorted."""
+    source: Path | None = None
+    """A staged segment another process already wrote (`write_segment`): the commit renames it."""
 
     def __post_init__(self) -> None:
         if self.ids is None:
@@ -76,6 +79,16 @@ class Segment:
 
     def live_ids(self) -> np.ndarray:
         return self.ids[~_members(self.ids, self.dead)] if len(self.dead) else self.ids
+
+
+def write_segment(vectors: np.ndarray, ids: np.ndarray, path: str | Path) -> Path:
+    """Write a segment file from any process (a Ray worker): exact, fsynced, ready to be listed by a
+    transaction's `adopt_segment` with ids that transaction reserved (`reserve_clip_ids`)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = fi.new_index("Flat", vectors.shape[1])
+    fi.add(index, vectors, np.asarray(ids, np.int64))
+    fi.write(index, path)
+    return Path(path)
 
 
 def merge_plan(sizes: list[int], factor: int) -> int | None:

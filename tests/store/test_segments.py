@@ -191,3 +191,42 @@ def test_a_crash_inside_compact_leaves_one_whole_generation(tmp_path, point, mer
     left = {p.name for p in path.glob("*.faiss*")}
     assert left == {f for k in ("speech", "global") for f in after.info["segments"][k]}  # no leftovers
     after.close()
+
+
+def _ray_write(vectors: np.ndarray, ids: np.ndarray, path: str) -> str:
+    from searchengine.store.segments import write_segment
+
+    return str(write_segment(vectors, ids, path))
+
+
+def test_two_ray_workers_segments_are_published_by_one_commit(tmp_path):
+    ray = pytest.importorskip("ray")
+    coll = Collection.create(tmp_path / "c", MODEL, DIM)
+    coll.add(rows(10, 0), unit(10, 0))
+    vecs = unit(40, 1)
+    (tmp_path / "incoming").mkdir()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        write = ray.remote(_ray_write)
+        with coll.transaction() as tx:
+            ids = tx.reserve_clip_ids(40)
+            files = ray.get([write.remote(vecs[:20], ids[:20], str(tmp_path / "incoming" / "a.faiss")),
+                             write.remote(vecs[20:], ids[20:], str(tmp_path / "incoming" / "b.faiss"))])
+            assert sorted(Path(f).name for f in files) == ["a.faiss", "b.faiss"]
+            tx.add(rows(40, 10), None, reserved=ids)
+            for f in files:
+                assert tx.adopt_segment("speech", f) == 20
+            with pytest.raises(ValueError, match="did not reserve"):  # ids nobody reserved are refused
+                tx.adopt_segment("speech", _ray_write(vecs[:2], np.array([900, 901]), str(tmp_path / "x.faiss")))
+    finally:
+        ray.shutdown()
+    assert coll.info["segments"]["speech"] == ["speech.g1-0.faiss", "speech.g2-0.faiss", "speech.g2-1.faiss"]
+    assert not list((tmp_path / "incoming").iterdir())  # renamed into the collection, not copied
+    coll.close()
+    snap = Collection.open_snapshot(tmp_path / "c")
+    from searchengine.store.check import problems
+
+    assert snap.generation == 2 and snap.index("speech").ntotal == 50 and problems(snap) == []
+    _, found = snap.search("speech", vecs[[0, 39]], 1)
+    assert found[:, 0].tolist() == [int(ids[0]), int(ids[39])]
+    snap.close()
