@@ -80,7 +80,8 @@ class TextBranch(torch.nn.Module):
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
-        self.base = AutoModel.from_config(AutoConfig.from_pretrained(str(directory)), add_pooling_layer=False)
+        # built as the authors build it (with the pooler their state dict holds; CLS is read before it)
+        self.base = AutoModel.from_config(AutoConfig.from_pretrained(str(directory)))
 
     def forward(self, tokens: dict) -> torch.Tensor:
         return self.base(**tokens).last_hidden_state[:, 0, :]
@@ -168,4 +169,4 @@ class ParaSpeechClapEncoder(Encoder):
         return F.normalize(self.model.text_projection(self.model.text_branch(tokens)), dim=-1)
 
     def _logit_scale(self) -> float:
-        return float(self.model.log_logit_scale.exp())
+        return float(self.model.log_logit_scale.detach().exp())
