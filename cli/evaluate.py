@@ -14,7 +14,7 @@ import typer
 
 
 def evaluate(
-    model: Annotated[str, typer.Option("--model", help="clsp-mini, a checkpoint directory, released CLSP or CLAP.")] = "clsp-mini",
+    model: Annotated[str, typer.Option("--model", help="clsp-mini, a checkpoint directory, a downloaded release (clsp, paraspeechclap) or CLAP.")] = "clsp-mini",
     manifest: Annotated[Path, typer.Option("--manifest", help="Manifest (jsonl) or corpus directory.")] = Path("manifest.jsonl"),
     split: Annotated[str, typer.Option(help="Which split to score ('all' for every clip).")] = "test",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
