@@ -525,17 +525,24 @@ class Collection:
         return specs
 
     def _counts(self, con: duckdb.DuckDBPyConnection | None = None, exact_sources: bool = True) -> dict[str, int]:
-        """Row counts. `exact_sources=False` (each commit's collection.json) counts sources as clips
-        whose `segment` is 0, one per indexed source, instead of distinct source keys: a scan of one
-        integer column, where the distinct count of a million keys cost 60 ms, the largest part of a
-        commit that grew with the collection (benchmarks/bench_segments.py)."""
-        sources = "count(DISTINCT source_key)" if exact_sources else "count(*) FILTER (WHERE segment = 0)"
-        c = (con or self.con).execute(
-            f"SELECT (SELECT count(*) FROM clips), (SELECT {sources} FROM clips),"
-            " (SELECT coalesce(sum(duration), 0) FROM clips),"
-            " (SELECT count(*) FROM captions WHERE kind = 'global'),"
-            " (SELECT count(*) FROM captions WHERE kind = 'fine'), (SELECT count(*) FROM errors)"
-        ).fetchone()
+        """Row counts. `exact_sources=False` (each commit's collection.json) reads them in one scan of
+        `clips`: sources as clips whose `segment` is 0 (one per indexed source) instead of distinct
+        source keys, and captions from the caption indexes' live counts (a commit keeps them equal to
+        the rows, `check.problems`) instead of scanning `captions`. At a million clips the full count
+        was the part of a commit that grew with the collection (benchmarks/bench_segments.py)."""
+        con = con or self.con
+        if exact_sources:
+            c = con.execute(
+                "SELECT (SELECT count(*) FROM clips), (SELECT count(DISTINCT source_key) FROM clips),"
+                " (SELECT coalesce(sum(duration), 0) FROM clips),"
+                " (SELECT count(*) FROM captions WHERE kind = 'global'),"
+                " (SELECT count(*) FROM captions WHERE kind = 'fine'), (SELECT count(*) FROM errors)"
+            ).fetchone()
+        else:
+            a = con.execute("SELECT count(*), count(*) FILTER (WHERE segment = 0), coalesce(sum(duration), 0)"
+                            " FROM clips").fetchone()
+            errors = con.execute("SELECT count(*) FROM errors").fetchone()[0]
+            c = (*a, self.indexes["global"].ntotal, self.indexes["fine"].ntotal, errors)
         return {
             "clips": int(c[0]),
             "sources": int(c[1]),
