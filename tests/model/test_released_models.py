@@ -116,3 +116,21 @@ def test_without_the_shim_the_releases_code_does_not_import(tmp_path):
     shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", tmp_path / "CLSP")
     with pytest.raises(ImportError, match="torchaudio"):
         get_class_from_dynamic_module("modeling_clsp.CLSPModel", str(tmp_path / "CLSP"))
+
+
+def test_a_model_that_loads_but_cannot_embed_is_a_clear_error(tmp_path):
+    """The dimension probe runs the model's own code once; its failure is a CheckpointError naming the
+    directory, not a bare traceback from inside remote code."""
+    import shutil
+
+    from searchengine.model import CheckpointError, load_model
+
+    directory = tmp_path / "CLSP"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", directory)
+    modeling = directory / "modeling_clsp.py"
+    modeling.write_text(modeling.read_text().replace(
+        "    def compute_fbank(self, audio: torch.Tensor, audio_lens: torch.Tensor):\n",
+        "    def compute_fbank(self, audio: torch.Tensor, audio_lens: torch.Tensor):\n"
+        "        raise RuntimeError('this build cannot embed')\n"))
+    with pytest.raises(CheckpointError, match=r"loads but cannot embed one second of silence: RuntimeError"):
+        load_model(directory, device="cpu")
