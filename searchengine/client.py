@@ -30,6 +30,8 @@ from typing import IO, Any, Literal, Union
 import httpx
 
 KEY_ENV = "CLSP_SEARCH_API_KEY"
+ExportFormat = Literal["jsonl", "csv", "nemo", "lhotse", "hf", "ljspeech"]
+BINARY_EXPORT_FORMATS = frozenset({"hf", "ljspeech"})
 
 Audio = Union[str, os.PathLike, bytes, IO[bytes]]  # noqa: UP007 - a type alias read at run time
 """A recording: a path, its bytes, or an open binary file."""
@@ -184,23 +186,26 @@ class Client:
         body = answer.json()
         return Similarity(body["similarity"], body["cosine"])
 
-    def export(self, query: str, *, n: int = 100, format: Literal["jsonl", "csv"] | str = "jsonl",  # noqa: A002
-               filter: Any = None, **curation: Any) -> str:  # noqa: A002
-        """POST /export of a query's best `n` clips as manifest text. `curation`: min_quality, ranges,
-        max_per_speaker, diverse_speakers, dedup_threshold, indexes, fusion (as the API names them)."""
+    def export(self, query: str, *, n: int = 100, format: ExportFormat | str = "jsonl",  # noqa: A002
+               filter: Any = None, **curation: Any) -> str | bytes:  # noqa: A002
+        """POST /export of a query's best `n` clips: manifest text for jsonl, csv, nemo and lhotse; the
+        file's bytes for hf (parquet) and ljspeech (zip), which text decoding would corrupt. `curation`:
+        min_quality, ranges, max_per_speaker, diverse_speakers, dedup_threshold, indexes, fusion,
+        sample_rate (as the API names them)."""
         body = _without_none({"query": query, "n": n, "format": format, "filter": filter, **curation})
-        return self._call("POST", "/export", json=body).text
+        return _export_body(self._call("POST", "/export", json=body), format)
 
     def export_selection(self, clips: Sequence[int | Hit | Mapping[str, Any]],
-                         format: Literal["jsonl", "csv"] | str = "jsonl") -> str:  # noqa: A002
-        """POST /export of clips picked by hand, in this order: ids, or hits (their score and rank are written)."""
+                         format: ExportFormat | str = "jsonl") -> str | bytes:  # noqa: A002
+        """POST /export of clips picked by hand, in this order: ids, or hits (their score and rank are
+        written). Text or bytes as `export` returns them."""
         ids: list[Any] = []
         for c in clips:
             if isinstance(c, Hit):
                 ids.append({"id": c.id, "score": c.score, "rank": c.rank})
             else:
                 ids.append(dict(c) if isinstance(c, Mapping) else int(c))
-        return self._call("POST", "/export", json={"ids": ids, "format": format}).text
+        return _export_body(self._call("POST", "/export", json={"ids": ids, "format": format}), format)
 
     # ------------------------------------------------------------------------------ plumbing
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -213,6 +218,11 @@ class Client:
             raise ApiError(response.status_code, body.get("error", "error"),
                            body.get("message", response.reason_phrase), body.get("detail"))
         return response
+
+
+def _export_body(response: httpx.Response, format: str) -> str | bytes:  # noqa: A002
+    """Binary exports (a parquet file, a zip) as bytes; line formats as text."""
+    return response.content if format in BINARY_EXPORT_FORMATS else response.text
 
 
 def _without_none(body: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from searchengine.client import ApiError, Client, Hit
@@ -49,6 +52,11 @@ def test_every_call(keyed, searcher, monkeypatch) -> None:
         assert len(rows) == 3
         picked = api.export_selection([like.hits[1], 2], format="csv").splitlines()
         assert len(picked) == 3 and picked[0].startswith("id,path")
+        archive = api.export_selection([2, 5], format="ljspeech")  # bytes: decoded as text, a zip is corrupt
+        with zipfile.ZipFile(io.BytesIO(archive)) as z:
+            assert "metadata.csv" in z.namelist() and sum(n.endswith(".wav") for n in z.namelist()) == 2
+        table = pq.read_table(io.BytesIO(api.export("a calm older man", n=2, format="hf")))
+        assert table.num_rows == 2 and "audio" in table.column_names
         with pytest.raises(ApiError) as missing:
             api.clip(999_999)
         assert missing.value.status == 404 and "999999" in missing.value.message
