@@ -205,7 +205,9 @@ def test_two_ray_workers_segments_are_published_by_one_commit(tmp_path):
     coll.add(rows(10, 0), unit(10, 0))
     vecs = unit(40, 1)
     (tmp_path / "incoming").mkdir()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    started = not ray.is_initialized()  # an indexer run earlier in this process keeps its instance
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         write = ray.remote(_ray_write)
         with coll.transaction() as tx:
@@ -219,7 +221,8 @@ def test_two_ray_workers_segments_are_published_by_one_commit(tmp_path):
             with pytest.raises(ValueError, match="did not reserve"):  # ids nobody reserved are refused
                 tx.adopt_segment("speech", _ray_write(vecs[:2], np.array([900, 901]), str(tmp_path / "x.faiss")))
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     assert coll.info["segments"]["speech"] == ["speech.g1-0.faiss", "speech.g2-0.faiss", "speech.g2-1.faiss"]
     assert not list((tmp_path / "incoming").iterdir())  # renamed into the collection, not copied
     coll.close()
