@@ -3,8 +3,10 @@
 Commits add small segments and deletions leave tombstones; compacting merges every index kind into
 one segment (IVF trained and recall-checked once the merged size calls for it), drops deleted
 vectors and removes the replaced files. One commit: a crash leaves the previous generation, and a
-server following the collection moves to the merged generation at its next reload. It takes the
-collection's DuckDB file for the merge, so an indexer writing meanwhile waits for it.
+server following the collection moves to the merged generation at its next reload. The merge is
+built while the collection's DuckDB file is free and takes it only to commit, so a server keeps
+taking snapshots and an indexer writing meanwhile goes on: what it commits stays, in segments of its
+own, and the indexer takes in the merged generation at its next commit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def compact(
 
     try:
         coll = Collection.open(collection)
+        coll.release_between_commits = True
     except CollectionError as exc:
         _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -396,6 +396,7 @@ def run_index(
     src = read_source(source)
     coll = open_collection(collection, encoder.model_id, encoder.dim, index_factory)
     coll.release_between_commits = True
+    coll.background_merges = True  # merges are built beside the embedding loop, listed by later commits
     summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items),
                       scan_skipped=src.skipped)
     times = LoopTimes()
@@ -449,6 +450,7 @@ def run_index(
         summary.prepare_wait_seconds = times.speech.prepare_wait_seconds
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
+        coll.finish_merges()
     finally:
         coll.close()
     return summary

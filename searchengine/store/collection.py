@@ -15,7 +15,8 @@ Layout of a collection directory::
 A segment file is immutable: generation N writes only the vectors it adds (`<kind>.g<N>-<j>.faiss`),
 deletions (and re-indexed files, deleted then added) are tombstones applied at search time, and a
 merge (`Collection.compact`, or `merge_segments` after a commit once a kind has `MERGE_FACTOR`
-segments of one size class) writes one segment for several and drops their tombstones. Each kind is
+segments of one size class) writes one segment for several and drops their tombstones; it is built
+outside any transaction and listed by a short commit (`searchengine.store.merges`). Each kind is
 searched as one index (`segments.SegmentedIndex`). A collection written before segments has one
 `<kind>.faiss` per kind: it opens as one segment per kind and its next commit lists those files.
 
@@ -64,7 +65,7 @@ import numpy as np
 import pyarrow as pa
 
 from searchengine.store import faiss_index as fi
-from searchengine.store import segment_files, segment_log
+from searchengine.store import merges, segment_files, segment_log
 from searchengine.store.schema import (
     CORE_CLIP_COLUMNS,
     SCHEMA_VERSION,
@@ -220,10 +221,21 @@ class Collection:
         self.read_only = read_only
         self._tx: Transaction | None = None
         self.release_between_commits = False
-        self.auto_merge = True
-        """Merge the newest segments after a commit when `segments.merge_plan` says so (`merge_segments`)."""
         """When True the DuckDB file is closed after each commit or rollback and reopened by `begin`,
         so that snapshots (`open_snapshot`) can be taken between commits."""
+        self.auto_merge = True
+        """Merge the newest segments after a commit when `segments.merge_plan` says so (`merge_segments`)."""
+        self.background_merges = False
+        """Build automatic merges on a thread of their own; the next commit lists what is built
+        (`searchengine.store.merges`), so a writer (the indexer) never waits for a merge."""
+        self._merges = merges.BackgroundMerges()
+        self._id_counters = self._counters(get_state(con)) if con is not None else (0, 0)
+        """The id counters as this writer last committed them: how `_reacquire` tells another
+        process's merge or deletion (taken in) from its indexing (refused)."""
+
+    @staticmethod
+    def _counters(state: Mapping[str, int]) -> tuple[int, int]:
+        return int(state.get("next_clip_id", 0)), int(state.get("next_caption_id", 0))
 
     # ----------------------------------------------------------------------------- lifecycle
     @staticmethod
@@ -365,7 +377,8 @@ class Collection:
 
     @classmethod
     def _load_indexes(
-        cls, root: Path, con: duckdb.DuckDBPyConnection, info: dict, db_gen: int, read_only: bool, mmap: bool = False
+        cls, root: Path, con: duckdb.DuckDBPyConnection, info: dict, db_gen: int, read_only: bool, mmap: bool = False,
+        reuse: Mapping[str, Segment] | None = None,
     ) -> dict[str, SegmentedIndex]:
         """The segments of generation `db_gen` (the one `con` holds). A collection written before
         segments has one file per kind: each is loaded as that kind's single segment, under its own
@@ -374,7 +387,7 @@ class Collection:
         dims = {kind: int(info["dim"]) for kind in KINDS} | {SPEAKER_KIND: int(info["speaker_dim"])}
         if segment_log.has_tables(con):
             try:
-                return segment_files.load(root, con, dims, read_only, mmap)
+                return segment_files.load(root, con, dims, read_only, mmap, reuse)
             except FileNotFoundError as exc:
                 raise CollectionError(f"{exc}; the collection cannot be read") from exc
         sources = cls._recover(root, int(info["generation"]), db_gen, read_only)
@@ -410,7 +423,9 @@ class Collection:
         return sources
 
     def close(self) -> None:
-        """Release the DuckDB file (a pending transaction is rolled back)."""
+        """Release the DuckDB file (a pending transaction is rolled back, a background merge not yet
+        committed is dropped: `finish_merges` commits it)."""
+        self._merges.shutdown()
         if self._tx is not None:
             self._tx.rollback()
         if self.con is not None:
@@ -422,17 +437,36 @@ class Collection:
             self.con.close()
             self.con = None  # type: ignore[assignment]
 
-    def _reacquire(self) -> None:
-        """Reopen the DuckDB file for a transaction; the collection must be as this writer left it."""
+    def _reacquire(self, others_may_add: bool = False) -> None:
+        """Reopen the DuckDB file for a transaction. Another process may have committed meanwhile: its
+        merges and deletions (`clsp-search compact`, a deletion) are taken in (`_refresh`); clips it
+        added are refused unless this writer only merges (`others_may_add`), because an indexer chose
+        what to index from what the collection held when it started."""
         self.con = _connect(str(self.path / DB_FILE), read_only=False, wait_s=LOCK_WAIT_S)
-        db_gen = get_state(self.con)["generation"]
-        if db_gen != self.generation:
+        state = get_state(self.con)
+        db_gen = state["generation"]
+        if db_gen == self.generation:
+            return
+        if self._counters(state) != self._id_counters and not others_may_add:
             self.con.close()
             self.con = None  # type: ignore[assignment]
             raise CollectionError(
                 f"{self.path} moved from generation {self.generation} to {db_gen} under this writer: "
                 "another process indexed into it; run one indexer per collection and run this one again"
             )
+        self._refresh(db_gen, state)
+
+    def _refresh(self, db_gen: int, state: Mapping[str, int]) -> None:
+        """Take in generation `db_gen`, committed by another process: its segment list and tombstones
+        (segments this writer holds are files that never change, so they are reused, not read)."""
+        info = json.loads((self.path / INFO_FILE).read_text(encoding="utf-8"))
+        reuse = {s.file: s for ix in self.indexes.values() for s in ix.segments if s.file}
+        self.indexes = self._load_indexes(self.path, self.con, info, db_gen, read_only=False, reuse=reuse)
+        self.info = info
+        self._id_counters = self._counters(state)
+        if int(info["generation"]) != db_gen:
+            self._write_info(db_gen)
+        log.info("%s: took in generation %d, written by another process", self.path, db_gen)
 
     def __enter__(self) -> Collection:
         return self
@@ -623,31 +657,93 @@ class Collection:
             return tx.delete(ids)
 
     def merge_segments(self, factor: int = MERGE_FACTOR) -> int:
-        """Automatic merge: per kind, while the newest `factor` segments are all of one size class or
-        smaller (`segments.merge_plan`), merge them into one, in a commit of its own; returns how many
-        kinds were merged. Each vector is rewritten about once per size class (log_8 of the
-        collection's size in commits), and a kind keeps at most about `factor` segments per class."""
-        from searchengine.store.segments import merge_plan
-
-        plans = {kind: merge_plan([s.index.ntotal for s in self.indexes[kind].segments], factor) for kind in ALL_KINDS}
-        plans = {k: p for k, p in plans.items() if p is not None}
-        if not plans:
-            return 0
-        with self.transaction() as tx:
-            tx.merging = True
-            for kind, first in plans.items():
-                tx.merge(kind, first)
-        return len(plans)
+        """Automatic merge: per kind, when the newest `factor` committed segments are all of one size
+        class or smaller (`segments.merge_plan`), merge them into one, built without a transaction and
+        listed by a commit of its own; returns how many kinds were merged. Each vector is rewritten
+        about once per size class (log_8 of the collection's size in commits), and a kind keeps at
+        most about `factor` segments per class."""
+        plans = self._merge_plans(factor)
+        return self.commit_merges([merges.build(p, self._choose_type) for p in plans]) if plans else 0
 
     def compact(self) -> None:
-        """Merge every kind's segments into one at the type its size calls for (IVF trained and
-        recall-checked past `faiss_index.FLAT_MAX`), leaving tombstoned vectors out, and let DuckDB
-        reclaim the space of deleted rows. One commit: a crash anywhere leaves the previous generation."""
-        with self.transaction() as tx:
-            for kind in ALL_KINDS:
-                tx.merge(kind)
-        if self.con is not None:
-            self.con.execute("CHECKPOINT")
+        """Merge every kind's committed segments into one at the type its size calls for (IVF trained
+        and recall-checked past `faiss_index.FLAT_MAX`), leaving tombstoned vectors out, and let
+        DuckDB reclaim the space of deleted rows. The merge is built before its commit takes the
+        DuckDB file (`searchengine.store.merges`): with `release_between_commits` a server's snapshot
+        and an indexer's commits go on meanwhile, and what they commit is kept. One commit: a crash
+        anywhere leaves the previous generation."""
+        self._merges.wait()  # a background merge's segments are merged here anyway
+        if self.release_between_commits:
+            self.release()
+        plans = [p for p in (merges.plan(self.indexes[kind], kind) for kind in ALL_KINDS) if p is not None]
+        self.commit_merges([merges.build(p, self._choose_type) for p in plans], always=True)
+        if self.con is None:
+            self._reacquire(others_may_add=True)
+        self.con.execute("CHECKPOINT")
+        if self.release_between_commits:
+            self.release()
+
+    def finish_merges(self) -> None:
+        """Wait for a background merge and commit it, then merge inline whatever is still due (the
+        end of an indexing run: it leaves the collection as an inline merge policy would)."""
+        self.commit_merges(self._merges.wait())
+        if self.auto_merge:
+            self.merge_segments()
+
+    def _merge_plans(self, factor: int) -> list[merges.MergePlan]:
+        from searchengine.store.segments import merge_plan
+
+        out = []
+        for kind in ALL_KINDS:
+            committed = [s.index.ntotal for s in self.indexes[kind].segments if s.file is not None]
+            first = merge_plan(committed, factor)
+            if first is not None:
+                out.append(merges.plan(self.indexes[kind], kind, first))
+        return [p for p in out if p is not None]
+
+    def _merge_after_commit(self) -> None:
+        """The automatic merge a commit starts: inline, or handed to the background thread."""
+        if not self.background_merges:
+            self.merge_segments()
+        elif not self._merges.busy:
+            plans = self._merge_plans(MERGE_FACTOR)
+            if plans:
+                self._merges.submit(plans, self._choose_type)
+
+    def commit_merges(self, prepared: list[merges.PreparedMerge], always: bool = False) -> int:
+        """List built merges in one commit; returns how many were still current. Nothing is committed
+        when none was, unless `always` (compact: its generation is the merged one)."""
+        if not prepared and not always:
+            return 0
+        if self.con is None:
+            self._reacquire(others_may_add=True)
+        tx = self.begin()
+        tx.merging = True
+        try:
+            applied = sum(tx.apply_merge(p) for p in prepared)
+        except BaseException:
+            tx.rollback()
+            raise
+        if applied or always:
+            tx.commit()
+        else:
+            tx.rollback()
+        return applied
+
+    def _choose_type(self, kind: str, seg: Segment) -> dict | None:
+        """Give a new segment the index type its own size calls for, once there is enough data to train
+        it and the type passes its recall check (`faiss_index.checked_index`); returns the decision
+        (None: it stays Flat). A declined type is tried again at twice the size. Reads `info` only,
+        so a merge can run it on a thread of its own."""
+        n = int(seg.index.ntotal)
+        want = self._desired_factory(n, self.kind_dim(kind))
+        entry = self.info["indexes"][kind]
+        if fi.family(want) == "flat" or n < fi.min_train_size(want) or n < 2 * int(entry.get("choice", {}).get("declined_at", 0)):
+            return None
+        ids, vecs = fi.ids_and_vectors(seg.index)
+        seg.index, choice = fi.checked_index(want, vecs, ids, self.kind_dim(kind))
+        log.info("%s index: %s", kind, choice["reason"])
+        return choice
 
     def _desired_factory(self, n: int, dim: int | None = None) -> str:
         configured = self.info.get("index_factory", "auto")
@@ -671,10 +767,10 @@ class Transaction:
         self._fresh: dict[str, Segment] = {}
         self._settled: set[int] = set()  # id() of segments whose type is decided (merged ones)
         self.obsolete: list[str] = []
-        self.merging = False
-        self._reserved = np.zeros(0, np.int64)
-        """True for the commit of an automatic merge (which does not start another)."""
         """Segment files this transaction replaces: removed once its generation is committed."""
+        self.merging = False
+        """True for the commit of a merge (which does not start another)."""
+        self._reserved = np.zeros(0, np.int64)
         if not segment_log.has_tables(self.con):
             self._upgrade()
 
@@ -741,46 +837,44 @@ class Transaction:
         seg.ids = np.sort(np.concatenate([seg.ids, np.asarray(ids, np.int64)]))
 
     def _settle_type(self, kind: str, seg: Segment) -> None:
-        """Build a new segment at the type its own size calls for, once there is enough data to train it
-        and the type passes its recall check (`faiss_index.checked_index`). A declined type is tried
-        again at twice the size (by a later commit's segment or a merge)."""
-        n = int(seg.index.ntotal)
-        want = self.coll._desired_factory(n, self.coll.kind_dim(kind))
-        entry = self.coll.info["indexes"][kind]
-        if (id(seg) in self._settled or fi.family(want) == "flat" or n < fi.min_train_size(want)
-                or n < 2 * int(entry.get("choice", {}).get("declined_at", 0))):
+        """A new segment's index type (`Collection._choose_type`), recorded in this transaction."""
+        if id(seg) in self._settled:
             return
-        ids, vecs = fi.ids_and_vectors(seg.index)
-        seg.index, choice = fi.checked_index(want, vecs, ids, self.coll.kind_dim(kind))
-        log.info("%s index: %s", kind, choice["reason"])
+        choice = self.coll._choose_type(kind, seg)
+        if choice is not None:
+            self._record_type(kind, choice)
+            self._settled.add(id(seg))
+
+    def _record_type(self, kind: str, choice: dict) -> None:
+        entry = self.coll.info["indexes"][kind]
         entry["factory"] = choice["factory"]
         entry["choice"] = choice
-        self._settled.add(id(seg))
 
-    def merge(self, kind: str, first: int = 0, last: int | None = None) -> int:
-        """Replace segments `first:last` of `kind` by one holding their live vectors (tombstoned ones
-        left out, their tombstones dropped), at the type its size calls for; returns its size. The old
-        files stay until this generation is committed, so readers of older generations keep theirs."""
-        index = self.coll.indexes[kind]
-        last = len(index.segments) if last is None else last
-        part = index.segments[first:last]
-        if not part:
-            return 0
-        ids, vecs = SegmentedIndex(index.d, part).ids_and_vectors()
-        merged = Segment(fi.new_index("Flat", index.d), None)
-        fi.add(merged.index, vecs, ids)
-        merged.ids = np.sort(ids)
-        segment_log.unbury(self.con, kind, np.concatenate([np.zeros(0, np.int64)] + [s.dead for s in part]))
-        files = [s.file for s in part if s.file]
-        segment_log.remove(self.con, kind, files)
-        self.obsolete += files
-        index.segments[first:last] = [merged] if len(ids) else []
-        if self._fresh.get(kind) in part:
-            del self._fresh[kind]
-        self.dirty.add(kind)
-        self._settle_type(kind, merged)
+    def apply_merge(self, prepared: merges.PreparedMerge) -> bool:
+        """List a built merge in place of the segments it merged; False (nothing changed) when some of
+        them are no longer listed (another merge took them). Ids deleted while it was built stay
+        tombstoned; the tombstones of the vectors it left out are forgotten. The old files stay until
+        this generation is committed, so readers of older generations keep theirs."""
+        plan, merged = prepared.plan, prepared.merged
+        index = self.coll.indexes[plan.kind]
+        listed = {s.file: s for s in index.segments if s.file}
+        if not all(f in listed for f in plan.files):
+            log.info("%s: a merge of %d segments was dropped: some were merged meanwhile", plan.kind, len(plan.files))
+            return False
+        now_dead = np.unique(np.concatenate([np.zeros(0, np.int64), *(listed[f].dead for f in plan.files)]))
+        dropped = plan.dropped
+        merged.dead = np.setdiff1d(now_dead, dropped)
+        segment_log.unbury(self.con, plan.kind, dropped)
+        segment_log.remove(self.con, plan.kind, list(plan.files))
+        self.obsolete += list(plan.files)
+        kept = [s for s in index.segments if s.file not in set(plan.files)]
+        at = next((i for i, s in enumerate(kept) if s.file is None), len(kept))  # before the staged segment
+        index.segments = kept[:at] + ([merged] if merged.index.ntotal else []) + kept[at:]
+        if prepared.choice is not None:
+            self._record_type(plan.kind, prepared.choice)
         self._settled.add(id(merged))
-        return len(ids)
+        self.dirty.add(plan.kind)
+        return True
 
     def add(
         self,
@@ -988,6 +1082,8 @@ class Transaction:
         gen = self.state["generation"] + 1
         written: list[tuple[Path, str, Segment]] = []
         try:
+            for built in coll._merges.ready():  # a background merge finished: listed by this commit
+                self.apply_merge(built)
             for kind in ALL_KINDS:
                 new = [s for s in coll.indexes[kind].segments if s.file is None and s.index.ntotal]
                 for j, seg in enumerate(new):
@@ -1031,10 +1127,11 @@ class Transaction:
                 coll.info["indexes"][kind]["choice"] = choice
         coll._write_info(gen)
         _kill_point("after_info")
-        if coll.auto_merge and not self.merging:
-            coll.merge_segments()
+        coll._id_counters = coll._counters(self.state)
         if coll.release_between_commits:
-            coll.release()
+            coll.release()  # before a merge is built, so readers can take snapshots meanwhile
+        if coll.auto_merge and not self.merging:
+            coll._merge_after_commit()
 
     def rollback(self) -> None:
         """Drop staged writes: DuckDB rolls back, each kind gets its committed segments and tombstones back."""

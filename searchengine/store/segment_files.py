@@ -69,18 +69,22 @@ def remove_unlisted(root: Path, listed: set[str]) -> list[str]:
 
 
 def load(
-    root: Path, con: duckdb.DuckDBPyConnection, dims: Mapping[str, int], read_only: bool, mmap: bool = False
+    root: Path, con: duckdb.DuckDBPyConnection, dims: Mapping[str, int], read_only: bool, mmap: bool = False,
+    reuse: Mapping[str, Segment] | None = None,
 ) -> dict[str, SegmentedIndex]:
-    """Every kind's segments and tombstones as the DuckDB connection's generation lists them."""
+    """Every kind's segments and tombstones as the DuckDB connection's generation lists them.
+    `reuse`: segments already in memory by file name (a file never changes), so only new ones are read."""
     rows = segment_log.read(con)
+    reuse = reuse or {}
     if not read_only:
         remove_unlisted(root, {r.file for r in rows})
-    paths = resolve(root, [r.file for r in rows], read_only)
+    paths = resolve(root, [r.file for r in rows if r.file not in reuse], read_only)
     out = {kind: SegmentedIndex(d) for kind, d in dims.items()}
     for kind in dims:
         dead = segment_log.tombstones(con, kind)
         for r in (r for r in rows if r.kind == kind):
-            seg = Segment(fi.read(paths[r.file], mmap=mmap), r.file)
+            index = reuse[r.file].index if r.file in reuse else fi.read(paths[r.file], mmap=mmap)
+            seg = Segment(index, r.file)
             if len(dead):
                 seg.dead = dead[np.isin(dead, seg.ids, assume_unique=True)]
             out[kind].segments.append(seg)
