@@ -324,6 +324,10 @@ class AudioSearchForm(VoiceParams):
     """multipart/form-data for POST /search/audio: a recording and the usual options (the filter as JSON)."""
 
     file: AudioFile
+    # A form field holds text and has no null: the weight is a number, or the field is left out.
+    voice_weight: FiniteFloat = Field(
+        DEFAULT_VOICE_WEIGHT, ge=0.0, le=1.0, description="0 ranks by style alone (the speech index), 1 by voice "
+        "alone (the speaker index), values between fuse both.")
 
 
 class ClassifyForm(Body):
