@@ -3,8 +3,8 @@
 The manifest is read by `searchengine.manifest` (the one reader of sources), so training, the
 paper's evaluation protocol and the indexer agree on what a row means: any manifest format it reads
 (jsonl, csv, tsv, parquet, json), paths relative to the manifest's directory, and `start`/`end`
-marking a segment of a longer file. Only clips with a global caption and fine captions are kept,
-because the losses and the retrieval protocol pair every clip with both kinds.
+marking a segment of a longer file. For training only clips with a global caption and fine captions
+are kept, because the losses and the retrieval protocol pair every clip with both kinds.
 """
 
 from __future__ import annotations
@@ -59,12 +59,14 @@ def manifest_path(corpus_or_manifest: str | Path) -> Path:
     return path
 
 
-def read_manifest(corpus_or_manifest: str | Path) -> list[Clip]:
+def read_manifest(corpus_or_manifest: str | Path, captioned_only: bool = True) -> list[Clip]:
     """All clips of a manifest (any format `searchengine.manifest` reads) with a global caption and
-    fine captions; rows without either are skipped."""
+    fine captions; rows without either are skipped, unless `captioned_only` is False (evaluation,
+    which scores labelled clips by zero-shot classification and style similarity without captions:
+    their `global_caption` is then "" and `fine_captions` empty)."""
     clips = []
     for row in read_rows(manifest_path(corpus_or_manifest)):
-        if not row.global_caption or not row.fine_captions:
+        if captioned_only and (not row.global_caption or not row.fine_captions):
             continue
         record = row.record
         given_id = record.get("id")
@@ -72,8 +74,8 @@ def read_manifest(corpus_or_manifest: str | Path) -> list[Clip]:
             Clip(
                 id=str(row.number if given_id is None else given_id),
                 path=row.path,
-                global_caption=row.global_caption,
-                fine_captions=list(row.fine_captions),
+                global_caption=row.global_caption or "",
+                fine_captions=list(row.fine_captions or []),
                 split=record.get("split"),
                 heldout_phrasing=bool(record.get("heldout_phrasing", False)),
                 record=record,

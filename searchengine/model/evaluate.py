@@ -1,4 +1,6 @@
-"""The CLSP evaluation protocol on any manifest with `global_caption` / `fine_captions`.
+"""The CLSP evaluation protocol on any manifest with `global_caption` / `fine_captions`, or with
+categorical labels alone (`gender`, `accent`, ...: a user's own real recordings rarely come with
+captions): retrieval needs captions, zero-shot classification and style similarity need labels.
 
 - Retrieval: the test set holds one clip per unique combination of categorical attributes, from
   test-split voices only (as the paper builds its test set, so that no two clips share a description).
@@ -215,6 +217,8 @@ def style_similarity_report(clips: list[Clip], speech: np.ndarray, pairs: int = 
             continue
         agreement.append(np.mean([x == y for x, y in shared]))
         cosine.append(float(speech[i] @ speech[j]))
+    if len(set(agreement)) < 2:  # every pair agrees alike: no order to correlate with
+        return {}
     return {
         "pairs": len(cosine),
         "spearman": float(stats.spearmanr(cosine, agreement).statistic),
@@ -226,11 +230,17 @@ def style_similarity_report(clips: list[Clip], speech: np.ndarray, pairs: int = 
 def evaluate(encoder, manifest: str | Path, split: str | None = "test", max_clips: int | None = None,
              show_progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole protocol; returns a JSON-ready dict."""
-    clips = select_split(read_manifest(manifest), split)
+    clips = select_split(read_manifest(manifest, captioned_only=False), split)
     if max_clips:
         clips = clips[:max_clips]
     if not clips:
         raise ValueError(f"{manifest} has no clips in split {split!r}")
+    captioned = [c for c in clips if c.global_caption and c.fine_captions]
+    if not captioned and not any(_labelled(clips, task) for task in ZERO_SHOT_TASKS):
+        raise ValueError(
+            f"{manifest}: nothing to score in split {split!r}: give clips captions (global_caption and "
+            "fine_captions) for retrieval, or labels with two or more values (gender, accent, ...) for "
+            "zero-shot classification and style similarity")
     if log:
         log(f"embedding {len(clips)} clips of split {split!r} with {encoder.model_id}")
     speech = encoder.encode_speech([c.load_audio() for c in clips], show_progress=show_progress)
@@ -241,16 +251,16 @@ def evaluate(encoder, manifest: str | Path, split: str | None = "test", max_clip
         return members, speech[[index[id(c)] for c in members]]
 
     result: dict[str, Any] = {"model": encoder.model_id, "manifest": str(manifest), "split": split, "retrieval": {}}
-    groups = {"seen_phrasing": [c for c in clips if not c.heldout_phrasing],
-              "heldout_phrasing": [c for c in clips if c.heldout_phrasing]}
+    groups = {"seen_phrasing": [c for c in captioned if not c.heldout_phrasing],
+              "heldout_phrasing": [c for c in captioned if c.heldout_phrasing]}
     if not groups["heldout_phrasing"]:
-        groups = {"all": clips}
+        groups = {"all": captioned}
     for name, members in groups.items():
         if len(members) >= 2:
             subset_clips, subset_speech = subset(members)
             result["retrieval"][name] = retrieval_report(encoder, subset_clips, subset_speech)
-    if len(clips) >= 2:  # every combination of the split, reworded in each pool: one larger gallery
-        every_clip, every_speech = subset(clips)
+    if len(captioned) >= 2:  # every combination of the split, reworded in each pool: one larger gallery
+        every_clip, every_speech = subset(captioned)
         for name, heldout in REWORDING_POOLS.items():
             captions = reworded_captions(every_clip, heldout)
             if captions is not None:
