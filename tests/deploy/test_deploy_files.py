@@ -1,6 +1,7 @@
-"""Static checks of the deployment files: no Docker engine runs here, so a wrong service name, a
-port open to the network, a writable model mount or a command the CLI does not have must be caught
-by reading the files. The commands are checked against the real `clsp-search --help`."""
+"""Static checks of the deployment files. The images cannot be built where the suite runs (a Docker
+engine may run, but no registry is reachable for the base image, and CI has no engine), so a wrong
+service name, a port open to the network, a writable model mount or a command the CLI does not have
+must be caught by reading the files. The commands are checked against the real `clsp-search --help`."""
 
 from __future__ import annotations
 
