@@ -7,7 +7,7 @@ the Ray backend in its actors. It lives apart from both so that imports point on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,26 @@ class Chunk:
     speech: np.ndarray  # one row per segment, in decoded order
     captions: list[tuple[int, str, str]]  # (decoded index, kind, text), one per row of caption_vectors
     caption_vectors: np.ndarray
+    segment_files: dict[str, str] = field(default_factory=dict)
+    """Set by a worker that wrote its vectors as segment files (index kind -> path) instead of
+    returning them: `speech` and `caption_vectors` are then empty, and the rows take `clip_ids` and
+    `caption_ids`, the ids inside those files."""
+    clip_ids: np.ndarray | None = None  # one per segment, in decoded order
+    caption_ids: np.ndarray | None = None  # one per caption
+
+
+def speaker_rows(decoded: list[Decoded]) -> tuple[list[int], list[np.ndarray]]:
+    """(row of each segment that has a speaker vector, the vectors), rows numbered over all segments."""
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    n = 0
+    for d in decoded:
+        for v in d.speaker_vectors or [None] * len(d.starts):
+            if v is not None:
+                rows.append(n)
+                vectors.append(v)
+            n += 1
+    return rows, vectors
 
 
 def caption_texts(decoded: list[Decoded]) -> list[tuple[int, str, str]]:

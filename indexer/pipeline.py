@@ -341,8 +341,14 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
         rows.extend(clip_rows(d))
     captions = [Caption(first_row[i], kind, text) for i, kind, text in chunk.captions]
     types = {**source.column_types, **ATTRIBUTE_COLUMNS}
-    tx.add(rows, chunk.speech, captions, chunk.caption_vectors, types, run_id=run_id, speaker_rows=speaker_rows,
-           speaker_vectors=np.vstack(speaker_vectors) if speaker_vectors else None)
+    if chunk.segment_files:  # a worker wrote the vectors (indexer.ray_backend): adopt its files
+        tx.claim_ids(chunk.clip_ids, chunk.caption_ids)
+        tx.add(rows, None, captions, None, types, run_id=run_id, reserved=chunk.clip_ids, caption_ids=chunk.caption_ids)
+        for kind, path in chunk.segment_files.items():
+            tx.adopt_segment(kind, path)
+    else:
+        tx.add(rows, chunk.speech, captions, chunk.caption_vectors, types, run_id=run_id, speaker_rows=speaker_rows,
+               speaker_vectors=np.vstack(speaker_vectors) if speaker_vectors else None)
     tx.clear_errors([d.item.key for d in chunk.decoded])
     for f in chunk.failed:
         tx.record_error(f.item.key, f.item.path, f.stage, f.reason, f.message, f.content_hash, run_id)
@@ -415,6 +421,7 @@ def run_index(
             from indexer.ray_backend import ray_chunks
 
             chunks = ray_chunks(p.todo, encoder, batch_seconds, chunk_files, actors=ray_actors, model=model_spec,
+                                collection=collection, first_ids=coll.id_counters(),
                                 attributes=attributes)
         else:
             chunks = embed_chunks(decoded_in_workers(p.todo, workers, attributes=attributes), encoder, batch_seconds,

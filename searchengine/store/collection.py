@@ -233,6 +233,11 @@ class Collection:
         """The id counters as this writer last committed them: how `_reacquire` tells another
         process's merge or deletion (taken in) from its indexing (refused)."""
 
+    def id_counters(self) -> tuple[int, int]:
+        """(next clip id, next caption id) as this writer last committed them: where ids handed out
+        by workers start (`Transaction.claim_ids`)."""
+        return self._id_counters
+
     @staticmethod
     def _counters(state: Mapping[str, int]) -> tuple[int, int]:
         return int(state.get("next_clip_id", 0)), int(state.get("next_caption_id", 0))
@@ -771,6 +776,7 @@ class Transaction:
         self.merging = False
         """True for the commit of a merge (which does not start another)."""
         self._reserved = np.zeros(0, np.int64)
+        self._reserved_captions = np.zeros(0, np.int64)
         if not segment_log.has_tables(self.con):
             self._upgrade()
 
@@ -799,6 +805,28 @@ class Transaction:
         self._reserved = np.concatenate([self._reserved, ids])
         return ids
 
+    def claim_ids(self, clip_ids: np.ndarray, caption_ids: np.ndarray = np.zeros(0, np.int64)) -> None:
+        """Take ids that workers were handed from a block starting at the committed counters
+        (`Collection.id_counters`: Ray actors draw blocks from one allocator, and their chunks may
+        commit in any order) as this transaction's reserved ids, and move the counters past them.
+        Ids a row or vector already has are refused."""
+        for key, table, ids in (("next_clip_id", "clips", clip_ids), ("next_caption_id", "captions", caption_ids)):
+            ids = np.unique(np.asarray(ids, np.int64))
+            if not len(ids):
+                continue
+            taken = self.con.execute(f"SELECT count(*) FROM {table} WHERE list_contains(?, id)",
+                                     [ids.tolist()]).fetchone()[0]
+            reserved = self._reserved if key == "next_clip_id" else self._reserved_captions
+            if taken or ids.min() < 0 or np.isin(ids, reserved).any():
+                raise ValueError(f"claimed {table} ids are already in use")
+            if ids.max() + 1 > self.state[key]:
+                self.state[key] = int(ids.max()) + 1
+                set_state(self.con, key, self.state[key])
+            if key == "next_clip_id":
+                self._reserved = np.concatenate([self._reserved, ids])
+            else:
+                self._reserved_captions = np.concatenate([self._reserved_captions, ids])
+
     def adopt_segment(self, kind: str, path: str | os.PathLike) -> int:
         """List a segment file another process wrote in this transaction's generation: the commit
         renames it into the collection (same file system; copied otherwise), so a distributed commit
@@ -810,6 +838,8 @@ class Transaction:
         _, vecs = fi.ids_and_vectors(index)
         if kind in ("speech", SPEAKER_KIND) and not np.isin(seg.ids, self._reserved).all():
             raise ValueError(f"{path}: holds clip ids this transaction did not reserve (reserve_clip_ids)")
+        if kind in CAPTION_KINDS and not np.isin(seg.ids, self._reserved_captions).all():
+            raise ValueError(f"{path}: holds caption ids this transaction did not claim (claim_ids)")
         if len(np.unique(seg.ids)) != len(seg.ids) or self.coll.indexes[kind].contains(seg.ids).any():
             raise ValueError(f"{path}: holds an id twice or one the {kind} index already has")
         _normalise(vecs, self.coll.kind_dim(kind), len(seg.ids), f"{path} vectors")
@@ -887,12 +917,14 @@ class Transaction:
         speaker_rows: Sequence[int] = (),
         speaker_vectors: np.ndarray | None = None,
         reserved: np.ndarray | None = None,
+        caption_ids: np.ndarray | None = None,
     ) -> np.ndarray:
         """Stage clips (dicts of column -> value; unknown keys become new typed columns) and vectors.
 
         `speaker_vectors[j]` belongs to `clips[speaker_rows[j]]`: only clips with enough voice have one.
-        With `reserved` (ids from `reserve_clip_ids`) the rows take those ids and their speech vectors
-        come in segments adopted by `adopt_segment` (`speech` is ignored).
+        With `reserved` (ids from `reserve_clip_ids` or `claim_ids`) the rows take those ids and their
+        speech vectors come in segments adopted by `adopt_segment` (`speech` is ignored); likewise
+        `caption_ids` (from `claim_ids`) for the captions, whose vectors are then adopted too.
         """
         dim = self.coll.dim
         if reserved is not None:
@@ -900,7 +932,12 @@ class Transaction:
             if len(reserved) != len(clips) or not np.isin(reserved, self._reserved).all():
                 raise ValueError("reserved: one id per clip, each from this transaction's reserve_clip_ids")
         speech = _normalise(speech, dim, len(clips), "speech vectors") if reserved is None else None
-        caption_vectors = _normalise(caption_vectors, dim, len(captions), "caption vectors")
+        if caption_ids is not None:
+            caption_ids = np.asarray(caption_ids, np.int64)
+            if len(caption_ids) != len(captions) or not np.isin(caption_ids, self._reserved_captions).all():
+                raise ValueError("caption_ids: one id per caption, each from this transaction's claim_ids")
+        else:
+            caption_vectors = _normalise(caption_vectors, dim, len(captions), "caption vectors")
         speaker_vectors = _normalise(speaker_vectors, self.coll.speaker_dim, len(speaker_rows), "speaker vectors")
         if not clips:
             return np.zeros(0, np.int64)
@@ -925,7 +962,7 @@ class Transaction:
             self._add_vectors(SPEAKER_KIND, speaker_vectors, ids[np.asarray(speaker_rows, np.int64)])
 
         if captions:
-            cap_ids = self._take_ids("next_caption_id", len(captions))
+            cap_ids = self._take_ids("next_caption_id", len(captions)) if caption_ids is None else caption_ids
             for c in captions:
                 if c.kind not in CAPTION_KINDS:
                     raise ValueError(f"caption kind must be one of {CAPTION_KINDS}, not {c.kind!r}")
@@ -940,7 +977,7 @@ class Transaction:
             )
             self._insert("captions", cap_table)
             kinds = np.array([c.kind for c in captions])
-            for kind in CAPTION_KINDS:
+            for kind in CAPTION_KINDS if caption_ids is None else ():
                 sel = np.flatnonzero(kinds == kind)
                 self._add_vectors(kind, caption_vectors[sel], cap_ids[sel])
         return ids

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from indexer.pipeline import run_index
 from searchengine.store import Collection
+from searchengine.store.check import problems
 
 from .conftest import MODEL, N_CLIPS, cli_app, index_cmd
 
@@ -258,9 +259,30 @@ def test_ray_path_yields_the_same_vectors(built, corpus, encoder, tmp_path):
     pytest.importorskip("ray", reason="the --ray backend is optional (pip install 'ray[data]')")
     rows = manifest_rows(corpus)[:4]
     manifest = write_manifest(corpus / "ray-subset.jsonl", rows)
+    (tmp_path / "coll" / "incoming").mkdir(parents=True)
+    (tmp_path / "coll" / "incoming" / "killed-run.speech.faiss").write_bytes(b"left by a killed run")
     s = run_index(manifest, tmp_path / "coll", encoder, backend="ray", ray_actors=2, chunk_files=2,
                   model_spec=MODEL, progress=False)
     assert s.files_added == 4
     a, b = key_vectors(built), key_vectors(tmp_path / "coll")
     assert set(b) == {r["id"] for r in rows}
     assert max(float(np.abs(a[k] - b[k]).max()) for k in b) < 1e-4
+    # The actors wrote the vectors as segment files; the driver's commits adopted (renamed) them.
+    assert not list((tmp_path / "coll" / "incoming").iterdir())
+    coll = Collection.open(tmp_path / "coll", read_only=True)
+    assert problems(coll) == []  # every FAISS id has its row and every row its vector
+    reference = Collection.open(built, read_only=True)
+    keys = tuple(r["id"] for r in rows)
+    for kind, sql in (("speaker", "SELECT id FROM clips WHERE list_contains(?, source_key) ORDER BY source_key, segment"),
+                      ("global", "SELECT c.id FROM captions c JOIN clips k ON k.id = c.clip_id WHERE c.kind = 'global' "
+                                 "AND list_contains(?, k.source_key) ORDER BY k.source_key, c.text"),
+                      ("fine", "SELECT c.id FROM captions c JOIN clips k ON k.id = c.clip_id WHERE c.kind = 'fine' "
+                               "AND list_contains(?, k.source_key) ORDER BY k.source_key, c.text")):
+        ids = [i for (i,) in coll.sql(sql, [list(keys)]).fetchall()]
+        ref = [i for (i,) in reference.sql(sql, [list(keys)]).fetchall()]
+        have = coll.index(kind).contains(np.array(ids, np.int64))
+        assert len(ids) == len(ref) and have.sum() == reference.index(kind).contains(np.array(ref, np.int64)).sum() > 0
+        np.testing.assert_allclose(coll.vectors(kind, np.array(ids)[have]), reference.vectors(kind, np.array(ref)[have]),
+                                   atol=1e-4)
+    coll.close()
+    reference.close()

@@ -233,3 +233,20 @@ def test_two_ray_workers_segments_are_published_by_one_commit(tmp_path):
     _, found = snap.search("speech", vecs[[0, 39]], 1)
     assert found[:, 0].tolist() == [int(ids[0]), int(ids[39])]
     snap.close()
+    coll = Collection.open(tmp_path / "c")
+    # Ids handed out by an allocator (the indexer's Ray actors) are claimed, not reserved: any order,
+    # never one in use; caption segments need claimed caption ids too.
+    with coll.transaction() as tx:
+        with pytest.raises(ValueError, match="already in use"):
+            tx.claim_ids(np.array([3]))
+        tx.claim_ids(np.array([70, 71]), np.array([5]))
+        tx.add(rows(2, 70), None, [Caption(0, "global", "g")], None, reserved=np.array([70, 71]),
+               caption_ids=np.array([5]))
+        tx.adopt_segment("speech", _ray_write(vecs[:2], np.array([70, 71]), str(tmp_path / "s.faiss")))
+        tx.adopt_segment("global", _ray_write(vecs[2:3], np.array([5]), str(tmp_path / "g.faiss")))
+        with pytest.raises(ValueError, match="did not claim"):
+            tx.adopt_segment("fine", _ray_write(vecs[3:4], np.array([6]), str(tmp_path / "f.faiss")))
+    assert coll.index("global").contains(np.array([5])).all() and coll.stats()["counts"]["clips"] == 52
+    with coll.transaction() as tx:  # the counters moved past the claimed ids
+        assert tx.reserve_clip_ids(1)[0] == 72
+    coll.close()
