@@ -1,5 +1,6 @@
 """A live collection: a server started before an indexing run serves each generation the indexer
-commits, within seconds, with no restart, while a loopback load runs without a single failed query.
+commits, within seconds, with no restart, while a loopback load runs without a single failed query;
+then a compact under the same load merges the segments and the server moves to that generation too.
 
 The indexer is the real command (`python -m cli index`) in a process of its own, the server the real
 uvicorn; what they share is only the collection directory on disk.
@@ -146,6 +147,18 @@ def test_server_follows_an_indexer_under_load(manifests, first_collection, tmp_p
             lag = time.monotonic() - finished
             assert now["counts"]["clips"] == total, f"the server still reports {now['counts']['clips']} clips"
             hits = client.post("/search/text", json={"query": "a voice", "top_k": 100}).json()["hits"]
+            assert now["indexes"]["speech"]["segments"] > 1  # one segment per commit so far
+            # The real compact command under the same load: the server moves to the merged generation.
+            compacted = subprocess.run([sys.executable, "-m", "cli", "compact", str(coll), "--json"], cwd=REPO,
+                                       capture_output=True, text=True, timeout=120)
+            assert compacted.returncode == 0, compacted.stderr[-3000:]
+            finished = time.monotonic()
+            while time.monotonic() - finished < 10 and now["indexes"]["speech"]["segments"] != 1:
+                time.sleep(0.1)
+                now = client.get("/collection").json()
+            assert now["indexes"]["speech"]["segments"] == 1 and now["counts"]["clips"] == total
+            merged = client.post("/search/text", json={"query": "a voice", "top_k": 100}).json()["hits"]
+            assert [(h["id"], h["score"]) for h in merged] == [(h["id"], h["score"]) for h in hits]
         time.sleep(0.5)  # the load sees the final generation too
     assert load.failures == [], load.failures[:5]
     assert load.ok >= 20
