@@ -35,16 +35,17 @@ class Chunk:
 
 
 def speaker_rows(decoded: list[Decoded]) -> tuple[list[int], list[np.ndarray]]:
-    """(row of each segment that has a speaker vector, the vectors), rows numbered over all segments."""
+    """(row of each segment that has a speaker vector, the vectors), rows numbered over all segments
+    (one `clips` row per segment, in decoded order): what `Transaction.add` takes as speaker rows."""
     rows: list[int] = []
     vectors: list[np.ndarray] = []
-    n = 0
+    first = 0
     for d in decoded:
-        for v in d.speaker_vectors or [None] * len(d.starts):
+        for n, v in enumerate(d.speaker_vectors or []):
             if v is not None:
-                rows.append(n)
+                rows.append(first + n)
                 vectors.append(v)
-            n += 1
+        first += len(d.starts)
     return rows, vectors
 
 

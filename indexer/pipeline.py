@@ -34,7 +34,7 @@ import numpy as np
 
 from indexer.decode import Decoded, Failed, process
 from indexer.describe import describe
-from indexer.embedding import Chunk, embed
+from indexer.embedding import Chunk, embed, speaker_rows
 from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
 from searchengine.audio import file_hash
 from searchengine.manifest import Source, SourceItem, read_source
@@ -330,14 +330,8 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
     summary.clips_deleted += tx.delete(old)
     rows: list[dict[str, Any]] = []
     first_row: list[int] = []
-    speaker_rows: list[int] = []
-    speaker_vectors: list[np.ndarray] = []
     for d in chunk.decoded:
         first_row.append(len(rows))
-        for n, v in enumerate(d.speaker_vectors or []):
-            if v is not None:
-                speaker_rows.append(len(rows) + n)
-                speaker_vectors.append(v)
         rows.extend(clip_rows(d))
     captions = [Caption(first_row[i], kind, text) for i, kind, text in chunk.captions]
     types = {**source.column_types, **ATTRIBUTE_COLUMNS}
@@ -347,8 +341,9 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
         for kind, path in chunk.segment_files.items():
             tx.adopt_segment(kind, path)
     else:
-        tx.add(rows, chunk.speech, captions, chunk.caption_vectors, types, run_id=run_id, speaker_rows=speaker_rows,
-               speaker_vectors=np.vstack(speaker_vectors) if speaker_vectors else None)
+        at, vectors = speaker_rows(chunk.decoded)
+        tx.add(rows, chunk.speech, captions, chunk.caption_vectors, types, run_id=run_id, speaker_rows=at,
+               speaker_vectors=np.vstack(vectors) if vectors else None)
     tx.clear_errors([d.item.key for d in chunk.decoded])
     for f in chunk.failed:
         tx.record_error(f.item.key, f.item.path, f.stage, f.reason, f.message, f.content_hash, run_id)

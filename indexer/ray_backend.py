@@ -82,8 +82,8 @@ def write_chunk_segments(chunk: Chunk, first_clip: int, first_caption: int, out_
     for kind, (vecs, ids) in parts.items():
         if vecs is not None and len(ids):
             files[kind] = str(write_segment(vecs, ids, out_dir / f"{name}.{kind}.faiss"))
-    empty = np.zeros((0, chunk.speech.shape[1] if chunk.speech.ndim == 2 else 0), np.float32)
-    return Chunk(chunk.decoded, chunk.failed, empty, chunk.captions, empty, files, clip_ids, caption_ids)
+    return Chunk(chunk.decoded, chunk.failed, chunk.speech[:0], chunk.captions, chunk.caption_vectors[:0], files,
+                 clip_ids, caption_ids)
 
 
 class EmbedActor:

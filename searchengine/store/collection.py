@@ -805,7 +805,7 @@ class Transaction:
         self._reserved = np.concatenate([self._reserved, ids])
         return ids
 
-    def claim_ids(self, clip_ids: np.ndarray, caption_ids: np.ndarray = np.zeros(0, np.int64)) -> None:
+    def claim_ids(self, clip_ids: Sequence[int] | np.ndarray, caption_ids: Sequence[int] | np.ndarray = ()) -> None:
         """Take ids that workers were handed from a block starting at the committed counters
         (`Collection.id_counters`: Ray actors draw blocks from one allocator, and their chunks may
         commit in any order) as this transaction's reserved ids, and move the counters past them.
