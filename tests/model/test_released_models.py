@@ -8,7 +8,9 @@ Each failure mode of issue 34 fails here when its fix is removed:
 - offline switch set after huggingface_hub's import -> the missing-copy load reaches the proxy;
 - transformers 5's meta-device from_pretrained -> the nested RobertaModel.from_pretrained is refused
   and the positional table stays on meta;
-- bf16 autocast by default -> `_autocast` is not the null context.
+- bf16 autocast by default -> `_autocast` is not the null context;
+- the freeze flags not passed -> under inference mode the speech path's autograd Function refuses to
+  save inference tensors for backward, as the release's does.
 """
 
 from __future__ import annotations
@@ -134,3 +136,38 @@ def test_a_model_that_loads_but_cannot_embed_is_a_clear_error(tmp_path):
         "        raise RuntimeError('this build cannot embed')\n"))
     with pytest.raises(CheckpointError, match=r"loads but cannot embed one second of silence: RuntimeError"):
         load_model(directory, device="cpu")
+
+
+def _two_clips() -> list:
+    import numpy as np
+
+    t = np.arange(16000) / 16000
+    return [(0.3 * np.sin(2 * np.pi * 150 * t[:12000])).astype(np.float32),
+            (0.2 * np.sin(2 * np.pi * 260 * t)).astype(np.float32)]
+
+
+def test_the_adapter_passes_the_freeze_flags_that_inference_mode_needs(tmp_path):
+    """The release runs each encoder under `torch.set_grad_enabled(not freeze_...)`, and its speech
+    path has autograd Functions that save tensors for backward: under `torch.inference_mode()` (how
+    the product embeds) a call without `freeze_audio_encoder=True` fails. The stand-in does the same,
+    so every path of the adapter (speech, text, the joint call behind zero-shot) is checked here."""
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from searchengine.model import load_model
+
+    directory = tmp_path / "CLSP"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", directory)
+    encoder = load_model(directory, device="cpu")
+    audio = torch.from_numpy(_two_clips()[1])[None]
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+        encoder.model(audio=audio, audio_lens=torch.tensor([audio.shape[1]]))  # no flag: the release fails so
+    speech = encoder.encode_speech(_two_clips())
+    text = encoder.encode_text(["A calm man.", "An excited woman."])
+    probabilities = encoder.zero_shot(_two_clips(), ["calm", "excited"])
+    assert speech.shape == (2, 512) and text.shape == (2, 512) and probabilities.shape == (2, 2)
+    assert np.isfinite(speech).all() and np.isfinite(text).all()
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
