@@ -10,7 +10,9 @@ Each failure mode of issue 34 fails here when its fix is removed:
   and the positional table stays on meta;
 - bf16 autocast by default -> `_autocast` is not the null context;
 - the freeze flags not passed -> under inference mode the speech path's autograd Function refuses to
-  save inference tensors for backward, as the release's does.
+  save inference tensors for backward, as the release's does;
+- a package the model's own code imports is not installed -> the error says to install it, not to
+  download the model again.
 """
 
 from __future__ import annotations
@@ -171,3 +173,27 @@ def test_the_adapter_passes_the_freeze_flags_that_inference_mode_needs(tmp_path)
     assert np.isfinite(speech).all() and np.isfinite(text).all()
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
+
+@pytest.mark.parametrize(("package", "advice"), [("k2_not_installed_pkg", "pip install k2_not_installed_pkg"),
+                                                  ("k2", "k2's own wheel index")])
+def test_a_package_the_models_code_imports_but_lacks_is_named_without_sending_to_download(tmp_path, package, advice):
+    """Downloading the model again cannot install a package its code imports: the error names the
+    package and says to install it (for k2, from its own wheel index) or use an unmodified release."""
+    import importlib.util
+    import shutil
+
+    from searchengine.model import CheckpointError, load_model
+
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here")
+    directory = tmp_path / "CLSP"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "clsp_standin", directory)
+    modeling = directory / "modeling_clsp.py"
+    modeling.write_text(modeling.read_text().replace("\nimport torch\n", f"\nimport {package}\nimport torch\n", 1))
+    with pytest.raises(CheckpointError) as raised:
+        load_model(directory, device="cpu")
+    message = str(raised.value)
+    assert f"imports the Python package '{package}', which is not installed" in message
+    assert advice in message
+    assert "unmodified copy of the release" in message
+    assert "models download" not in message and "Fetch everything" not in message

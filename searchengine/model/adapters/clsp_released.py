@@ -8,7 +8,9 @@ each tested against tests/fixtures/clsp_standin (tests/model/test_released_model
   the model is built inside `torchaudio_shim()` (searchengine.model.kaldi_fbank, pure torch);
 - its constructor asks for "roberta-base" (config, tokenizer, weights) by name: offline mode is forced
   (searchengine.model.offline) and the name resolves to `by_name/roberta-base`, which
-  `clsp-search models download clsp` fetches; a missing copy is an error naming it and that command;
+  `clsp-search models download clsp` fetches; a missing copy is an error naming it and that command
+  (a Python package the code imports and this interpreter lacks is named instead, with how to install
+  it: downloading again would not add it);
 - transformers 5 builds `from_pretrained` models on the meta device, where a nested
   `RobertaModel.from_pretrained` is refused and plain tensor attributes (Zipformer's positional
   table) stay on meta: the class is built on the real device from its config, and the checkpoint's
@@ -43,6 +45,7 @@ from searchengine.model.catalogue import RELEASES, download_command
 from searchengine.model.checkpoint import CheckpointError, file_checksum
 from searchengine.model.encoder import Encoder
 from searchengine.model.kaldi_fbank import torchaudio_shim
+from searchengine.model.missing_package import missing_package, not_installed_message
 from searchengine.model.offline import force_offline, names_resolve_to
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,12 @@ class ReleasedClspEncoder(Encoder):
         try:
             self.model = build_released_clsp(directory)
         except (OSError, ValueError, ImportError) as exc:
+            if isinstance(exc, ImportError):  # a package its code imports: downloading again cannot add it
+                with torchaudio_shim():  # what the model was built with counts as installed
+                    package = missing_package(exc, directory)
+                if package:
+                    release = RELEASES["clsp"].sources[0].repo_id
+                    raise CheckpointError(not_installed_message(package, directory, release)) from exc
             missing = ", ".join(str(p) for p in RELEASES["clsp"].missing_by_name(directory))
             raise CheckpointError(
                 f"cannot load the released CLSP from {directory}: "
