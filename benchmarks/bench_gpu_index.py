@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from indexer.cli import default_workers
     device = torch.device("cuda" if cuda else "cpu")
-    workers = default_workers() if args.workers is None else args.workers
+    workers = default_workers(args.attributes) if args.workers is None else args.workers
     where = torch.cuda.get_device_name(0) if cuda else f"no GPU: CPU only ({os.cpu_count()} cores)"
     print(f"Device: {where}; torch {torch.__version__}", flush=True)
     lines = ["| model | run | audio s / wall s | embedding loop input wait | GPU utilisation |", "|---|---|---|---|---|"]

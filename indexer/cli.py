@@ -5,16 +5,21 @@ Heavy imports (torch, faiss, duckdb) happen inside the command so `clsp-search -
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 
-def default_workers() -> int:
-    """Decoding processes: leave one core to the model, use at most 8 (decoding is cheap next to it)."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+def default_workers(attributes: bool = False) -> int:
+    """Decoding processes, at most 8. Without attributes, decoding is cheap next to the model, so one
+    core is left to it; with them, measuring (DNSMOS above all) is the bound and the model waits most of
+    the run, so every core gets a worker (10.0x against 15.8x real time with 1 and 2 workers on 2 cores,
+    benchmarks/RESULTS.md "Indexing")."""
+    from indexer.decode import available_cores
+
+    cores = available_cores()
+    return max(1, min(8, cores if attributes else cores - 1))
 
 
 def set_aside_if_model_changed(collection: Path, model_id: str) -> Path | None:
@@ -42,7 +47,7 @@ def index(
     collection: Annotated[Path, typer.Option("--collection", "-c", help="Collection directory (created if new).")],
     model: Annotated[str, typer.Option(help="Model name (clsp-mini) or checkpoint directory.")] = "clsp-mini",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: cores - 1, at most 8).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: one per core with --attributes, cores - 1 without; at most 8).")] = None,
     batch_seconds: Annotated[float, typer.Option(help="Audio seconds per model batch (bounds memory).")] = 240.0,
     index_factory: Annotated[
         str | None, typer.Option(help="FAISS factory string, e.g. 'IVF4096_HNSW32,SQ8' (default: chosen by size).")
@@ -106,7 +111,7 @@ def index(
             source,
             collection,
             encoder,
-            workers=default_workers() if workers is None else workers,
+            workers=default_workers(attributes) if workers is None else workers,
             batch_seconds=batch_seconds,
             index_factory=index_factory,
             delete_missing=delete_missing,

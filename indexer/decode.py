@@ -10,7 +10,8 @@ them back to the embedding process, and one broken file costs one `Failed` recor
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,9 @@ class Decoded:
     file_mtime_ns: int
     attributes: list[dict[str, Any]] | None = None  # one dict of m_* columns per segment, when measured
     speaker_vectors: list[np.ndarray | None] | None = None  # one per segment; None where too little voice
+    #: Worker seconds spent on this file by stage ("decode", then each attribute family measured):
+    #: summed over a run, they say whether decoding or a measurement set its pace.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -51,16 +55,27 @@ class Failed:
     content_hash: str | None = None
 
 
-def measure_segments(waveforms: list[np.ndarray]) -> tuple[list[dict[str, Any]], list[np.ndarray | None]]:
-    """Attributes and speaker vectors of each segment. A measurement that breaks on odd audio leaves
-    that segment's attributes empty rather than failing a file that embeds fine."""
+def available_cores() -> int:
+    """Cores this process may run on (a container's or `taskset`'s limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def measure_segments(
+    waveforms: list[np.ndarray], timings: dict[str, float] | None = None
+) -> tuple[list[dict[str, Any]], list[np.ndarray | None]]:
+    """Attributes and speaker vectors of each segment (each family's seconds added to `timings`). A
+    measurement that breaks on odd audio leaves that segment's attributes empty rather than failing
+    a file that embeds fine."""
     from searchengine.attributes import empty_row, measure_clip
 
     rows: list[dict[str, Any]] = []
     vectors: list[np.ndarray | None] = []
     for w in waveforms:
         try:
-            m = measure_clip(w)
+            m = measure_clip(w, timings=timings)
             rows.append(dict(m))
             vectors.append(m.speaker_vector)
         except Exception:  # noqa: BLE001 - see the docstring
@@ -71,6 +86,7 @@ def measure_segments(waveforms: list[np.ndarray]) -> tuple[list[dict[str, Any]],
 
 def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attributes: bool = False) -> Decoded | Failed:
     """Hash and decode one item (and measure its attributes when asked); every failure becomes a `Failed` record."""
+    started = time.perf_counter()
     try:
         st = os.stat(item.path)
         digest = file_hash(item.path)
@@ -83,7 +99,8 @@ def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attribut
     except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is still one bad file
         return Failed(item, "decode", "error", f"{item.path}: {type(exc).__name__}: {exc}", digest)
     waves = [s.waveform for s in segments]
-    rows, vectors = measure_segments(waves) if attributes else (None, None)
+    stage_seconds = {"decode": time.perf_counter() - started}
+    rows, vectors = measure_segments(waves, stage_seconds) if attributes else (None, None)
     return Decoded(
         item=item,
         starts=[s.start for s in segments],
@@ -96,4 +113,5 @@ def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attribut
         file_mtime_ns=int(st.st_mtime_ns),
         attributes=rows,
         speaker_vectors=vectors,
+        stage_seconds=stage_seconds,
     )

@@ -7,6 +7,7 @@ the Ray backend in its actors. It lives apart from both so that imports point on
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class Chunk:
     `caption_ids`, the ids inside those files."""
     clip_ids: np.ndarray | None = None  # one per segment, in decoded order
     caption_ids: np.ndarray | None = None  # one per caption
+    caption_seconds: float = 0.0  # wall time spent embedding the captions
 
 
 def speaker_rows(decoded: list[Decoded]) -> tuple[list[int], list[np.ndarray]]:
@@ -77,5 +79,10 @@ def embed(
     else:
         speech = np.zeros((0, encoder.dim), np.float32)
     caps = caption_texts(decoded)
-    vectors = encoder.encode_text([t for _, _, t in caps]) if caps else np.zeros((0, encoder.dim), np.float32)
-    return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32))
+    vectors, caption_seconds = np.zeros((0, encoder.dim), np.float32), 0.0
+    if caps:
+        started = time.perf_counter()
+        vectors = encoder.encode_text([t for _, _, t in caps])
+        caption_seconds = time.perf_counter() - started
+    return Chunk(decoded, failed, np.asarray(speech, np.float32), caps, np.asarray(vectors, np.float32),
+                 caption_seconds=caption_seconds)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.decode import Decoded, Failed, process
+from indexer.decode import Decoded, Failed, available_cores, process
 from indexer.describe import describe
 from indexer.embedding import Chunk, embed, speaker_rows
 from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
@@ -66,6 +66,7 @@ class LoopTimes:
 
     input_wait: float = 0.0  # waiting for the next decoded file from the workers
     embed: float = 0.0  # embedding speech and captions, including `speech.prepare_wait_seconds`
+    captions: float = 0.0  # of `embed`: embedding the captions
     speech: SpeechTimes = field(default_factory=SpeechTimes)
 
 
@@ -92,6 +93,12 @@ class Summary:
     input_wait_seconds: float = 0.0  # embedding loop idle, waiting for decoded files
     prepare_wait_seconds: float = 0.0  # ... waiting for featurized speech batches (inside embedding)
     embed_seconds: float = 0.0  # embedding speech and captions (0: not measured, e.g. the Ray backend)
+    caption_seconds: float = 0.0  # ... of which embedding captions
+    write_seconds: float = 0.0  # staging chunks and committing them
+    describe_seconds: float = 0.0  # binning measurements into words and captions (with attributes)
+    workers: int = 0  # decoding processes (0: decoded in the main process)
+    #: Worker seconds by stage, summed over the run's files (decode, level, pitch, DNSMOS, speaker).
+    worker_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def realtime_factor(self) -> float:
@@ -109,6 +116,7 @@ class Summary:
             *([self.scan_skipped_line()] if self.scan_skipped else []),
             *([f"  generated captions (re)written: {self.captions_generated}"] if self.captions_generated else []),
             *([self.wait_line()] if self.embed_seconds else []),
+            *(self.time_lines() if self.embed_seconds else []),
         ]
 
     def scan_skipped_line(self) -> str:
@@ -129,6 +137,35 @@ class Summary:
         return (f"  embedding: {self.embed_seconds - self.prepare_wait_seconds:.1f} s computing; input wait "
                 f"{self.input_wait_seconds:.1f} s for decoded files + {self.prepare_wait_seconds:.1f} s for "
                 f"featurized batches ({share:.0f} % of wall time)")
+
+
+    def time_lines(self) -> list[str]:
+        """Where the run's time went, on both sides of the worker queue, and which side set the pace.
+
+        Worker seconds are summed over processes (CPU-ish time, comparable to the wall time times the
+        number of workers); this process's figures are wall seconds."""
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(self.worker_seconds.items(), key=lambda kv: -kv[1]))
+        procs = f"{self.workers} worker process{'es' if self.workers != 1 else ''}" if self.workers else "this process"
+        speech = self.embed_seconds - self.caption_seconds - self.prepare_wait_seconds
+        lines = [f"  time in {procs}, s summed: {stages or 'none'}",
+                 f"  time in this process, s: speech {speech:.1f}, captions {self.caption_seconds:.1f}, "
+                 f"writing {self.write_seconds:.1f}" + (f", describing {self.describe_seconds:.1f}" if self.describe_seconds else "")]
+        bound = self.pace_line()
+        return lines + ([bound] if bound else [])
+
+    def pace_line(self) -> str:
+        """One sentence on what set the pace, when one side clearly waited for the other."""
+        if not self.wall_seconds or not self.worker_seconds:
+            return ""
+        waited = (self.input_wait_seconds + self.prepare_wait_seconds) / self.wall_seconds
+        if waited < 0.3:
+            return ""
+        top, seconds = max(self.worker_seconds.items(), key=lambda kv: kv[1])
+        share = seconds / sum(self.worker_seconds.values()) * 100
+        cores = available_cores()
+        more = (f"; more decoding processes (--workers {cores}) would help" if self.workers < cores
+                else "; more cores, or --no-attributes, would go faster")
+        return f"  pace set by the workers: {top} took {share:.0f} % of their time{more}"
 
 
 _LATER_FIELDS = ("transcript", "normalized_transcript", "embedded")
@@ -280,6 +317,7 @@ def embed_chunks(
         started = time.perf_counter()
         chunk = embed(encoder, decoded, failed, batch_seconds, times.speech, DEFAULT_PREFETCH if prefetch else 0)
         times.embed += time.perf_counter() - started
+        times.captions += chunk.caption_seconds
         return chunk
 
     for r in source:
@@ -348,6 +386,9 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
     for f in chunk.failed:
         tx.record_error(f.item.key, f.item.path, f.stage, f.reason, f.message, f.content_hash, run_id)
         summary.failures[f.reason] = summary.failures.get(f.reason, 0) + 1
+    for d in chunk.decoded:
+        for stage, seconds in d.stage_seconds.items():
+            summary.worker_seconds[stage] = summary.worker_seconds.get(stage, 0.0) + seconds
     summary.files_added += len(chunk.decoded)
     summary.files_failed += len(chunk.failed)
     summary.clips_added += len(rows)
@@ -399,7 +440,7 @@ def run_index(
     coll.release_between_commits = True
     coll.background_merges = True  # merges are built beside the embedding loop, listed by later commits
     summary = Summary(str(source), str(collection), encoder.model_id, files_total=len(src.items),
-                      scan_skipped=src.skipped)
+                      scan_skipped=src.skipped, workers=workers if backend == "local" else 0)
     times = LoopTimes()
     try:
         # Audio inside the source (dataset bytes, tar members) becomes files the collection owns.
@@ -433,25 +474,31 @@ def run_index(
             waiting.append(chunk)
             since_commit += len(chunk.decoded) + len(chunk.failed)
             if since_commit >= commit_every:
+                writing = time.perf_counter()
                 with coll.transaction() as tx:
                     for c in waiting:
                         write_chunk(tx, c, src, p, run_id, summary)
                     tx.update_run(run_id, **_run_fields(summary, started, "running"))
                 waiting, since_commit = [], 0
+                summary.write_seconds += time.perf_counter() - writing
             elapsed = time.perf_counter() - started
             bar.update(len(chunk.decoded) + len(chunk.failed))
             bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
         bar.close()
+        writing = time.perf_counter()
         tx = coll.begin()
         for c in waiting:
             write_chunk(tx, c, src, p, run_id, summary)
         if attributes:
+            describing = time.perf_counter()
             summary.captions_generated = describe(tx, encoder).captions_written
-        summary.wall_seconds = time.perf_counter() - started
+            summary.describe_seconds = time.perf_counter() - describing
         summary.input_wait_seconds, summary.embed_seconds = times.input_wait, times.embed
-        summary.prepare_wait_seconds = times.speech.prepare_wait_seconds
+        summary.prepare_wait_seconds, summary.caption_seconds = times.speech.prepare_wait_seconds, times.captions
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
+        summary.write_seconds += time.perf_counter() - writing - summary.describe_seconds
+        summary.wall_seconds = time.perf_counter() - started
         coll.finish_merges()
     finally:
         coll.close()

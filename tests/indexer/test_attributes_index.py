@@ -24,11 +24,31 @@ def bare_folder(corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def described(bare_folder, encoder, tmp_path_factory):
+def described_run(bare_folder, encoder, tmp_path_factory):
     coll_dir = tmp_path_factory.mktemp("coll") / "c"
     summary = run_index(bare_folder, coll_dir, encoder, workers=1, progress=False, attributes=True)
     assert summary.files_added == N_FILES and summary.captions_generated == N_FILES
-    return coll_dir
+    return coll_dir, summary
+
+
+@pytest.fixture(scope="module")
+def described(described_run):
+    return described_run[0]
+
+
+def test_summary_says_where_the_time_went(described_run):
+    """The workers' seconds per stage (decode and each measurement) are summed over the files and
+    printed beside this process's speech, caption, writing and describing time."""
+    _, summary = described_run
+    assert set(summary.worker_seconds) == {"decode", "level", "pitch", "DNSMOS", "speaker"}
+    assert all(v > 0 for v in summary.worker_seconds.values())
+    # DNSMOS scores at least one 9 s window per clip, far more than decoding a few seconds of wav
+    assert summary.worker_seconds["DNSMOS"] > summary.worker_seconds["decode"]
+    assert summary.caption_seconds == 0  # a bare folder: no captions to embed while indexing
+    assert summary.write_seconds > 0 and summary.describe_seconds > 0
+    text = "\n".join(summary.lines())
+    assert "time in 1 worker process, s summed: DNSMOS" in text  # largest stage first
+    assert "time in this process, s: speech" in text and "describing" in text
 
 
 def test_attribute_columns_are_typed_and_filled(described):

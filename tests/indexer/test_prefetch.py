@@ -6,6 +6,7 @@ bf16 autocast, the GPU never idle) is marked skipif-no-CUDA and is checked on a 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def test_run_with_a_decode_worker_stores_the_directly_embedded_vectors(encoder, 
     manifest.write_text("\n".join((corpus / "manifest.jsonl").read_text().splitlines()[: len(decoded)]) + "\n")
     summary = run_index(manifest, tmp_path / "coll", encoder, workers=1, progress=False, attributes=False)
     assert summary.files_added == len(decoded) and summary.embed_seconds > 0
-    line = summary.lines()[-1]
+    line = next(x for x in summary.lines() if "input wait" in x)
     assert "input wait" in line and "decoded files" in line and "featurized batches" in line
     assert summary.input_wait_seconds + summary.prepare_wait_seconds <= summary.wall_seconds
     direct = embed(encoder, decoded, [], 240.0)
@@ -158,3 +159,29 @@ def test_host_batch_is_pinned_and_copied_without_blocking_on_cuda():
     torch.cuda.synchronize()
     assert on_device["frames"].is_cuda
     assert torch.equal(on_device["frames"].cpu(), batch["frames"])
+
+
+def test_caption_time_is_counted_apart_from_speech(encoder, decoded):
+    """A captioned chunk reports its caption seconds; the loop adds them up for the run's summary."""
+    assert any(d.item.global_caption or d.item.fine_captions for d in decoded)
+    times = LoopTimes()
+    chunks = list(embed_chunks(iter(decoded), encoder, 240.0, chunk_files=len(decoded), times=times))
+    assert chunks[0].caption_seconds > 0 and times.captions == chunks[0].caption_seconds
+    assert times.captions < times.embed
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_default_workers_follow_the_cores_this_process_may_use():
+    """With attributes every allowed core gets a decoding worker (measuring is the bound); without,
+    one core is left to the model. The count is the affinity set (a container's or taskset's limit)."""
+    from indexer.cli import default_workers
+
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert default_workers(attributes=True) == 1 and default_workers(attributes=False) == 1
+        os.sched_setaffinity(0, allowed)
+        assert default_workers(attributes=True) == min(8, len(allowed))
+        assert default_workers(attributes=False) == max(1, min(8, len(allowed) - 1))
+    finally:
+        os.sched_setaffinity(0, allowed)
