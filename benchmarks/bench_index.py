@@ -8,7 +8,11 @@
    (1.0 = the decode worker and the embedding loop overlap perfectly), and how long the embedding
    loop waited for decoded files and for featurized batches; the `--no-attributes` pipeline is also
    run with the prefetch threads off (`run_index(prefetch=False)`), the path before they existed.
-2. Search over random unit 512-d vectors: our exact Flat index against a numpy brute-force scan
+2. Indexing real speech as users bring it: a bare list of paths (no captions) from the real-speech
+   development set (`data/real_speech`, `python -m benchmarks.real_speech build`), with attributes
+   on one and on every core's decoding worker (the default), and without attributes; each run's own
+   summary lines say where its time went.
+3. Search over random unit 512-d vectors: our exact Flat index against a numpy brute-force scan
    (100k vectors), and Flat against the approximate index `choose_factory` picks past a million
    vectors (1M vectors): queries per second, recall@10 against exact, memory per million vectors.
 Random vectors have no cluster structure, the worst case for IVF recall; real embeddings do better.
@@ -119,6 +123,44 @@ def bench_indexing() -> list[str]:
     return rows
 
 
+REAL_SPEECH = Path(__file__).resolve().parents[1] / "data" / "real_speech"
+REAL_CLIPS = int(os.environ.get("BENCH_INDEX_REAL_CLIPS", "120"))
+
+
+def bench_indexing_real() -> list[str]:
+    import json
+
+    from indexer.cli import default_workers
+    from indexer.pipeline import run_index
+    from searchengine.model import load_model
+
+    manifest = REAL_SPEECH / "manifest.jsonl"
+    if not manifest.exists():
+        return ["real speech: skipped, data/real_speech is not built; build it with `python -m benchmarks.real_speech build`"]
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    step = max(1, len(rows) // REAL_CLIPS)  # every n-th clip: all sources and conditions, not the first one's
+    picked = rows[::step][:REAL_CLIPS]
+    encoder = load_model(MODEL, device="cpu")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = Path(tmp) / "paths.jsonl"
+        paths.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in picked))
+        runs = [("with attributes, 1 decoding worker", True, 1),
+                (f"with attributes, {default_workers(True)} decoding workers (default)", True, default_workers(True)),
+                (f"`--no-attributes`, {default_workers(False)} decoding worker{'s' * (default_workers(False) > 1)} (default)",
+                 False, default_workers(False))]
+        for n, (name, attributes, workers) in enumerate(runs):
+            summary = run_index(paths, Path(tmp) / f"c{n}", encoder, workers=workers, progress=False, attributes=attributes)
+            out.append((name, summary))
+    audio = out[0][1].audio_seconds
+    lines = [f"Indexing {len(picked)} real clips from paths only ({audio:.0f} s of audio, no captions), model "
+             f"{encoder.model_id}, {os.cpu_count()} CPU cores", "", "| run | wall s | audio s / wall s |", "|---|---|---|"]
+    lines += [f"| {name} | {s.wall_seconds:.1f} | {s.realtime_factor:.1f} |" for name, s in out]
+    for name, s in out:
+        lines += ["", f"{name}:", *[line.strip() for line in s.lines()[-4:] if line.startswith("  time") or "pace" in line]]
+    return lines
+
+
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth, strict=False)]))
 
@@ -178,7 +220,7 @@ def bench_ann() -> list[str]:
 
 def main() -> None:
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    for section in (bench_indexing, bench_flat_vs_numpy, bench_ann):
+    for section in (bench_indexing, bench_indexing_real, bench_flat_vs_numpy, bench_ann):
         try:
             lines = section()
         except Exception as exc:  # noqa: BLE001 - report the section and go on

@@ -158,7 +158,8 @@ class Summary:
         if not self.wall_seconds or not self.worker_seconds:
             return ""
         waited = (self.input_wait_seconds + self.prepare_wait_seconds) / self.wall_seconds
-        if waited < 0.3:
+        busy = sum(self.worker_seconds.values()) / (max(self.workers, 1) * self.wall_seconds)
+        if waited < 0.3 or busy < 0.5:  # an idle pool's wait is start-up and reading, not its work
             return ""
         top, seconds = max(self.worker_seconds.items(), key=lambda kv: kv[1])
         share = seconds / sum(self.worker_seconds.values()) * 100

@@ -185,3 +185,19 @@ def test_default_workers_follow_the_cores_this_process_may_use():
         assert default_workers(attributes=False) == max(1, min(8, len(allowed) - 1))
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+def test_pace_line_names_the_busy_workers_largest_stage_and_not_an_idle_pools_start_up():
+    """The model waited 80 % of a 100 s run. With its worker measuring for 95 s, the line names DNSMOS
+    and what would help; with the worker busy for 1 s (start-up, not work, made the wait), none."""
+    from indexer.pipeline import Summary
+
+    busy = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0, workers=1,
+                   worker_seconds={"decode": 0.5, "DNSMOS": 76.0, "speaker": 14.0, "pitch": 4.5})
+    line = busy.pace_line()
+    assert "DNSMOS took 80 % of their time" in line
+    assert ("--workers" in line) == (len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else True)
+    assert line in busy.lines()
+    idle = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0, workers=1,
+                   worker_seconds={"decode": 1.0})
+    assert idle.pace_line() == "" and not any("pace" in x for x in idle.lines())
