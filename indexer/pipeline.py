@@ -273,6 +273,8 @@ def decoded_in_workers(
     """
     if workers <= 0 or not items:
         return (process(i, attributes=attributes) for i in items)
+    import gc
+
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
@@ -284,7 +286,17 @@ def decoded_in_workers(
         pin_memory=False,
         worker_init_fn=_die_with_parent,
     )
-    return iter(loader)
+    # Workers are forked. Garbage left in this process's heap (an unreachable cycle holding a DuckDB
+    # connection, say) would be collected in a worker, whose copy has none of this process's threads:
+    # DuckDB's destructor joins its scheduler threads and the worker segfaults. So garbage is
+    # collected here first, and the heap is frozen while the workers fork, out of their collector's
+    # reach (and not touched, so not copied, by it).
+    gc.collect()
+    gc.freeze()
+    try:
+        return iter(loader)
+    finally:
+        gc.unfreeze()
 
 
 def embed_chunks(

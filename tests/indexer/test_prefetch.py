@@ -201,3 +201,34 @@ def test_pace_line_names_the_busy_workers_largest_stage_and_not_an_idle_pools_st
     idle = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0, workers=1,
                    worker_seconds={"decode": 1.0})
     assert idle.pace_line() == "" and not any("pace" in x for x in idle.lines())
+
+
+def test_garbage_is_collected_here_before_the_workers_fork(corpus):
+    """An unreachable cycle holding a DuckDB connection, left in this process when the decode workers
+    fork, is destroyed here, where DuckDB's threads are. Collected inside a worker (whose copy of the
+    heap has no such threads), its destructor joined threads that did not exist and the worker
+    segfaulted. The collector is off around the call, so only the pipeline's own collection can
+    destroy it."""
+    import gc
+    import weakref
+
+    import duckdb
+
+    items = read_source(corpus / "manifest.jsonl").items[:2]
+    finalized_in: list[int] = []
+
+    class Holder:
+        pass
+
+    gc.disable()
+    try:
+        held = Holder()
+        held.cycle, held.con = held, duckdb.connect()
+        held.con.execute("SELECT 1").fetchall()
+        weakref.finalize(held, finalized_in.append, os.getpid())
+        del held
+        results = list(decoded_in_workers(items, 1))
+    finally:
+        gc.enable()
+    assert [type(r).__name__ for r in results] == ["Decoded", "Decoded"]
+    assert finalized_in == [os.getpid()]
