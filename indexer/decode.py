@@ -56,11 +56,29 @@ class Failed:
 
 
 def available_cores() -> int:
-    """Cores this process may run on (a container's or `taskset`'s limit, not the machine's count)."""
+    """Cores this process may use: the affinity set (`taskset`, a container's cpuset), lowered to a
+    cgroup v2 CPU quota where one is set (`docker --cpus 2` on a 32-core host gives 2, not 32)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """Cores a cgroup v2 CPU quota allows ("200000 100000" -> 2, rounded up), or None without one."""
+    try:
+        with open(path) as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return max(1, -(-int(quota) // int(period)))
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def measure_segments(

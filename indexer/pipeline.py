@@ -97,7 +97,8 @@ class Summary:
     write_seconds: float = 0.0  # staging chunks and committing them
     describe_seconds: float = 0.0  # binning measurements into words and captions (with attributes)
     workers: int = 0  # decoding processes (0: decoded in the main process)
-    #: Worker seconds by stage, summed over the run's files (decode, level, pitch, DNSMOS, speaker).
+    #: Worker seconds by stage, summed over the run's decoded files (decode, level, pitch, DNSMOS,
+    #: speaker); a file that failed to decode adds nothing, so its time is missing here.
     worker_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -138,16 +139,16 @@ class Summary:
                 f"{self.input_wait_seconds:.1f} s for decoded files + {self.prepare_wait_seconds:.1f} s for "
                 f"featurized batches ({share:.0f} % of wall time)")
 
-
     def time_lines(self) -> list[str]:
         """Where the run's time went, on both sides of the worker queue, and which side set the pace.
 
         Worker seconds are summed over processes (CPU-ish time, comparable to the wall time times the
         number of workers); this process's figures are wall seconds."""
         stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(self.worker_seconds.items(), key=lambda kv: -kv[1]))
-        procs = f"{self.workers} worker process{'es' if self.workers != 1 else ''}" if self.workers else "this process"
+        where = (f"time in {self.workers} worker process{'es' if self.workers != 1 else ''}, s summed"
+                 if self.workers else "time decoding in this process, s")
         speech = self.embed_seconds - self.caption_seconds - self.prepare_wait_seconds
-        lines = [f"  time in {procs}, s summed: {stages or 'none'}",
+        lines = [f"  {where}: {stages or 'none'}",
                  f"  time in this process, s: speech {speech:.1f}, captions {self.caption_seconds:.1f}, "
                  f"writing {self.write_seconds:.1f}" + (f", describing {self.describe_seconds:.1f}" if self.describe_seconds else "")]
         bound = self.pace_line()
@@ -157,7 +158,7 @@ class Summary:
         """One sentence on what set the pace, when one side clearly waited for the other."""
         if not self.wall_seconds or not self.worker_seconds:
             return ""
-        waited = (self.input_wait_seconds + self.prepare_wait_seconds) / self.wall_seconds
+        waited = self.input_wait_seconds / self.wall_seconds  # for decoded files; featurizing is this process's
         busy = sum(self.worker_seconds.values()) / (max(self.workers, 1) * self.wall_seconds)
         if waited < 0.3 or busy < 0.5:  # an idle pool's wait is start-up and reading, not its work
             return ""
@@ -166,7 +167,8 @@ class Summary:
         cores = available_cores()
         more = (f"; more decoding processes (--workers {cores}) would help" if self.workers < cores
                 else "; more cores, or --no-attributes, would go faster")
-        return f"  pace set by the workers: {top} took {share:.0f} % of their time{more}"
+        who = "the workers" if self.workers else "decoding in this process"
+        return f"  pace set by {who}: {top} took {share:.0f} % of {'their' if self.workers else 'its'} time{more}"
 
 
 _LATER_FIELDS = ("transcript", "normalized_transcript", "embedded")
@@ -292,11 +294,13 @@ def decoded_in_workers(
     # collected here first, and the heap is frozen while the workers fork, out of their collector's
     # reach (and not touched, so not copied, by it).
     gc.collect()
+    frozen_by_caller = gc.get_freeze_count() > 0  # a pre-forking host's own freeze stays
     gc.freeze()
     try:
         return iter(loader)
     finally:
-        gc.unfreeze()
+        if not frozen_by_caller:
+            gc.unfreeze()
 
 
 def embed_chunks(

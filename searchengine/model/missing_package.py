@@ -78,7 +78,8 @@ def not_installed_message(package: str, directory: Path, release: str) -> str:
                f"(`pip install k2==<version>+cpu.torch{torch_version} -f https://k2-fsa.github.io/k2/cpu.html`, "
                f"or cuda.html for a CUDA torch; see {K2_WHEEL_INDEX}), since PyPI's k2 does not import on current "
                "Python")
-        instead = f"or use an unmodified copy of the release ({release}), whose published code runs without k2"
+        instead = (f"or use an unmodified copy of the release ({release}): its published code is run by others "
+                   "with no k2 installed")
     else:
         how = f"usually `pip install {package}`"
         instead = f"or, if this copy's code was changed, use an unmodified copy of the release ({release})"

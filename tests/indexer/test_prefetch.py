@@ -201,6 +201,10 @@ def test_pace_line_names_the_busy_workers_largest_stage_and_not_an_idle_pools_st
     idle = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0, workers=1,
                    worker_seconds={"decode": 1.0})
     assert idle.pace_line() == "" and not any("pace" in x for x in idle.lines())
+    in_process = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0,
+                         workers=0, worker_seconds={"decode": 0.5, "DNSMOS": 76.0})
+    assert "pace set by decoding in this process: DNSMOS" in in_process.pace_line()
+    assert "time in decoding in this process" not in "\n".join(in_process.lines())
 
 
 def test_garbage_is_collected_here_before_the_workers_fork(corpus):
@@ -232,3 +236,15 @@ def test_garbage_is_collected_here_before_the_workers_fork(corpus):
         gc.enable()
     assert [type(r).__name__ for r in results] == ["Decoded", "Decoded"]
     assert finalized_in == [os.getpid()]
+
+
+def test_a_cgroup_cpu_quota_lowers_the_core_count(tmp_path):
+    """`docker --cpus 1.5` writes "150000 100000" to cpu.max: 2 cores' worth of workers, not the host's."""
+    from indexer.decode import cgroup_cpu_quota
+
+    cpu_max = tmp_path / "cpu.max"
+    for text, cores in (("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1),
+                        ("max 100000\n", None), ("nonsense\n", None)):
+        cpu_max.write_text(text)
+        assert cgroup_cpu_quota(str(cpu_max)) == cores, text
+    assert cgroup_cpu_quota(str(tmp_path / "absent")) is None

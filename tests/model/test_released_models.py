@@ -152,7 +152,9 @@ def test_the_adapter_passes_the_freeze_flags_that_inference_mode_needs(tmp_path)
     """The release runs each encoder under `torch.set_grad_enabled(not freeze_...)`, and its speech
     path has autograd Functions that save tensors for backward: under `torch.inference_mode()` (how
     the product embeds) a call without `freeze_audio_encoder=True` fails. The stand-in does the same,
-    so every path of the adapter (speech, text, the joint call behind zero-shot) is checked here."""
+    so every adapter call that embeds speech (speech alone, and the joint call behind zero-shot) is
+    checked here. The text encoder is plain roberta, whose built-in ops run under inference_mode with
+    or without its flag, so a missing `freeze_text_encoder` cannot fail here (nor in the release)."""
     import shutil
 
     import numpy as np
