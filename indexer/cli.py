@@ -14,7 +14,7 @@ import typer
 def default_workers(attributes: bool = False) -> int:
     """Decoding processes, at most 8. Without attributes, decoding is cheap next to the model, so one
     core is left to it; with them, measuring (DNSMOS above all) is the bound and the model waits most of
-    the run, so every core gets a worker (10.4x against 17.6x real time with 1 and 2 workers on 2 cores
+    the run, so every core gets a worker (10.2x against 17.2x real time with 1 and 2 workers on 2 cores
     for real recordings, benchmarks/RESULTS.md "Indexing")."""
     from indexer.decode import available_cores
 
