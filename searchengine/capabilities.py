@@ -14,6 +14,11 @@ Declarations:
 - The released CLSP (yfyeung/CLSP) is declared from what its authors report (`RELEASED_CLSP`): it is
   trained on real speech with free-text style captions, and its paper (arXiv 2601.03065) evaluates
   zero-shot paralinguistic classification, emotion among the tasks. Nothing of it is measured here.
+- ParaSpeechCLAP (ajd12342/paraspeechclap) is declared from its authors' evaluation configs
+  (`PARASPEECHCLAP`): its situational and combined checkpoints are scored on zero-shot classification
+  of 21 utterance-level styles, most of them emotions; its intrinsic checkpoint is trained and scored
+  on speaker-level styles only (pitch, rhythm, clarity, texture, volume), so it declares it cannot
+  rank emotion. Nothing of it is measured here either.
 - Any other model declares nothing: its figures are unknown, and no notice claims otherwise.
 """
 
@@ -42,9 +47,23 @@ RELEASED_CLSP: dict[str, str] = {
 }
 """What the released CLSP's authors report it ranks (no figures are copied: none were measured here)."""
 
+PARASPEECHCLAP_NAME = "ParaSpeechCLAP (ajd12342/paraspeechclap)"
+PARASPEECHCLAP: dict[str, str] = {
+    "emotion": "its authors score zero-shot classification of 21 situational styles, most of them emotions "
+               "(angry, happy, saddened, scared, disgusted, ...; configs/eval/classification/situational.yaml "
+               "of their code); not measured here",
+}
+"""What ParaSpeechCLAP's situational and combined checkpoints are evaluated on by their authors."""
+PARASPEECHCLAP_INTRINSIC_CANNOT: dict[str, str] = {
+    "emotion": "the intrinsic checkpoint is trained on speaker-level styles only (pitch, rhythm, clarity, texture, "
+               "volume), never on emotions",
+}
+
 WHO_CAN: dict[str, str] = {
-    "emotion": f"{RELEASED_CLSP_NAME}: {RELEASED_CLSP['emotion']}. Index with it: "
-               "`clsp-search index DIR --collection C --model path/to/CLSP` (README, Models)",
+    "emotion": f"{RELEASED_CLSP_NAME}: {RELEASED_CLSP['emotion']}; or {PARASPEECHCLAP_NAME}, combined or situational "
+               f"checkpoint: {PARASPEECHCLAP['emotion']}. Index with one: `clsp-search models download clsp` (or "
+               "`paraspeechclap`), then `clsp-search index DIR --collection C --model <the downloaded directory>` "
+               "(README, Models)",
     "accent": "no model clsp-search can load has a measured accent figure; if your manifest has an accent "
               "column, filter on it",
 }
@@ -110,9 +129,16 @@ def capabilities_for(model_id: str, encoder: Any = None) -> Capabilities:
     bundled = _bundled().get(model_id)
     if bundled is not None:
         return bundled
-    if encoder is not None and type(encoder).__name__ == "ReleasedClspEncoder":
+    kind = type(encoder).__name__ if encoder is not None else ""
+    if kind == "ReleasedClspEncoder":
         return Capabilities(model_id, {p: (REPORTED, e) for p, e in RELEASED_CLSP.items()},
                             "what its authors report; not measured here")
+    if kind == "ParaSpeechClapEncoder":
+        if "intrinsic" in str(getattr(encoder, "name", "")):
+            return Capabilities(model_id, {p: (CANNOT, e) for p, e in PARASPEECHCLAP_INTRINSIC_CANNOT.items()},
+                                "what its training covers; not measured here")
+        return Capabilities(model_id, {p: (REPORTED, e) for p, e in PARASPEECHCLAP.items()},
+                            "what its authors evaluate; not measured here")
     return Capabilities(model_id)
 
 

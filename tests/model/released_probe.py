@@ -95,6 +95,16 @@ def direct_paraspeechclap(directory: Path):
     return torch.cat(audio).numpy(), text.numpy()
 
 
+def declared(encoder) -> dict:
+    """What the loaded model declares it can rank, and the notices an emotion query gets with it."""
+    from searchengine.capabilities import capabilities_for, notices
+    from searchengine.understanding import parse
+
+    caps = capabilities_for(encoder.model_id, encoder)
+    return {"capabilities": caps.to_dict()["properties"],
+            "angry_notices": notices(parse("an angry man").uncovered, caps, encoder.name)}
+
+
 def autocast_on_cuda(encoder) -> str:
     """Which context the encoder would compute under on a GPU (the policy, checked without one)."""
     device, encoder.device = encoder.device, torch.device("cuda")
@@ -119,7 +129,8 @@ def main() -> None:
         ref_speech, ref_text = direct(directory)
         out[kind] = {"dim": encoder.dim, "model_id": encoder.model_id, "speech_cos": cosines(speech, ref_speech),
                      "text_cos": cosines(text, ref_text),
-                     "distinct": float(speech[0] @ speech[1]), "autocast": autocast_on_cuda(encoder)}
+                     "distinct": float(speech[0] @ speech[1]), "autocast": autocast_on_cuda(encoder),
+                     **declared(encoder)}
         missing = work / f"{kind}_missing"
         shutil.copytree(directory, missing)
         shutil.rmtree(missing / "by_name" / ("roberta-base" if kind == "clsp" else "microsoft"))
@@ -128,6 +139,12 @@ def main() -> None:
             out[kind]["missing_error"] = None
         except CheckpointError as exc:
             out[kind]["missing_error"] = str(exc)
+    intrinsic = work / "paraspeechclap_intrinsic"  # the same weights under the intrinsic checkpoint's name
+    shutil.copytree(work / "paraspeechclap", intrinsic)
+    (intrinsic / "paraspeechclap-combined.pth.tar").rename(intrinsic / "paraspeechclap-intrinsic.pth.tar")
+    config = json.loads((intrinsic / "config.json").read_text())
+    (intrinsic / "config.json").write_text(json.dumps({**config, "checkpoint": "paraspeechclap-intrinsic.pth.tar"}))
+    out["paraspeechclap_intrinsic"] = declared(load_model(intrinsic, device="cpu"))
     out["hub_offline"] = hub_is_offline()
     print("RESULT " + json.dumps(out))
 

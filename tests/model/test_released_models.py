@@ -199,3 +199,20 @@ def test_a_package_the_models_code_imports_but_lacks_is_named_without_sending_to
     assert advice in message
     assert "unmodified copy of the release" in message
     assert "models download" not in message and "Fetch everything" not in message
+
+
+def test_released_models_declare_what_their_authors_evaluate(probe):
+    """The released CLSP and ParaSpeechCLAP's situational/combined checkpoints are declared from what
+    their authors evaluate (emotion among it), so an emotion query gets no 'cannot rank' notice with
+    them; ParaSpeechCLAP's intrinsic checkpoint never saw an emotion, so it declares it cannot, and the
+    notice names the models that can."""
+    for kind in ("clsp", "paraspeechclap"):
+        emotion = probe[kind]["capabilities"]["emotion"]
+        assert emotion["status"] == "reported" and "not measured here" in emotion["evidence"]
+        assert probe[kind]["angry_notices"] == []
+    assert "situational styles" in probe["paraspeechclap"]["capabilities"]["emotion"]["evidence"]
+    intrinsic = probe["paraspeechclap_intrinsic"]
+    assert intrinsic["capabilities"]["emotion"]["status"] == "cannot"
+    [notice] = intrinsic["angry_notices"]
+    assert notice["property"] == "emotion" and "paraspeechclap-intrinsic cannot rank emotion" in notice["message"]
+    assert "released CLSP" in notice["who_can"] and "ParaSpeechCLAP" in notice["who_can"]
