@@ -157,7 +157,7 @@ class NoticeOut(BaseModel):
     model_id: str
     level: str
     message: str
-    who_can: str | None = Field(None, description="The model that can rank it, as far as is known.")
+    who_can: str | None = Field(None, description="The models that can rank it, as far as is known.")
     filter_column: str | None = Field(None, description="A column of this collection holding the property, to filter on.")
 
 

@@ -152,7 +152,7 @@ def bench_indexing_real() -> list[str]:
         sample.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in picked))
         everything.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in rows))
         plain_workers = default_workers(False)
-        # The one-worker run goes first: any warm-up favours the old default, not the new one.
+        # The one-worker run goes first: any warm-up cost falls on it, the old default (say so beside the ratio).
         runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1),
                 (f"with attributes, {default_workers(True)} decoding workers (default), {n} clips", sample, True,
                  default_workers(True)),

@@ -294,7 +294,9 @@ def decoded_in_workers(
     # collected here first, and the heap is frozen while the workers fork, out of their collector's
     # reach (and not touched, so not copied, by it).
     gc.collect()
-    frozen_by_caller = gc.get_freeze_count() > 0  # a pre-forking host's own freeze stays
+    # A pre-forking host's own freeze stays. Then what lived here at the workers' start stays frozen
+    # too (gc.unfreeze cannot thaw only our part), which is what such a host asked for anyway.
+    frozen_by_caller = gc.get_freeze_count() > 0
     gc.freeze()
     try:
         return iter(loader)

@@ -1,9 +1,10 @@
-"""What each model can rank, declared from its own measured figures, and notices for what it cannot.
+"""What each model can rank, declared from its measured figures (or, for the released models, from what
+their authors evaluate), and notices for what it cannot.
 
 A description can ask for things no part of the search scores: clsp-mini never heard an emotion
 described and ranks accent at chance, and no attribute measured at indexing reads either from the
 signal. Such words still move the query vector, but the ranking they give is noise. Rather than stay
-silent, a search says so (`notices`), and names the model that can rank it.
+silent, a search says so (`notices`), and names the models that can rank it.
 
 Declarations:
 - A bundled checkpoint carries `capabilities.json` next to its weights, written from its model card's
@@ -14,11 +15,12 @@ Declarations:
 - The released CLSP (yfyeung/CLSP) is declared from what its authors report (`RELEASED_CLSP`): it is
   trained on real speech with free-text style captions, and its paper (arXiv 2601.03065) evaluates
   zero-shot paralinguistic classification, emotion among the tasks. Nothing of it is measured here.
-- ParaSpeechCLAP (ajd12342/paraspeechclap) is declared from its authors' evaluation configs
-  (`PARASPEECHCLAP`): its situational and combined checkpoints are scored on zero-shot classification
-  of 21 utterance-level styles, most of them emotions; its intrinsic checkpoint is trained and scored
-  on speaker-level styles only (pitch, rhythm, clarity, texture, volume), so it declares it cannot
-  rank emotion. Nothing of it is measured here either.
+- ParaSpeechCLAP (ajd12342/paraspeechclap) is declared per released checkpoint, by its file name
+  (`PARASPEECHCLAP`), from its authors' code: the situational checkpoint is what their README scores
+  on zero-shot classification of 21 utterance-level styles, most of them emotions (reported); the
+  combined one is trained on those captions too but scored by them on retrieval only (unmeasured, and
+  said so); the intrinsic one is trained on speaker-level tags only (cannot). A checkpoint under
+  any other name (a fine-tune) declares nothing. Nothing of it is measured here either.
 - Any other model declares nothing: its figures are unknown, and no notice claims otherwise.
 """
 
@@ -48,22 +50,26 @@ RELEASED_CLSP: dict[str, str] = {
 """What the released CLSP's authors report it ranks (no figures are copied: none were measured here)."""
 
 PARASPEECHCLAP_NAME = "ParaSpeechCLAP (ajd12342/paraspeechclap)"
-PARASPEECHCLAP: dict[str, str] = {
-    "emotion": "its authors score zero-shot classification of 21 situational styles, most of them emotions "
-               "(angry, happy, saddened, scared, disgusted, ...; configs/eval/classification/situational.yaml "
-               "of their code); not measured here",
+PARASPEECHCLAP: dict[str, dict[str, tuple[str, str]]] = {
+    "paraspeechclap-situational": {"emotion": (REPORTED, (
+        "its authors score this checkpoint on zero-shot classification of 21 situational styles, most of them "
+        "emotions (angry, happy, saddened, scared, disgusted, ...; their README, Evaluation, with "
+        "configs/eval/classification/situational.yaml); not measured here"))},
+    "paraspeechclap-combined": {"emotion": (UNMEASURED, (
+        "trained on the situational (emotion) captions as well as the intrinsic ones (configs/train/combined.yaml), "
+        "but its authors score it on retrieval, not on emotion classification; not measured here"))},
+    "paraspeechclap-intrinsic": {"emotion": (CANNOT, (
+        "this checkpoint is trained on speaker-level (intrinsic) tags only (configs/train/intrinsic.yaml: pitch, "
+        "rhythm, clarity, texture, volume), no emotion among them"))},
 }
-"""What ParaSpeechCLAP's situational and combined checkpoints are evaluated on by their authors."""
-PARASPEECHCLAP_INTRINSIC_CANNOT: dict[str, str] = {
-    "emotion": "the intrinsic checkpoint is trained on speaker-level styles only (pitch, rhythm, clarity, texture, "
-               "volume), never on emotions",
-}
+"""ParaSpeechCLAP's released checkpoints, by file stem: what their authors' code trains and scores each on."""
 
 WHO_CAN: dict[str, str] = {
-    "emotion": f"{RELEASED_CLSP_NAME}: {RELEASED_CLSP['emotion']}; or {PARASPEECHCLAP_NAME}, combined or situational "
-               f"checkpoint: {PARASPEECHCLAP['emotion']}. Index with one: `clsp-search models download clsp` (or "
-               "`paraspeechclap`), then `clsp-search index DIR --collection C --model <the downloaded directory>` "
-               "(README, Models)",
+    "emotion": f"{RELEASED_CLSP_NAME}, whose paper reports zero-shot emotion classification, or the situational "
+               f"checkpoint of {PARASPEECHCLAP_NAME}, which its authors score on 21 situational styles, most of "
+               "them emotions (neither measured here). Get one with `clsp-search models download clsp` (or "
+               "`paraspeechclap`) and index with `--model clsp` (or `--model "
+               "models/paraspeechclap/paraspeechclap-situational.pth.tar`); see README, Models",
     "accent": "no model clsp-search can load has a measured accent figure; if your manifest has an accent "
               "column, filter on it",
 }
@@ -133,12 +139,9 @@ def capabilities_for(model_id: str, encoder: Any = None) -> Capabilities:
     if kind == "ReleasedClspEncoder":
         return Capabilities(model_id, {p: (REPORTED, e) for p, e in RELEASED_CLSP.items()},
                             "what its authors report; not measured here")
-    if kind == "ParaSpeechClapEncoder":
-        if "intrinsic" in str(getattr(encoder, "name", "")):
-            return Capabilities(model_id, {p: (CANNOT, e) for p, e in PARASPEECHCLAP_INTRINSIC_CANNOT.items()},
-                                "what its training covers; not measured here")
-        return Capabilities(model_id, {p: (REPORTED, e) for p, e in PARASPEECHCLAP.items()},
-                            "what its authors evaluate; not measured here")
+    if kind == "ParaSpeechClapEncoder" and str(getattr(encoder, "name", "")) in PARASPEECHCLAP:
+        return Capabilities(model_id, PARASPEECHCLAP[str(encoder.name)],
+                            "what its authors train and score this checkpoint on; not measured here")
     return Capabilities(model_id)
 
 

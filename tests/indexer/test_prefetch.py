@@ -173,16 +173,20 @@ def test_caption_time_is_counted_apart_from_speech(encoder, decoded):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
 def test_default_workers_follow_the_cores_this_process_may_use():
     """With attributes every allowed core gets a decoding worker (measuring is the bound); without,
-    one core is left to the model. The count is the affinity set (a container's or taskset's limit)."""
+    one core is left to the model. The count is the affinity set (a container's or taskset's limit),
+    lowered to a cgroup CPU quota where one is set."""
     from indexer.cli import default_workers
+    from indexer.decode import available_cores, cgroup_cpu_quota
 
     allowed = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(allowed)})
+        assert available_cores() == 1
         assert default_workers(attributes=True) == 1 and default_workers(attributes=False) == 1
         os.sched_setaffinity(0, allowed)
-        assert default_workers(attributes=True) == min(8, len(allowed))
-        assert default_workers(attributes=False) == max(1, min(8, len(allowed) - 1))
+        assert available_cores() == min(len(allowed), cgroup_cpu_quota() or len(allowed))
+        assert default_workers(attributes=True) == min(8, available_cores())
+        assert default_workers(attributes=False) == max(1, min(8, available_cores() - 1))
     finally:
         os.sched_setaffinity(0, allowed)
 
@@ -196,11 +200,16 @@ def test_pace_line_names_the_busy_workers_largest_stage_and_not_an_idle_pools_st
                    worker_seconds={"decode": 0.5, "DNSMOS": 76.0, "speaker": 14.0, "pitch": 4.5})
     line = busy.pace_line()
     assert "DNSMOS took 80 % of their time" in line
-    assert ("--workers" in line) == (len(os.sched_getaffinity(0)) > 1 if hasattr(os, "sched_getaffinity") else True)
+    from indexer.decode import available_cores
+
+    assert ("--workers" in line) == (available_cores() > 1)
     assert line in busy.lines()
     idle = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0, workers=1,
                    worker_seconds={"decode": 1.0})
     assert idle.pace_line() == "" and not any("pace" in x for x in idle.lines())
+    featurizing = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=5.0, prepare_wait_seconds=75.0,
+                          embed_seconds=90.0, workers=1, worker_seconds={"decode": 0.5, "DNSMOS": 76.0})
+    assert featurizing.pace_line() == ""  # the model waited on this process's own featurizing, not the workers
     in_process = Summary("src", "coll", "m", wall_seconds=100.0, input_wait_seconds=80.0, embed_seconds=15.0,
                          workers=0, worker_seconds={"decode": 0.5, "DNSMOS": 76.0})
     assert "pace set by decoding in this process: DNSMOS" in in_process.pace_line()
@@ -239,12 +248,35 @@ def test_garbage_is_collected_here_before_the_workers_fork(corpus):
 
 
 def test_a_cgroup_cpu_quota_lowers_the_core_count(tmp_path):
-    """`docker --cpus 1.5` writes "150000 100000" to cpu.max: 2 cores' worth of workers, not the host's."""
+    """`docker --cpus 1.5` writes "150000 100000" to cgroup v2's cpu.max (v1: cfs quota and period
+    files): 2 cores' worth of workers, not the host's count."""
     from indexer.decode import cgroup_cpu_quota
 
-    cpu_max = tmp_path / "cpu.max"
+    v2 = tmp_path / "v2"
+    v2.mkdir()
     for text, cores in (("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1),
                         ("max 100000\n", None), ("nonsense\n", None)):
-        cpu_max.write_text(text)
-        assert cgroup_cpu_quota(str(cpu_max)) == cores, text
+        (v2 / "cpu.max").write_text(text)
+        assert cgroup_cpu_quota(str(v2)) == cores, text
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    for quota, cores in (("300000", 3), ("-1", None)):
+        (v1 / "cpu.cfs_quota_us").write_text(quota + "\n")
+        assert cgroup_cpu_quota(str(tmp_path / "v1")) == cores, quota
     assert cgroup_cpu_quota(str(tmp_path / "absent")) is None
+
+
+def test_a_callers_gc_freeze_outlives_the_workers_start(corpus):
+    """A host process that froze its heap before indexing (a pre-forking server does) keeps it frozen:
+    the pipeline thaws only a freeze of its own."""
+    import gc
+
+    items = read_source(corpus / "manifest.jsonl").items[:1]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert [type(r).__name__ for r in decoded_in_workers(items, 1)] == ["Decoded"]
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()

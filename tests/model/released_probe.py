@@ -139,12 +139,13 @@ def main() -> None:
             out[kind]["missing_error"] = None
         except CheckpointError as exc:
             out[kind]["missing_error"] = str(exc)
-    intrinsic = work / "paraspeechclap_intrinsic"  # the same weights under the intrinsic checkpoint's name
-    shutil.copytree(work / "paraspeechclap", intrinsic)
-    (intrinsic / "paraspeechclap-combined.pth.tar").rename(intrinsic / "paraspeechclap-intrinsic.pth.tar")
-    config = json.loads((intrinsic / "config.json").read_text())
-    (intrinsic / "config.json").write_text(json.dumps({**config, "checkpoint": "paraspeechclap-intrinsic.pth.tar"}))
-    out["paraspeechclap_intrinsic"] = declared(load_model(intrinsic, device="cpu"))
+    for stem in ("paraspeechclap-situational", "paraspeechclap-intrinsic", "my-finetune"):
+        copy = work / stem  # the same weights under another released checkpoint's name (or a user's)
+        shutil.copytree(work / "paraspeechclap", copy)
+        (copy / "paraspeechclap-combined.pth.tar").rename(copy / f"{stem}.pth.tar")
+        config = json.loads((copy / "config.json").read_text())
+        (copy / "config.json").write_text(json.dumps({**config, "checkpoint": f"{stem}.pth.tar"}))
+        out[stem] = declared(load_model(copy, device="cpu"))
     out["hub_offline"] = hub_is_offline()
     print("RESULT " + json.dumps(out))
 

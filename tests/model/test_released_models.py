@@ -202,17 +202,22 @@ def test_a_package_the_models_code_imports_but_lacks_is_named_without_sending_to
 
 
 def test_released_models_declare_what_their_authors_evaluate(probe):
-    """The released CLSP and ParaSpeechCLAP's situational/combined checkpoints are declared from what
-    their authors evaluate (emotion among it), so an emotion query gets no 'cannot rank' notice with
-    them; ParaSpeechCLAP's intrinsic checkpoint never saw an emotion, so it declares it cannot, and the
-    notice names the models that can."""
-    for kind in ("clsp", "paraspeechclap"):
+    """The released CLSP and ParaSpeechCLAP's situational checkpoint are declared from what their
+    authors score (emotion among it): an emotion query gets no 'cannot rank' notice with them. The
+    combined checkpoint is trained on emotion captions but scored on retrieval only: unmeasured, said
+    so, no notice either way. The intrinsic one never saw an emotion: it cannot, and the notice names
+    the models that can. The same weights under a user's own name declare nothing."""
+    for kind in ("clsp", "paraspeechclap-situational"):
         emotion = probe[kind]["capabilities"]["emotion"]
         assert emotion["status"] == "reported" and "not measured here" in emotion["evidence"]
         assert probe[kind]["angry_notices"] == []
-    assert "situational styles" in probe["paraspeechclap"]["capabilities"]["emotion"]["evidence"]
-    intrinsic = probe["paraspeechclap_intrinsic"]
+    assert "21 situational styles" in probe["paraspeechclap-situational"]["capabilities"]["emotion"]["evidence"]
+    combined = probe["paraspeechclap"]["capabilities"]["emotion"]  # the stand-in ships as the combined checkpoint
+    assert combined["status"] == "unmeasured" and "retrieval" in combined["evidence"]
+    assert probe["paraspeechclap"]["angry_notices"] == []
+    intrinsic = probe["paraspeechclap-intrinsic"]
     assert intrinsic["capabilities"]["emotion"]["status"] == "cannot"
     [notice] = intrinsic["angry_notices"]
     assert notice["property"] == "emotion" and "paraspeechclap-intrinsic cannot rank emotion" in notice["message"]
-    assert "released CLSP" in notice["who_can"] and "ParaSpeechCLAP" in notice["who_can"]
+    assert "released CLSP" in notice["who_can"] and "situational checkpoint of ParaSpeechCLAP" in notice["who_can"]
+    assert probe["my-finetune"]["capabilities"] == {} and probe["my-finetune"]["angry_notices"] == []
