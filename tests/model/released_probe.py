@@ -76,7 +76,8 @@ def direct_clsp(directory: Path):
 
 
 def direct_paraspeechclap(directory: Path):
-    """The authors' CLAP (reference_model.py) with their preprocessing (README's Python example)."""
+    """The reference CLAP (reference_model.py, written apart from the adapter) with the documented
+    preprocessing: the feature extractor per clip, the tokenizer padded to the longest text."""
     from transformers import AutoTokenizer, Wav2Vec2FeatureExtractor
 
     reference = import_file(directory / "reference_model.py", "paraspeechclap_reference")

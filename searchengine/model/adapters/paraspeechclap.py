@@ -88,7 +88,7 @@ class TextBranch(torch.nn.Module):
 
 
 class ParaSpeechClap(torch.nn.Module):
-    """The authors' CLAP, module names kept so their state dict loads unchanged."""
+    """ParaSpeechCLAP's network under the release's module names, so its state dicts load unchanged."""
 
     def __init__(self, speech_dir: Path, text_dir: Path, embedding_dim: int = 768, projection_dropout: float = 0.5):
         super().__init__()
