@@ -277,6 +277,8 @@ def test_a_callers_gc_freeze_outlives_the_workers_start(corpus):
     try:
         frozen = gc.get_freeze_count()
         assert [type(r).__name__ for r in decoded_in_workers(items, 1)] == ["Decoded"]
-        assert gc.get_freeze_count() >= frozen > 0
+        # A thaw empties the permanent generation (0); kept, it holds about what was frozen (objects freed
+        # by reference counting meanwhile leave it, so not exactly).
+        assert frozen > 0 and gc.get_freeze_count() > frozen // 2
     finally:
         gc.unfreeze()
