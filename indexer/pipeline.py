@@ -159,11 +159,12 @@ class Summary:
         if not self.wall_seconds or not self.worker_seconds:
             return ""
         waited = self.input_wait_seconds / self.wall_seconds  # for decoded files; featurizing is this process's
-        busy = sum(self.worker_seconds.values()) / (max(self.workers, 1) * self.wall_seconds)
+        total = sum(self.worker_seconds.values())
+        busy = total / (max(self.workers, 1) * self.wall_seconds)
         if waited < 0.3 or busy < 0.5:  # an idle pool's wait is start-up and reading, not its work
             return ""
         top, seconds = max(self.worker_seconds.items(), key=lambda kv: kv[1])
-        share = seconds / sum(self.worker_seconds.values()) * 100
+        share = seconds / total * 100
         cores = available_cores()
         more = (f"; more decoding processes (--workers {cores}) would help" if self.workers < cores
                 else "; more cores, or --no-attributes, would go faster")

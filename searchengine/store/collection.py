@@ -888,16 +888,17 @@ class Transaction:
         plan, merged = prepared.plan, prepared.merged
         index = self.coll.indexes[plan.kind]
         listed = {s.file: s for s in index.segments if s.file}
-        if not all(f in listed for f in plan.files):
-            log.info("%s: a merge of %d segments was dropped: some were merged meanwhile", plan.kind, len(plan.files))
+        files = plan.files
+        if not all(f in listed for f in files):
+            log.info("%s: a merge of %d segments was dropped: some were merged meanwhile", plan.kind, len(files))
             return False
-        now_dead = np.unique(np.concatenate([np.zeros(0, np.int64), *(listed[f].dead for f in plan.files)]))
         dropped = plan.dropped
-        merged.dead = np.setdiff1d(now_dead, dropped)
+        merged.dead = np.setdiff1d(merges.dead_ids(listed[f] for f in files), dropped)
         segment_log.unbury(self.con, plan.kind, dropped)
-        segment_log.remove(self.con, plan.kind, list(plan.files))
-        self.obsolete += list(plan.files)
-        kept = [s for s in index.segments if s.file not in set(plan.files)]
+        segment_log.remove(self.con, plan.kind, list(files))
+        self.obsolete += list(files)
+        merged_away = set(files)
+        kept = [s for s in index.segments if s.file not in merged_away]
         at = next((i for i, s in enumerate(kept) if s.file is None), len(kept))  # before the staged segment
         index.segments = kept[:at] + ([merged] if merged.index.ntotal else []) + kept[at:]
         if prepared.choice is not None:

@@ -17,7 +17,7 @@ at any point of a merge leaves the previous generation whole.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -49,7 +49,12 @@ class MergePlan:
     @property
     def dropped(self) -> np.ndarray:
         """The tombstoned ids the merged segment leaves out (their tombstones go with the old files)."""
-        return np.unique(np.concatenate([np.zeros(0, np.int64), *(s.dead for s in self.parts)]))
+        return dead_ids(self.parts)
+
+
+def dead_ids(segments: Iterable[Segment]) -> np.ndarray:
+    """The sorted tombstoned ids of `segments`, each once."""
+    return np.unique(np.concatenate([np.zeros(0, np.int64), *(s.dead for s in segments)]))
 
 
 @dataclass
