@@ -293,7 +293,9 @@ def decoded_in_workers(
     # connection, say) would be collected in a worker, whose copy has none of this process's threads:
     # DuckDB's destructor joins its scheduler threads and the worker segfaults. So garbage is
     # collected here first, and the heap is frozen while the workers fork, out of their collector's
-    # reach (and not touched, so not copied, by it).
+    # reach (and not touched, so not copied, by it). The freeze is the guard that always holds: while
+    # another thread is mid-collection, gc.collect() returns at once without collecting, and what it
+    # missed then stays frozen in the workers and is collected here later.
     gc.collect()
     # A pre-forking host's own freeze stays. Then what lived here at the workers' start stays frozen
     # too (gc.unfreeze cannot thaw only our part), which is what such a host asked for anyway.
