@@ -36,9 +36,15 @@ def test_fbank_matches_the_reference(signal, setting):
                  high_freq=high, snip_edges=snip, dither=0.0).numpy()
     assert ours.shape == reference.shape
     difference = np.abs(ours - reference)
-    # log mel energies span about -16..+5; float32 FFTs of different libraries differ by 1e-3 at most
-    # in the emptiest bins, a wrong window, pre-emphasis, framing or mel bin by 0.1 and more
-    assert difference.max() < 1e-2, (difference.max(), np.unravel_index(difference.argmax(), difference.shape))
+    # A wrong window, pre-emphasis, framing or mel bin moves the loud bins by 0.1 and more. Float32
+    # rounding moves them by 1e-3 at most, but bins 20 nats (90 dB) and more below their frame's
+    # loudest carry the FFT's rounding noise: 1.3e-2 in the chirp's emptiest bins on an AVX-512 Xeon,
+    # 4.4e-3 on an AVX2 EPYC, so those bins get a looser bound.
+    depth = reference.max(axis=1, keepdims=True) - reference
+    loud = depth < 15.0
+    worst = np.unravel_index(difference.argmax(), difference.shape)
+    assert difference[loud].max() < 5e-3, difference[loud].max()
+    assert difference.max() < 5e-2, (difference.max(), worst, depth[worst])
     assert difference.mean() < 5e-4
 
 
