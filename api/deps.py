@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
@@ -14,7 +14,12 @@ from api.settings import Settings
 from searchengine.search import Searcher
 
 
-def searcher(request: Request) -> Searcher:
+# The dependencies below are `async def` although they never await: FastAPI runs a plain `def`
+# dependency (and each side of a generator one) in its thread pool, and those hops
+# cost more than the work they wrap (five hops a search, about a millisecond).
+
+
+async def searcher(request: Request) -> Searcher:
     """The searcher this request uses from start to end: taken once, so a generation swapped in by
     the collection watcher meanwhile (api.live) never mixes into a request that began before it."""
     pinned = getattr(request.state, "searcher", None)
@@ -23,14 +28,14 @@ def searcher(request: Request) -> Searcher:
     return pinned
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def cursor(request: Request) -> Iterator[Any]:
-    """One DuckDB cursor per request, closed when the response is done (connections are not shared
-    between threads, and requests run in a thread pool)."""
-    con = searcher(request).cursor()
+async def cursor(request: Request) -> AsyncIterator[Any]:
+    """One DuckDB cursor per request, closed when the response is done (a connection is not used by
+    two threads at once: each request hands its own to the pool thread that runs its queries)."""
+    con = (await searcher(request)).cursor()
     try:
         yield con
     finally:
