@@ -67,6 +67,7 @@ class IdBlocks:
 def write_chunk_segments(chunk: Chunk, first_clip: int, first_caption: int, out_dir: Path, name: str) -> Chunk:
     """Write a chunk's vectors as segment files (speech, speaker, global, fine: those it has) into
     `out_dir` with ids counted from `first_clip` / `first_caption`, and return the chunk without them."""
+    from searchengine.store import CAPTION_KINDS
     from searchengine.store.segments import write_segment
 
     clip_ids = np.arange(first_clip, first_clip + len(chunk.speech), dtype=np.int64)
@@ -75,7 +76,7 @@ def write_chunk_segments(chunk: Chunk, first_clip: int, first_caption: int, out_
     kinds = np.array([kind for _, kind, _ in chunk.captions])
     parts = {"speech": (chunk.speech, clip_ids),
              "speaker": (np.vstack(vectors) if vectors else None, clip_ids[np.asarray(rows, np.int64)])}
-    for kind in ("global", "fine"):
+    for kind in CAPTION_KINDS:
         sel = np.flatnonzero(kinds == kind)
         parts[kind] = (chunk.caption_vectors[sel], caption_ids[sel])
     files: dict[str, str] = {}
