@@ -17,6 +17,11 @@ the server.
 
 Targets: single p50 <= 0.5x naive p50; 8 clients >= 4 queries per naive p50, p99 <= 60 ms, no errors.
 
+After the server stops, the single client's queries run once more in this process, through the same
+`Searcher` the server uses (text cache off): the text encode alone, then the whole search (encode,
+query understanding, FAISS, fusion, the page as a dict). Set against the single-client p50, they say
+how a request's time splits between the model, the search and the HTTP layer.
+
     python -m benchmarks http_query
     BENCH_HTTP_DIR=/tmp/http-bench python -m benchmarks http_query   # keeps the collection for reuse
 """
@@ -161,6 +166,8 @@ def main() -> None:
         finally:
             server.terminate()
             _, stderr = server.communicate(timeout=60)
+        os.environ["CLSP_SEARCH_CACHE"] = env["CLSP_SEARCH_CACHE"]  # the server's exported text graph
+        encode_p50, search_p50 = _in_process(collection, single_queries)
 
     naive_p50 = float(np.median(naive_s)) * 1e3
     single_p50 = float(np.median(single_s)) * 1e3
@@ -174,8 +181,28 @@ def main() -> None:
           f"| {np.percentile(single_s, 99) * 1e3:.2f} | p50 = {single_p50 / naive_p50:.2f}x naive p50 | <= 0.5x |")
     print(f"| {CLIENTS} clients | {len(many_s)} | {many_errors} | {rate:.0f} | {many_p50:.2f} | {many_p99:.2f} "
           f"| {rate * naive_p50 / 1e3:.2f} queries per naive p50 | >= 4, p99 <= 60 ms |")
+    print(f"in this process, same queries, p50: text encode {encode_p50:.2f} ms, whole search {search_p50:.2f} ms "
+          f"(search beside the encode {search_p50 - encode_p50:.2f} ms; HTTP layer {single_p50 - search_p50:.2f} ms)")
     if not alive or single_errors or many_errors:
         raise RuntimeError(f"errors or a dead server: {stderr[-2000:]}")
+
+
+def _in_process(collection: Path, queries: list[str]) -> tuple[float, float]:
+    """p50 ms of the text encode alone and of a whole `search_text` (its page as a dict), in this
+    process, on the server's searcher with the text cache off (each query is encoded in both)."""
+    from searchengine.model.encoder import TextVectorCache
+    from searchengine.search import Searcher, SearchOptions
+
+    searcher = Searcher.open(collection)
+    try:
+        searcher.encoder.text_cache = TextVectorCache(0)
+        searcher.warm_up()
+        options = SearchOptions(top_k=TOP_K).validated()
+        encode = [_timed(lambda q: searcher.embed_text(q), q) for q in queries]
+        search = [_timed(lambda q: searcher.search_text(q, options).to_dict(), q) for q in queries]
+    finally:
+        searcher.close()
+    return float(np.median(encode)) * 1e3, float(np.median(search)) * 1e3
 
 
 def _timed(run, query: str) -> float:
