@@ -810,22 +810,20 @@ class Transaction:
         (`Collection.id_counters`: Ray actors draw blocks from one allocator, and their chunks may
         commit in any order) as this transaction's reserved ids, and move the counters past them.
         Ids a row or vector already has are refused."""
-        for key, table, ids in (("next_clip_id", "clips", clip_ids), ("next_caption_id", "captions", caption_ids)):
+        for key, table, reserved_attr, ids in (("next_clip_id", "clips", "_reserved", clip_ids),
+                                               ("next_caption_id", "captions", "_reserved_captions", caption_ids)):
             ids = np.unique(np.asarray(ids, np.int64))
             if not len(ids):
                 continue
             taken = self.con.execute(f"SELECT count(*) FROM {table} WHERE list_contains(?, id)",
                                      [ids.tolist()]).fetchone()[0]
-            reserved = self._reserved if key == "next_clip_id" else self._reserved_captions
+            reserved = getattr(self, reserved_attr)
             if taken or ids.min() < 0 or np.isin(ids, reserved).any():
                 raise ValueError(f"claimed {table} ids are already in use")
             if ids.max() + 1 > self.state[key]:
                 self.state[key] = int(ids.max()) + 1
                 set_state(self.con, key, self.state[key])
-            if key == "next_clip_id":
-                self._reserved = np.concatenate([self._reserved, ids])
-            else:
-                self._reserved_captions = np.concatenate([self._reserved_captions, ids])
+            setattr(self, reserved_attr, np.concatenate([reserved, ids]))
 
     def adopt_segment(self, kind: str, path: str | os.PathLike) -> int:
         """List a segment file another process wrote in this transaction's generation: the commit
