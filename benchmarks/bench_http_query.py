@@ -198,7 +198,7 @@ def _in_process(collection: Path, queries: list[str]) -> tuple[float, float]:
         searcher.encoder.text_cache = TextVectorCache(0)
         searcher.warm_up()
         options = SearchOptions(top_k=TOP_K).validated()
-        encode = [_timed(lambda q: searcher.embed_text(q), q) for q in queries]
+        encode = [_timed(searcher.embed_text, q) for q in queries]
         search = [_timed(lambda q: searcher.search_text(q, options).to_dict(), q) for q in queries]
     finally:
         searcher.close()

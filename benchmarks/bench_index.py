@@ -151,11 +151,10 @@ def bench_indexing_real() -> list[str]:
         sample, everything = Path(tmp) / "sample.jsonl", Path(tmp) / "all.jsonl"
         sample.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in picked))
         everything.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in rows))
-        plain_workers = default_workers(False)
+        plain_workers, attr_workers = default_workers(False), default_workers(True)
         # The one-worker run goes first: any warm-up cost falls on it, the old default (say so beside the ratio).
         runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1),
-                (f"with attributes, {default_workers(True)} decoding workers (default), {n} clips", sample, True,
-                 default_workers(True)),
+                (f"with attributes, {attr_workers} decoding workers (default), {n} clips", sample, True, attr_workers),
                 (f"`--no-attributes`, {plain_workers} decoding worker{'s' * (plain_workers > 1)} (default), all "
                  f"{len(rows)} clips", everything, False, plain_workers)]
         for k, (name, source, attributes, workers) in enumerate(runs):
