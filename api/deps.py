@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 from api.settings import Settings
 from searchengine.search import Searcher
 
-
 # The dependencies below are `async def` although they never await: FastAPI runs a plain `def`
 # dependency (and each side of a generator one) in its thread pool, and those hops
 # cost more than the work they wrap (five hops a search, about a millisecond).
