@@ -13,7 +13,7 @@ from benchmarks.real_speech.build import build
 from benchmarks.real_speech.conditions import CONDITIONS
 from benchmarks.real_speech.pool import DEFAULT_POOL_DIR, build_pool
 from benchmarks.real_speech.repos import MIRRORS_ENV, Repo, RepoStore, SourceUnavailable, mirror_dirs
-from benchmarks.real_speech.sources import CORPORA, NOISE
+from benchmarks.real_speech.sources import CORPORA, LIBRITTS_P, LIBRITTS_P_ANNOTATORS, NOISE
 
 
 def _sources() -> str:
@@ -28,6 +28,8 @@ def _sources() -> str:
             per += f", {c.speakers_per_gender} speakers of each gender"
         lines.append(f"    takes {per}; {c.min_seconds:g}-{c.max_seconds:g} s")
     lines.append(f"noise for the noisy condition: {NOISE[0].origin(NOISE[1])} - {NOISE[2]}")
+    lines.append(f"LibriSpeech readers' gender: SPEAKERS.TXT, corrected where all three LibriTTS-P annotators "
+                 f"heard the other gender ({LIBRITTS_P.origin(LIBRITTS_P_ANNOTATORS[0].rsplit('/', 1)[0])}, CC BY 4.0)")
     repos = sorted({r.name + "@" + r.commit for r in _repos()})
     lines.append("repositories: " + ", ".join(repos))
     return "\n".join(lines)

@@ -3,8 +3,16 @@
 Each corpus names the repository and commit its audio is read from, the file that gives each
 speaker's gender (and age, accent, transcript where the source has them), its licence, and its
 recording condition. Labels come only from the sources' own metadata files or corpus documentation
-(VCC 2016 names encode gender, LJ Speech is one woman), never from listening or from a model,
+(VCC 2016 names encode gender, LJ Speech is one woman), never from our listening or from a model,
 because the set is used to measure gender and speaker retrieval.
+
+One published correction is applied: LibriTTS-P (Kawamura et al., 2024, CC BY 4.0) had three
+annotators each describe every LibriSpeech reader's voice, "masculine" or "feminine" among the tags.
+Where all three heard the gender opposite to LibriSpeech's SPEAKERS.TXT, the reader is labelled as
+they heard it and the row says so (`gender_source`); readers LibriTTS-P found to hold voices of both
+genders under one id are left out. The rule is applied to every reader alike, before any clip is
+chosen, so it cannot be tuned to a figure. 25 of 2,484 readers change, among them 1688 (test-other)
+of this set and 322 (train-clean-100) of the pool.
 
 Not used, on purpose: RAVDESS, SAVEE, TESS and EMO-DB (held out for testing), and recordings whose
 rights or labels are unclear (interview and speech excerpts cut from online videos).
@@ -27,6 +35,11 @@ AGAIN_VC = Repo("KimythAnly/AGAIN-VC", "dbf94bf55882f897c312c7760cd892c51c93c9ab
 SPROCKET = Repo("k2kobayashi/sprocket", "cab2e150686fbad87ba15959ca8741d709556943")
 PYROOMACOUSTICS = Repo("LCAV/pyroomacoustics", "6fe43fecb7c358ac9aaa054e7e73641189f1afff")
 COQUI_TTS = Repo("coqui-ai/TTS", "dbf1a08a0d4e47fdad6172e433eeb34bc6b13b4e")
+LIBRITTS_P = Repo("line/LibriTTS-P", "e79ba689898057ee9ea0986588a7950ef963d9d7")
+
+#: LibriTTS-P's speaker prompts, one file per annotator, and its list of ids holding both genders.
+LIBRITTS_P_ANNOTATORS = ("data/df1_en.csv", "data/df2_en.csv", "data/df3_en.csv")
+LIBRITTS_P_MIXED = "data/excluded_spk_list.txt"
 
 LIBRISPEECH_LICENCE = "CC BY 4.0 (LibriSpeech, V. Panayotov et al.)"
 VCTK_LICENCE = "CC BY 4.0 (CSTR VCTK Corpus; the 0.80 release these files come from was ODC-By 1.0)"
@@ -66,6 +79,44 @@ def parse_librispeech_speakers(text: str) -> dict[str, dict[str, str]]:
         if len(parts) < 3 or not parts[0].isdigit():
             raise ValueError(f"not a SPEAKERS.TXT line: {line!r}")
         out[parts[0]] = {"gender": normalise_gender(parts[1]), "subset": parts[2]}
+    return out
+
+
+def parse_librittsp_heard_gender(text: str) -> dict[str, str | None]:
+    """One LibriTTS-P annotator's speaker prompts (`ID|tag,tag,...`) -> id -> the gender heard.
+
+    A tag is a word with optional degree ("very masculine", "slightly feminine"). 'male' or 'female'
+    where the annotator used only masculine or only feminine tags; None where neither (e.g. only
+    "gender-neutral") or both.
+    """
+    out: dict[str, str | None] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        sid, sep, tags = line.strip().partition("|")
+        if not sep or not sid.isdigit():
+            raise ValueError(f"not a LibriTTS-P speaker prompt line: {line!r}")
+        heard = {{"masculine": "male", "feminine": "female"}.get(t.split()[-1]) for t in tags.split(",") if t.strip()}
+        heard.discard(None)
+        out[sid] = heard.pop() if len(heard) == 1 else None
+    return out
+
+
+def correct_librispeech_genders(speakers: dict[str, dict[str, str]], heard: list[dict[str, str | None]],
+                                mixed: set[str]) -> dict[str, dict[str, str]]:
+    """SPEAKERS.TXT labels with LibriTTS-P's correction: a reader every annotator heard as the other
+    gender takes that gender (and `gender_source` says why); a reader in `mixed` is left out."""
+    out = {}
+    for sid, info in speakers.items():
+        if sid in mixed:
+            continue
+        votes = [h.get(sid) for h in heard]
+        other = "female" if info["gender"] == "male" else "male"
+        if heard and all(v == other for v in votes):
+            info = {**info, "gender": other,
+                    "gender_source": f"LibriTTS-P: all {len(votes)} annotators heard {other}; "
+                                     f"SPEAKERS.TXT says {info['gender']}"}
+        out[sid] = info
     return out
 
 
@@ -174,8 +225,17 @@ def _utt(path: str) -> str:
 
 
 def _librispeech_speakers(store: RepoStore) -> dict[str, dict[str, str]]:
-    return parse_librispeech_speakers(
+    """LibriSpeech readers' labels, with LibriTTS-P's listener correction (see the module's docstring)."""
+    speakers = parse_librispeech_speakers(
         store.read_text(RESEMBLYZER, "audio_data/librispeech_train-clean-100/SPEAKERS.TXT"))
+    heard = [parse_librittsp_heard_gender(store.read_text(LIBRITTS_P, path)) for path in LIBRITTS_P_ANNOTATORS]
+    mixed = set(store.read_text(LIBRITTS_P, LIBRITTS_P_MIXED).split())
+    return correct_librispeech_genders(speakers, heard, mixed)
+
+
+def _librispeech_labels(info: dict[str, str], **labels: Any) -> dict[str, Any]:
+    """A reader's candidate labels: the given ones, and where its gender label came from if corrected."""
+    return {**labels, "gender_source": info.get("gender_source")}
 
 
 def librispeech_test_other(store: RepoStore) -> list[Candidate]:
@@ -185,8 +245,9 @@ def librispeech_test_other(store: RepoStore) -> list[Candidate]:
     for path in _audio(store.list(RESEMBLYZER, "audio_data/librispeech_test-other"), ".flac"):
         utt = _utt(path)
         spk = utt.split("-")[0]
-        out.append(Candidate(f"ls-{utt}", f"librispeech-{spk}", speakers[spk]["gender"], RESEMBLYZER, path,
-                             {"subset": "test-other"}))
+        if spk in speakers:
+            out.append(Candidate(f"ls-{utt}", f"librispeech-{spk}", speakers[spk]["gender"], RESEMBLYZER, path,
+                                 _librispeech_labels(speakers[spk], subset="test-other")))
     return out
 
 
@@ -205,8 +266,10 @@ def librispeech_train_clean(store: RepoStore) -> list[Candidate]:
     for path in _audio(files, ".flac"):
         utt = _utt(path)
         spk = utt.split("-")[0]
-        out.append(Candidate(f"ls-{utt}", f"librispeech-{spk}", speakers[spk]["gender"], DEEP_SPEAKER, path,
-                             {"transcript": transcripts.get(utt), "subset": "train-clean-100"}))
+        if spk in speakers:
+            out.append(Candidate(f"ls-{utt}", f"librispeech-{spk}", speakers[spk]["gender"], DEEP_SPEAKER, path,
+                                 _librispeech_labels(speakers[spk], transcript=transcripts.get(utt),
+                                                     subset="train-clean-100")))
     return out
 
 
@@ -221,10 +284,10 @@ def librispeech_one_each(store: RepoStore) -> list[Candidate]:
     for path in _audio(store.list(RESEMBLYZER, "audio_data/librispeech_train-clean-100"), ".flac"):
         utt = _utt(path)
         spk = utt.split("-")[0]
-        if spk in _LS_MULTI:
+        if spk in _LS_MULTI or spk not in speakers:
             continue
         out.append(Candidate(f"ls-{utt}", f"librispeech-{spk}", speakers[spk]["gender"], RESEMBLYZER, path,
-                             {"subset": "train-clean-100"}))
+                             _librispeech_labels(speakers[spk], subset="train-clean-100")))
     return sorted(out, key=lambda c: int(c.speaker.split("-")[1]))
 
 

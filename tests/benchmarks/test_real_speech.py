@@ -17,10 +17,12 @@ from benchmarks.real_speech.repos import Repo, RepoStore, SourceUnavailable
 from benchmarks.real_speech.sources import (
     Candidate,
     Corpus,
+    correct_librispeech_genders,
     normalise_gender,
     parse_cmu_arctic_speakers,
     parse_librispeech_speakers,
     parse_librispeech_transcripts,
+    parse_librittsp_heard_gender,
     parse_ljspeech_metadata,
     parse_vctk_speaker_info,
     vcc2016_gender,
@@ -43,6 +45,34 @@ def test_librispeech_speakers_both_layouts_and_names_with_pipes():
         parse_librispeech_speakers("not a line\n")
     with pytest.raises(ValueError, match="gender"):
         parse_librispeech_speakers("14 | X | train | 1 | n\n")
+
+
+def test_librittsp_prompts_give_the_gender_each_annotator_heard():
+    text = ("1688|feminine,adult-like,slightly dark\n"
+            "3370|very masculine,slightly thick\n"
+            "7335|slightly feminine,gender-neutral,tensed\n"
+            "8625|slightly gender-neutral,adult-like,calm\n"
+            "9|masculine,slightly feminine\n\n")
+    assert parse_librittsp_heard_gender(text) == {
+        "1688": "female", "3370": "male", "7335": "female", "8625": None, "9": None}
+    with pytest.raises(ValueError, match="LibriTTS-P"):
+        parse_librittsp_heard_gender("feminine,calm\n")
+
+
+def test_a_librispeech_label_changes_only_when_every_annotator_heard_the_other_gender():
+    speakers = {sid: {"gender": g, "subset": "test-other"} for sid, g in
+                (("1", "male"), ("2", "male"), ("3", "male"), ("4", "female"), ("5", "female"), ("6", "male"))}
+    heard = [{"1": "female", "2": "female", "3": "male", "4": "male", "5": None},
+             {"1": "female", "2": "female", "3": "female", "4": "male", "5": "male"},
+             {"1": "female", "2": None, "3": "female", "4": "male", "5": "male"}]
+    out = correct_librispeech_genders(speakers, heard, mixed={"6"})
+    assert out["1"] == {"gender": "female", "subset": "test-other",
+                        "gender_source": "LibriTTS-P: all 3 annotators heard female; SPEAKERS.TXT says male"}
+    assert out["4"]["gender"] == "male" and "SPEAKERS.TXT says female" in out["4"]["gender_source"]
+    for sid in ("2", "3", "5"):  # one annotator unsure, split, or unannotated: SPEAKERS.TXT stands
+        assert out[sid] == speakers[sid]
+    assert "6" not in out  # one id, voices of both genders: left out
+    assert correct_librispeech_genders(speakers, [], set()) == speakers
 
 
 def test_vctk_speaker_info_regions_with_spaces_missing_and_bare_ids():
