@@ -276,10 +276,14 @@ def readme_text(rows: list[dict[str, Any]], command: str) -> str:
         conds = ", ".join(f"{k} {v}" for k, v in sorted(Counter(r["condition"] for r in rs).items()))
         lines.append(f"| {speaker} | {rs[0]['gender']} | {len(rs)} | {conds} | {rs[0].get('age', '')} "
                      f"| {rs[0].get('accent', '')} |")
+    corrected = sorted({(r["speaker"], r["gender_source"]) for r in rows if r.get("gender_source")})
+    if corrected:
+        lines += ["", "Gender labels not taken from the source's own metadata (`gender_source` in their rows):", ""]
+        lines += [f"* {speaker}: {why}" for speaker, why in corrected]
     lines += ["", "## Use", "",
               "* `manifest.jsonl`, one clip a line: `id`, `path` (relative to this folder), `speaker`, `gender`",
               "  (female/male), `language`, `source`, `licence`, `origin`, `condition`, `derived`, `duration`, and",
-              "  where the source gives them `age`, `accent`, `region`, `transcript`, `subset`; derived clips add",
+              "  where the source gives them `age`, `accent`, `region`, `transcript`, `subset`, `gender_source`; derived clips add",
               "  `derived_from`, `recorded_condition`, `derivation` and `snr_db` (with the noise's origin) or",
               "  `rt60_s` and `direct_to_reverberant_db`.",
               "* Index it with its labels: `clsp-search index data/real_speech/manifest.jsonl --collection DIR`;",

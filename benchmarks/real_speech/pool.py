@@ -4,7 +4,8 @@ Resemblyzer's demo data holds one LibriSpeech train-clean-100 utterance from eac
 development set takes 10 women and 10 men of them (`sources.librispeech_one_each`) and leaves out
 readers it uses elsewhere. The pool is every other reader, one utterance each: real voices whose
 speakers never occur in the development set, so a model fitted on the pool can be scored on the set
-without speaker overlap. Gender comes from LibriSpeech's SPEAKERS.TXT, as for the set.
+without speaker overlap. Gender comes from LibriSpeech's SPEAKERS.TXT with LibriTTS-P's listener
+correction, as for the set (`sources.correct_librispeech_genders`).
 
     python -m benchmarks.real_speech pool --mirror DIR     # -> data/real_speech_pool/
 

@@ -230,7 +230,8 @@ def test_build_writes_16k_mono_clips_manifest_readme_and_resumes(mirror, tmp_pat
         for path, _ in store.list(repo, "wav"):
             spk = path.split("/")[1]
             out.append(Candidate(f"t-{Path(path).stem}", f"t-{spk}", "female" if spk == "f1" else "male", repo, path,
-                                 {"accent": "Test", "age": None}))
+                                 {"accent": "Test", "age": None,
+                                  "gender_source": "heard as male" if spk == "m1" else None}))
         return out
 
     corpus = _corpus(candidates=candidates, clean_per_speaker=2, derived_per_speaker=0)
@@ -255,6 +256,7 @@ def test_build_writes_16k_mono_clips_manifest_readme_and_resumes(mirror, tmp_pat
     assert "snr_db" in noisy and noisy["noise_licence"] == "CC0 (generated)"
     readme = (out / builder.README).read_text()
     assert "10 clips" in readme and "python -m benchmarks.real_speech build" in readme
+    assert "* t-m1: heard as male" in readme and "t-f1:" not in readme
 
     stale = out / builder.CLIPS / "t" / "old.wav"
     stale.write_bytes(b"")
