@@ -30,7 +30,7 @@ def generate(
     out_dir: Path = typer.Argument(..., help="Directory for audio/*.wav and manifest.jsonl."),
     n: int = typer.Option(2000, "--n", min=1, help="Number of clips."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same corpus."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per core)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = one per core this process may use: its affinity set and cgroup CPU quota)."),
     split_by_voice: bool = typer.Option(
         False, "--split-by-voice", help="Assign train/val/test by voice, so test voices are never trained on."
     ),
@@ -77,7 +77,8 @@ def generate(
     except KeyboardInterrupt:
         _fail("interrupted: run the same command again to complete the missing clips")
     wall = summary["render_wall_seconds"]
-    rate = f", {summary['rendered'] / wall:.1f} clips/s" if summary["rendered"] and wall > 0 else ""
+    rate = (f", {summary['rendered'] / wall:.1f} clips/s on {summary['workers']} worker(s)"
+            if summary["rendered"] and wall > 0 else "")
     out.print(
         f"{summary['clips']} clips ({summary['rendered']} rendered, {summary['reused']} reused), "
         f"{summary['voices']} voices, {summary['audio_seconds'] / 60:.1f} min of audio{rate} -> "

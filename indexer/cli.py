@@ -16,7 +16,7 @@ def default_workers(attributes: bool = False) -> int:
     core is left to it; with them, measuring (DNSMOS above all) is the bound and the model waits most of
     the run, so every core gets a worker (10.2x against 17.2x real time with 1 and 2 workers on 2 cores
     for real recordings, benchmarks/RESULTS.md "Indexing")."""
-    from indexer.decode import available_cores
+    from searchengine.cores import available_cores
 
     cores = available_cores()
     return max(1, min(8, cores if attributes else cores - 1))

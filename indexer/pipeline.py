@@ -32,11 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from indexer.decode import Decoded, Failed, available_cores, process
+from indexer.decode import Decoded, Failed, process
 from indexer.describe import describe
 from indexer.embedding import Chunk, embed, speaker_rows
 from searchengine.attributes import COLUMNS as ATTRIBUTE_COLUMNS
 from searchengine.audio import file_hash
+from searchengine.cores import available_cores
 from searchengine.manifest import Source, SourceItem, read_source
 from searchengine.model.encoder import DEFAULT_PREFETCH, SpeechTimes, prefetched, timed
 from searchengine.progress import progress_bar

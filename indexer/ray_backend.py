@@ -29,6 +29,7 @@ import numpy as np
 
 from indexer.decode import Decoded, process
 from indexer.embedding import Chunk, embed, speaker_rows
+from searchengine.cores import available_cores
 from searchengine.manifest import SourceItem
 
 INCOMING_DIR = "incoming"
@@ -126,7 +127,7 @@ def _init_ray(actors: int) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
     else:
-        ray.init(num_cpus=max(actors + 1, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(actors + 1, available_cores()), include_dashboard=False, log_to_driver=False)
 
 
 def prepare_incoming(collection: str | Path) -> Path:

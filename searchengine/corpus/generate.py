@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from searchengine.cores import available_cores
 from searchengine.corpus.factors import Factors, facts, sample_factors
 from searchengine.corpus.render import SAMPLE_RATE, render
 from searchengine.corpus.voices import Voice
@@ -231,7 +232,7 @@ def generate(
         todo.append(plan)
 
     started = time.perf_counter()
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, workers or available_cores())
     done = len(durations)
     if progress:
         progress(done, n)
@@ -270,6 +271,7 @@ def generate(
         "rendered": len(todo),
         "reused": n - len(todo),
         "voices": len({p.voice.id for p in plans}),
+        "workers": workers,
         "audio_seconds": sum(durations.values()),
         "rendered_audio_seconds": rendered_seconds,
         "render_wall_seconds": elapsed,

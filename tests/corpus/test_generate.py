@@ -85,6 +85,23 @@ def test_same_seed_gives_identical_corpus(tmp_path):
     assert (c / "manifest.jsonl").read_bytes() != (a / "manifest.jsonl").read_bytes()
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_default_workers_are_the_cores_this_process_may_use(tmp_path):
+    """`--workers 0` sizes the pool like the indexer: the affinity set under a cgroup CPU quota, not the
+    host's core count (a container limited to one core renders in one process)."""
+    from searchengine.cores import available_cores
+
+    voices = select_voices(["espeak-ng:en-us"])
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert generate(tmp_path / "one", n=2, seed=1, voices=voices, workers=0)["workers"] == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert generate(tmp_path / "all", n=2, seed=1, voices=voices, workers=0)["workers"] == available_cores()
+    assert generate(tmp_path / "three", n=2, seed=1, voices=voices, workers=3)["workers"] == 3
+
+
 def test_resume_renders_only_missing_clips(tmp_path):
     voices = select_voices(["espeak-ng:en-us"])
     out = tmp_path / "resume"

@@ -176,7 +176,7 @@ def test_default_workers_follow_the_cores_this_process_may_use():
     one core is left to the model. The count is the affinity set (a container's or taskset's limit),
     lowered to a cgroup CPU quota where one is set."""
     from indexer.cli import default_workers
-    from indexer.decode import available_cores, cgroup_cpu_quota
+    from searchengine.cores import available_cores, cgroup_cpu_quota
 
     allowed = os.sched_getaffinity(0)
     try:
@@ -200,7 +200,7 @@ def test_pace_line_names_the_busy_workers_largest_stage_and_not_an_idle_pools_st
                    worker_seconds={"decode": 0.5, "DNSMOS": 76.0, "speaker": 14.0, "pitch": 4.5})
     line = busy.pace_line()
     assert "DNSMOS took 80 % of their time" in line
-    from indexer.decode import available_cores
+    from searchengine.cores import available_cores
 
     assert ("--workers" in line) == (available_cores() > 1)
     assert line in busy.lines()
@@ -273,7 +273,7 @@ def test_garbage_is_destroyed_here_not_in_a_worker(corpus, tmp_path, monkeypatch
 def test_a_cgroup_cpu_quota_lowers_the_core_count(tmp_path):
     """`docker --cpus 1.5` writes "150000 100000" to cgroup v2's cpu.max (v1: cfs quota and period
     files): 2 cores' worth of workers, not the host's count."""
-    from indexer.decode import cgroup_cpu_quota
+    from searchengine.cores import cgroup_cpu_quota
 
     v2 = tmp_path / "v2"
     v2.mkdir()
