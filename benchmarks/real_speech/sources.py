@@ -10,8 +10,8 @@ One published correction is applied: LibriTTS-P (Kawamura et al., 2024, CC BY 4.
 annotators each describe every LibriSpeech reader's voice, "masculine" or "feminine" among the tags.
 Where all three heard the gender opposite to LibriSpeech's SPEAKERS.TXT, the reader is labelled as
 they heard it and the row says so (`gender_source`); readers LibriTTS-P found to hold voices of both
-genders under one id are left out. The rule is applied to every reader alike, before any clip is
-chosen, so it cannot be tuned to a figure. 25 of 2,484 readers change, among them 1688 (test-other)
+genders under one id are left out. The rule takes the strictest form (all three annotators) and is
+applied to every reader alike, before any clip is chosen. 25 of 2,484 readers change, among them 1688 (test-other)
 of this set and 322 (train-clean-100) of the pool.
 
 Not used, on purpose: RAVDESS, SAVEE, TESS and EMO-DB (held out for testing), and recordings whose
