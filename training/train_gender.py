@@ -184,7 +184,7 @@ def train(corpus: Path | None, real: Sequence[Path], heldout: Sequence[Path], ou
                          f"{len({r['speaker'] for r in fit_rows if r['kind'] == 'synthetic'})} train-split voices",
             "real": f"{n_real} clips of {len({r['speaker'] for r in fit_rows if r['kind'] == 'real'})} speakers "
                     "(LibriSpeech train-clean-100 readers outside the real-speech development set, CC BY 4.0, "
-                    "V. Panayotov et al.; gender from SPEAKERS.TXT with LibriTTS-P's listener correction)" if n_real else "none",
+                    "V. Panayotov et al.; gender from SPEAKERS.TXT with the listener correction of LibriTTS-P, CC BY 4.0, M. Kawamura et al.)" if n_real else "none",
         },
         "C": c, "real_share": share, "cross_validation": table,
     }
