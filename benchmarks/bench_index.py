@@ -20,6 +20,7 @@ Random vectors have no cluster structure, the worst case for IVF recall; real em
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -132,6 +133,23 @@ REAL_SPEECH = Path(__file__).resolve().parents[1] / "data" / "real_speech"
 REAL_CLIPS = int(os.environ.get("BENCH_INDEX_REAL_CLIPS", "120"))
 
 
+@contextlib.contextmanager
+def _dnsmos_backend(name: str | None):
+    """Decode workers started inside run DNSMOS on `name` (None: the default choice)."""
+    from searchengine.attributes.quality import BACKEND_ENV
+
+    before = os.environ.get(BACKEND_ENV)
+    if name is not None:
+        os.environ[BACKEND_ENV] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = before
+
+
 def bench_indexing_real() -> list[str]:
     import json
 
@@ -153,14 +171,23 @@ def bench_indexing_real() -> list[str]:
         everything.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in rows))
         plain_workers, attr_workers = default_workers(False), default_workers(True)
         # The one-worker run goes first: any warm-up cost falls on it, the old default (say so beside the ratio).
-        runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1),
-                (f"with attributes, {attr_workers} decoding workers (default), {n} clips", sample, True, attr_workers),
+        # The DNSMOS reference run (ONNX Runtime fp32, the default before OpenVINO) beside the default.
+        runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1, None),
+                (f"with attributes, {attr_workers} decoding workers, DNSMOS on ONNX Runtime fp32, {n} clips", sample,
+                 True, attr_workers, "onnxruntime"),
+                (f"with attributes, {attr_workers} decoding workers (default), {n} clips", sample, True, attr_workers,
+                 None),
                 (f"`--no-attributes`, {plain_workers} decoding worker{'s' * (plain_workers > 1)} (default), all "
-                 f"{len(rows)} clips", everything, False, plain_workers)]
-        for k, (name, source, attributes, workers) in enumerate(runs):
-            summary = run_index(source, Path(tmp) / f"c{k}", encoder, workers=workers, progress=False, attributes=attributes)
+                 f"{len(rows)} clips", everything, False, plain_workers, None)]
+        for k, (name, source, attributes, workers, dnsmos) in enumerate(runs):
+            with _dnsmos_backend(dnsmos):
+                summary = run_index(source, Path(tmp) / f"c{k}", encoder, workers=workers, progress=False,
+                                    attributes=attributes)
             out.append((name, summary))
-    lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores",
+    from searchengine.attributes.quality import runtime
+
+    lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores; "
+             f"DNSMOS by default on {runtime()}",
              "", "| run | audio s | wall s | audio s / wall s |", "|---|---|---|---|"]
     lines += [f"| {name} | {s.audio_seconds:.0f} | {s.wall_seconds:.1f} | {s.realtime_factor:.1f} |" for name, s in out]
     for name, s in out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from searchengine.attributes.quality import measure_quality
@@ -118,3 +119,93 @@ def test_dnsmos_windows_cover_the_whole_of_a_long_clip(attr_corpus, measured):
     alone = measure_quality(speech, 16000)["m_dnsmos_bak"]
     with_noisy_end = measure_quality(np.concatenate([speech, noise]), 16000)["m_dnsmos_bak"]
     assert with_noisy_end + 0.5 < alone
+
+
+def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, monkeypatch):
+    """OpenVINO (bf16 where the CPU computes it natively, else fp32) and ONNX Runtime fp32 (the
+    reference) score the same clips to within 0.15 MOS and rank them alike; `auto` picks OpenVINO
+    exactly where bf16 is native, and an unknown backend is a clear error."""
+    from searchengine.attributes import quality
+
+    clips = [r for r in measured if not r["a"]["telephone"]][:4] + sorted(
+        [r for r in measured if r["a"]["snr_db"] is not None], key=lambda r: r["a"]["snr_db"])[:4]
+    audio = [sf.read(str(attr_corpus / r["rec"]["path"]), dtype="float32")[0] for r in clips]
+    scores = {}
+    try:
+        for backend in ("onnxruntime", "openvino", "auto"):
+            monkeypatch.setenv(quality.BACKEND_ENV, backend)
+            scores[backend] = [measure_quality(x, 16000) for x in audio]
+            scores[backend + " runtime"] = quality.runtime()
+        core = quality._openvino_core()
+        assert scores["onnxruntime runtime"] == "onnxruntime float32"
+        assert scores["openvino runtime"] in ("openvino bf16", "openvino f32")
+        assert (scores["openvino runtime"] == "openvino bf16") == quality.native_bf16(core)
+        assert scores["auto runtime"] == ("openvino bf16" if quality.native_bf16(core) else "onnxruntime float32")
+        for key in ("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl"):
+            ref = np.array([s[key] for s in scores["onnxruntime"]])
+            other = np.array([s[key] for s in scores["openvino"]])
+            assert np.abs(ref - other).max() < 0.15, key
+            assert spearman(ref, other) > 0.9, key
+        monkeypatch.setenv(quality.BACKEND_ENV, "tensorflow")
+        with pytest.raises(quality.QualityUnavailable, match="expected one of auto, onnxruntime, openvino"):
+            measure_quality(audio[0], 16000)
+    finally:
+        monkeypatch.delenv(quality.BACKEND_ENV, raising=False)
+
+
+FORK_SCENARIO = """
+import json, multiprocessing, os, sys
+import soundfile as sf
+from searchengine.attributes import quality
+
+audio = sf.read(sys.argv[1], dtype="float32")[0]
+parent = {}
+for backend in ("onnxruntime", "openvino"):  # switching keeps both networks alive
+    os.environ[quality.BACKEND_ENV] = backend
+    parent[backend] = quality.measure_quality(audio, 16000)
+
+
+def child(queue):
+    out = {}
+    for backend in ("auto", "openvino", "onnxruntime"):  # built here (or inherited), inherited, inherited
+        os.environ[quality.BACKEND_ENV] = backend
+        out[backend] = [quality.measure_quality(audio, 16000), quality.runtime()]
+    queue.put(out)
+
+
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+worker = context.Process(target=child, args=(queue,))
+worker.start()
+worker.join(60)
+if worker.is_alive():
+    worker.kill()
+    sys.exit("the forked child hung measuring")
+os.environ[quality.BACKEND_ENV] = "openvino"
+print(json.dumps({"parent": parent, "child": queue.get(timeout=5), "exit": worker.exitcode,
+                  "after": quality.measure_quality(audio, 16000)}))
+"""
+
+
+def test_forked_workers_measure_with_networks_their_parent_built_and_with_their_own(attr_corpus, measured):
+    """Decode workers are forked, and OpenVINO's threads do not survive a fork: once a network had been
+    freed, a forked child that measured died or hung. Networks are kept for the life of a process, so a
+    child runs the ones it inherited, builds others, and the parent goes on measuring. Run in a fresh
+    interpreter, so this test process's own networks play no part."""
+    import json
+    import subprocess
+    import sys
+
+    from searchengine.attributes import quality
+
+    if quality._openvino_core() is None:
+        pytest.skip("OpenVINO is not installed")
+    clip = str(attr_corpus / measured[0]["rec"]["path"])
+    done = subprocess.run([sys.executable, "-c", FORK_SCENARIO, clip], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["exit"] == 0 and out["after"] == out["parent"]["openvino"]
+    for backend, (scores, runtime) in out["child"].items():
+        assert runtime.split()[0] in ("openvino", "onnxruntime"), backend
+        reference = out["parent"]["openvino" if runtime.startswith("openvino") else "onnxruntime"]
+        assert scores == reference, backend

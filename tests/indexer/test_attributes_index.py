@@ -47,7 +47,11 @@ def test_summary_says_where_the_time_went(described_run):
     assert summary.caption_seconds == 0  # a bare folder: no captions to embed while indexing
     assert summary.write_seconds > 0 and summary.describe_seconds > 0
     text = "\n".join(summary.lines())
-    assert "time in 1 worker process, s summed: DNSMOS" in text  # largest stage first
+    line = next(x for x in summary.lines() if "time in 1 worker process, s summed: " in x)
+    stages = [part.rsplit(" ", 1) for part in line.split("summed: ")[1].split(", ")]
+    assert {name for name, _ in stages} == set(summary.worker_seconds)
+    seconds = [float(s) for _, s in stages]
+    assert seconds == sorted(seconds, reverse=True)  # largest stage first
     assert "time in this process, s: speech" in text and "describing" in text
 
 
