@@ -3,7 +3,7 @@
 One module per family, each a plain function of a 16 kHz mono waveform:
   level.py     loudness, peak, clipping, SNR, reverberation (decay tail)   numpy only, ~1000x real time
   prosody.py   F0 median / spread / voiced share, speaking rate            Praat, ~100x real time
-  quality.py   DNSMOS SIG / BAK / OVRL                                      ONNX, one 9 s window per clip
+  quality.py   DNSMOS SIG / BAK / OVRL                                      ONNX model (OpenVINO bf16 or ONNX Runtime), one 9 s window per clip
   spectrum.py  upper edge of the spectrum (telephone band vs wideband)      numpy only
   speaker.py   256-d speaker vector; gender from it and F0, with a confidence  Resemblyzer GE2E
   words.py     corpus-quantile bins -> words ("very slowly" .. "very fast") and captions from them
