@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,8 @@ class DnsmosNetwork:
         if core is not None and (backend == "openvino" or native_bf16(core)):
             compiled = core.compile_model(core.read_model(path), "CPU", {
                 "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
-            self._request = compiled.create_infer_request()
+            self._compiled = compiled
+            self._requests = threading.local()  # an infer request serves one thread at a time
             self.backend = "openvino"
             self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
         else:
@@ -85,7 +87,10 @@ class DnsmosNetwork:
     def raw(self, window: np.ndarray) -> np.ndarray:
         batch = window[np.newaxis, :].astype(np.float32)
         if self.backend == "openvino":
-            return np.array(self._request.infer({0: batch})[0][0], dtype=np.float64)
+            request = getattr(self._requests, "request", None)
+            if request is None:
+                request = self._requests.request = self._compiled.create_infer_request()
+            return np.array(request.infer({0: batch})[0][0], dtype=np.float64)
         return np.asarray(self._session.run(None, {"input_1": batch})[0][0], dtype=np.float64)
 
 

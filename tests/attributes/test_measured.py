@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -123,8 +125,9 @@ def test_dnsmos_windows_cover_the_whole_of_a_long_clip(attr_corpus, measured):
 
 def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, monkeypatch):
     """OpenVINO (bf16 where the CPU computes it natively, else fp32) and ONNX Runtime fp32 (the
-    reference) score the same clips to within 0.15 MOS and rank them alike; `auto` picks OpenVINO
-    exactly where bf16 is native, and an unknown backend is a clear error."""
+    reference) score the same clips to within 0.15 MOS and rank them alike; threads sharing a network
+    get the scores they would alone; `auto` picks OpenVINO exactly where bf16 is native, and an unknown
+    backend is a clear error."""
     from searchengine.attributes import quality
 
     clips = [r for r in measured if not r["a"]["telephone"]][:4] + sorted(
@@ -146,6 +149,9 @@ def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, mon
             other = np.array([s[key] for s in scores["openvino"]])
             assert np.abs(ref - other).max() < 0.15, key
             assert spearman(ref, other) > 0.9, key
+        monkeypatch.setenv(quality.BACKEND_ENV, "openvino")  # one network, several threads at once
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(lambda x: measure_quality(x, 16000), audio)) == scores["openvino"]
         monkeypatch.setenv(quality.BACKEND_ENV, "tensorflow")
         with pytest.raises(quality.QualityUnavailable, match="expected one of auto, onnxruntime, openvino"):
             measure_quality(audio[0], 16000)
