@@ -38,6 +38,8 @@ class Decoded:
     #: Worker seconds spent on this file by stage ("decode", then each attribute family measured):
     #: summed over a run, they say whether decoding or a measurement set its pace.
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: How stages ran, where that can differ between machines ({"DNSMOS": "openvino bf16"}).
+    stage_runtimes: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -76,6 +78,16 @@ def measure_segments(
     return rows, vectors
 
 
+def measurement_runtimes() -> dict[str, str]:
+    """{"DNSMOS": "openvino bf16"} (or "onnxruntime float32"); empty where DNSMOS cannot run."""
+    from searchengine.attributes.quality import QualityUnavailable, runtime
+
+    try:
+        return {"DNSMOS": runtime()}
+    except QualityUnavailable:
+        return {}
+
+
 def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attributes: bool = False) -> Decoded | Failed:
     """Hash and decode one item (and measure its attributes when asked); every failure becomes a `Failed` record."""
     started = time.perf_counter()
@@ -93,6 +105,7 @@ def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attribut
     waves = [s.waveform for s in segments]
     stage_seconds = {"decode": time.perf_counter() - started}
     rows, vectors = measure_segments(waves, stage_seconds) if attributes else (None, None)
+    runtimes = measurement_runtimes() if attributes else {}
     return Decoded(
         item=item,
         starts=[s.start for s in segments],
@@ -106,4 +119,5 @@ def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attribut
         attributes=rows,
         speaker_vectors=vectors,
         stage_seconds=stage_seconds,
+        stage_runtimes=runtimes,
     )

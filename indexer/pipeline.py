@@ -101,6 +101,8 @@ class Summary:
     #: Worker seconds by stage, summed over the run's decoded files (decode, level, pitch, DNSMOS,
     #: speaker); a file that failed to decode adds nothing, so its time is missing here.
     worker_seconds: dict[str, float] = field(default_factory=dict)
+    #: How a stage ran, where that depends on the machine ({"DNSMOS": {"openvino bf16"}}).
+    worker_runtimes: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def realtime_factor(self) -> float:
@@ -145,7 +147,9 @@ class Summary:
 
         Worker seconds are summed over processes (CPU-ish time, comparable to the wall time times the
         number of workers); this process's figures are wall seconds."""
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(self.worker_seconds.items(), key=lambda kv: -kv[1]))
+        stages = ", ".join(f"{k} {v:.1f}" + (f" ({' and '.join(sorted(self.worker_runtimes[k]))})"
+                                              if self.worker_runtimes.get(k) else "")
+                           for k, v in sorted(self.worker_seconds.items(), key=lambda kv: -kv[1]))
         where = (f"time in {self.workers} worker process{'es' if self.workers != 1 else ''}, s summed"
                  if self.workers else "time decoding in this process, s")
         speech = self.embed_seconds - self.caption_seconds - self.prepare_wait_seconds
@@ -412,6 +416,8 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
     for d in chunk.decoded:
         for stage, seconds in d.stage_seconds.items():
             summary.worker_seconds[stage] = summary.worker_seconds.get(stage, 0.0) + seconds
+        for stage, how in d.stage_runtimes.items():
+            summary.worker_runtimes.setdefault(stage, set()).add(how)
     summary.files_added += len(chunk.decoded)
     summary.files_failed += len(chunk.failed)
     summary.clips_added += len(rows)

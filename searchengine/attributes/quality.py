@@ -22,6 +22,7 @@ reference) or `openvino` (the CPU's own choice of precision: bf16 where native, 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 SAMPLE_RATE = 16000
+log = logging.getLogger(__name__)
 
 
 class QualityUnavailable(RuntimeError):
@@ -67,9 +69,17 @@ class DnsmosNetwork:
         core = _openvino_core() if backend in ("auto", "openvino") else None
         if backend == "openvino" and core is None:
             raise QualityUnavailable(f"{BACKEND_ENV}=openvino needs `pip install openvino`")
+        compiled = None
         if core is not None and (backend == "openvino" or native_bf16(core)):
-            compiled = core.compile_model(core.read_model(path), "CPU", {
-                "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+            try:
+                compiled = core.compile_model(core.read_model(path), "CPU", {
+                    "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+            except Exception as exc:  # noqa: BLE001 - auto falls back to the reference runtime
+                if backend == "openvino":
+                    raise QualityUnavailable(f"{BACKEND_ENV}=openvino: OpenVINO could not load DNSMOS: {exc}") from exc
+                log.warning("DNSMOS on OpenVINO unavailable (%s: %s); measuring on ONNX Runtime fp32",
+                            type(exc).__name__, exc)
+        if compiled is not None:
             self._compiled = compiled
             self._requests = threading.local()  # an infer request serves one thread at a time
             self.backend = "openvino"

@@ -215,3 +215,25 @@ def test_forked_workers_measure_with_networks_their_parent_built_and_with_their_
         assert runtime.split()[0] in ("openvino", "onnxruntime"), backend
         reference = out["parent"]["openvino" if runtime.startswith("openvino") else "onnxruntime"]
         assert scores == reference, backend
+
+
+def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypatch):
+    """`auto` on a CPU with native bf16 whose OpenVINO cannot load the network measures on ONNX Runtime
+    (a warning, not a run of empty quality columns); asking for OpenVINO by name is a clear error."""
+    from searchengine.attributes import quality
+
+    class NoLoad:  # OpenVINO present, bf16 native, but the model does not load
+        def get_property(self, device, name):
+            return ["BF16", "FP32"]
+
+        def read_model(self, path):
+            return path
+
+        def compile_model(self, model, device, config):
+            raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(quality, "_openvino_core", NoLoad)
+    path = quality._calibration().primary_model_path
+    assert quality.DnsmosNetwork(path, "auto").backend == "onnxruntime"
+    with pytest.raises(quality.QualityUnavailable, match="OpenVINO could not load DNSMOS: unsupported operation"):
+        quality.DnsmosNetwork(path, "openvino")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -48,10 +49,17 @@ def test_summary_says_where_the_time_went(described_run):
     assert summary.write_seconds > 0 and summary.describe_seconds > 0
     text = "\n".join(summary.lines())
     line = next(x for x in summary.lines() if "time in 1 worker process, s summed: " in x)
-    stages = [part.rsplit(" ", 1) for part in line.split("summed: ")[1].split(", ")]
-    assert {name for name, _ in stages} == set(summary.worker_seconds)
-    seconds = [float(s) for _, s in stages]
+    stages = re.findall(r"(\w+) ([\d.]+)(?: \(([^)]*)\))?", line.split("summed: ")[1])
+    assert {name for name, _, _ in stages} == set(summary.worker_seconds)
+    seconds = [float(s) for _, s, _ in stages]
     assert seconds == sorted(seconds, reverse=True)  # largest stage first
+    # how DNSMOS ran, since that depends on the CPU: bf16 on OpenVINO where native, else fp32
+    from searchengine.attributes import quality
+
+    core = quality._openvino_core()
+    expected = "openvino bf16" if core is not None and quality.native_bf16(core) else "onnxruntime float32"
+    assert summary.worker_runtimes == {"DNSMOS": {expected}}
+    assert {name: how for name, _, how in stages if how} == {"DNSMOS": expected}
     assert "time in this process, s: speech" in text and "describing" in text
 
 
