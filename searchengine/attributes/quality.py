@@ -12,7 +12,8 @@ benchmarks/RESULTS.md ("Indexing").
 
 DNSMOS is most of what measuring attributes costs, so where the CPU computes bfloat16 natively
 (Intel AMX or AVX-512 BF16: OpenVINO lists "BF16" among the CPU's capabilities) the network runs on
-OpenVINO in bfloat16: 5.6x faster per window on a 2-core Xeon with AMX (40 against 224 ms), with
+OpenVINO in bfloat16: 5.6x faster per window on a 2-core Xeon with AMX (40 against 224 ms; CPUs with
+AVX-512 BF16 but no AMX take the same path, their speed not measured yet), with
 scores that rank the real-speech development set's clips as fp32 does (Spearman 0.9997 on each of
 SIG, BAK and OVRL; largest difference 0.07 before calibration). Elsewhere it runs on ONNX Runtime in
 fp32, as before. `CLSP_SEARCH_DNSMOS_BACKEND` chooses: `auto` (default), `onnxruntime` (fp32, the
