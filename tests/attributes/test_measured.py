@@ -126,8 +126,8 @@ def test_dnsmos_windows_cover_the_whole_of_a_long_clip(attr_corpus, measured):
 def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, monkeypatch):
     """OpenVINO (bf16 where the CPU computes it natively, else fp32) and ONNX Runtime fp32 (the
     reference) score the same clips to within 0.15 MOS and rank them alike; threads sharing a network
-    get the scores they would alone; `auto` picks OpenVINO exactly where bf16 is native, and an unknown
-    backend is a clear error."""
+    get the scores they would alone; `auto` picks OpenVINO where bf16 is native and the CPU has
+    AMX, and an unknown backend is a clear error."""
     from searchengine.attributes import quality
 
     clips = [r for r in measured if not r["a"]["telephone"]][:4] + sorted(
@@ -142,8 +142,9 @@ def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, mon
         core = quality._openvino_core()
         assert scores["onnxruntime runtime"] == "onnxruntime float32"
         assert scores["openvino runtime"] in ("openvino bf16", "openvino f32")
-        assert (scores["openvino runtime"] == "openvino bf16") == quality.native_bf16(core)
-        assert scores["auto runtime"] == ("openvino bf16" if quality.native_bf16(core) else "onnxruntime float32")
+        native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        assert (scores["openvino runtime"] == "openvino bf16") == native
+        assert scores["auto runtime"] == ("openvino bf16" if quality.fast_bf16(core) else "onnxruntime float32")
         for key in ("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl"):
             ref = np.array([s[key] for s in scores["onnxruntime"]])
             other = np.array([s[key] for s in scores["openvino"]])
@@ -218,7 +219,7 @@ def test_forked_workers_measure_with_networks_their_parent_built_and_with_their_
 
 
 def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypatch):
-    """`auto` on a CPU with native bf16 whose OpenVINO cannot load the network measures on ONNX Runtime
+    """`auto` on a CPU with AMX whose OpenVINO cannot load the network measures on ONNX Runtime
     (a warning, not a run of empty quality columns); asking for OpenVINO by name is a clear error."""
     from searchengine.attributes import quality
 
@@ -233,7 +234,29 @@ def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypat
             raise RuntimeError("unsupported operation")
 
     monkeypatch.setattr(quality, "_openvino_core", NoLoad)
+    monkeypatch.setattr(quality, "fast_bf16", lambda core: True)
     path = quality._calibration().primary_model_path
     assert quality.DnsmosNetwork(path, "auto").backend == "onnxruntime"
     with pytest.raises(quality.QualityUnavailable, match="OpenVINO could not load DNSMOS: unsupported operation"):
         quality.DnsmosNetwork(path, "openvino")
+
+
+def test_bf16_dnsmos_is_chosen_only_where_amx_was_measured(tmp_path):
+    """OpenVINO counts AVX-512 BF16 alone as native bf16 too, but DNSMOS in bf16 was only measured with
+    AMX, so `auto` needs both: OpenVINO's BF16 capability and the CPU's amx_bf16 flag."""
+    from searchengine.attributes.quality import fast_bf16
+
+    class Core:
+        def __init__(self, capabilities):
+            self.capabilities = capabilities
+
+        def get_property(self, device, name):
+            return self.capabilities
+
+    amx, avx512 = tmp_path / "amx", tmp_path / "avx512"
+    amx.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    avx512.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n")
+    assert fast_bf16(Core(["BF16", "FP32"]), str(amx)) is True
+    assert fast_bf16(Core(["BF16", "FP32"]), str(avx512)) is False
+    assert fast_bf16(Core(["FP32"]), str(amx)) is False
+    assert fast_bf16(Core(["BF16", "FP32"]), str(tmp_path / "missing")) is False

@@ -53,11 +53,11 @@ def test_summary_says_where_the_time_went(described_run):
     assert {name for name, _, _ in stages} == set(summary.worker_seconds)
     seconds = [float(s) for _, s, _ in stages]
     assert seconds == sorted(seconds, reverse=True)  # largest stage first
-    # how DNSMOS ran, since that depends on the CPU: bf16 on OpenVINO where native, else fp32
+    # how DNSMOS ran, since that depends on the CPU: bf16 on OpenVINO with AMX, else fp32
     from searchengine.attributes import quality
 
     core = quality._openvino_core()
-    expected = "openvino bf16" if core is not None and quality.native_bf16(core) else "onnxruntime float32"
+    expected = "openvino bf16" if core is not None and quality.fast_bf16(core) else "onnxruntime float32"
     assert summary.worker_runtimes == {"DNSMOS": {expected}}
     assert {name: how for name, _, how in stages if how} == {"DNSMOS": expected}
     assert "time in this process, s: speech" in text and "describing" in text
