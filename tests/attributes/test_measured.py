@@ -134,30 +134,27 @@ def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, mon
         [r for r in measured if r["a"]["snr_db"] is not None], key=lambda r: r["a"]["snr_db"])[:4]
     audio = [sf.read(str(attr_corpus / r["rec"]["path"]), dtype="float32")[0] for r in clips]
     scores = {}
-    try:
-        for backend in ("onnxruntime", "openvino", "auto"):
-            monkeypatch.setenv(quality.BACKEND_ENV, backend)
-            scores[backend] = [measure_quality(x, 16000) for x in audio]
-            scores[backend + " runtime"] = quality.runtime()
-        core = quality._openvino_core()
-        assert scores["onnxruntime runtime"] == "onnxruntime float32"
-        assert scores["openvino runtime"] in ("openvino bf16", "openvino f32")
-        native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        assert (scores["openvino runtime"] == "openvino bf16") == native
-        assert scores["auto runtime"] == ("openvino bf16" if quality.fast_bf16(core) else "onnxruntime float32")
-        for key in ("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl"):
-            ref = np.array([s[key] for s in scores["onnxruntime"]])
-            other = np.array([s[key] for s in scores["openvino"]])
-            assert np.abs(ref - other).max() < 0.15, key
-            assert spearman(ref, other) > 0.9, key
-        monkeypatch.setenv(quality.BACKEND_ENV, "openvino")  # one network, several threads at once
-        with ThreadPoolExecutor(4) as pool:
-            assert list(pool.map(lambda x: measure_quality(x, 16000), audio)) == scores["openvino"]
-        monkeypatch.setenv(quality.BACKEND_ENV, "tensorflow")
-        with pytest.raises(quality.QualityUnavailable, match="expected one of auto, onnxruntime, openvino"):
-            measure_quality(audio[0], 16000)
-    finally:
-        monkeypatch.delenv(quality.BACKEND_ENV, raising=False)
+    for backend in ("onnxruntime", "openvino", "auto"):
+        monkeypatch.setenv(quality.BACKEND_ENV, backend)
+        scores[backend] = [measure_quality(x, 16000) for x in audio]
+        scores[backend + " runtime"] = quality.runtime()
+    core = quality._openvino_core()
+    assert scores["onnxruntime runtime"] == "onnxruntime float32"
+    assert scores["openvino runtime"] in ("openvino bf16", "openvino f32")
+    native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert (scores["openvino runtime"] == "openvino bf16") == native
+    assert scores["auto runtime"] == ("openvino bf16" if quality.fast_bf16(core) else "onnxruntime float32")
+    for key in ("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl"):
+        ref = np.array([s[key] for s in scores["onnxruntime"]])
+        other = np.array([s[key] for s in scores["openvino"]])
+        assert np.abs(ref - other).max() < 0.15, key
+        assert spearman(ref, other) > 0.9, key
+    monkeypatch.setenv(quality.BACKEND_ENV, "openvino")  # one network, several threads at once
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda x: measure_quality(x, 16000), audio)) == scores["openvino"]
+    monkeypatch.setenv(quality.BACKEND_ENV, "tensorflow")
+    with pytest.raises(quality.QualityUnavailable, match="expected one of auto, onnxruntime, openvino"):
+        measure_quality(audio[0], 16000)
 
 
 FORK_SCENARIO = """
