@@ -24,10 +24,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 from typing import Any
 
 import numpy as np
+
+from searchengine import openvino_cpu
 
 SAMPLE_RATE = 16000
 log = logging.getLogger(__name__)
@@ -49,49 +50,26 @@ def backend_from_env() -> str:
     return name
 
 
-def _openvino_core() -> Any | None:
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    return ov.Core()
-
-
-def fast_bf16(core: Any, cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether DNSMOS in bfloat16 is known to pay here: OpenVINO computes bf16 natively and the CPU has
-    AMX, where it was measured (5.6x). AVX-512 BF16 alone also counts as native for OpenVINO, but its
-    speed there was never measured, so such CPUs keep the fp32 reference."""
-    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        return False
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
-    except OSError:
-        return False
-
-
 class DnsmosNetwork:
     """The P.835 network on one runtime: `raw(window)` -> its three uncalibrated outputs."""
 
     def __init__(self, path: str, backend: str) -> None:
-        core = _openvino_core() if backend in ("auto", "openvino") else None
+        core = openvino_cpu.core() if backend in ("auto", "openvino") else None
         if backend == "openvino" and core is None:
             raise QualityUnavailable(f"{BACKEND_ENV}=openvino needs `pip install openvino`")
-        compiled = None
-        if core is not None and (backend == "openvino" or fast_bf16(core)):
+        self._openvino: openvino_cpu.Network | None = None
+        if core is not None and (backend == "openvino" or openvino_cpu.fast_bf16(core)):
             try:
-                compiled = core.compile_model(core.read_model(path), "CPU", {
+                self._openvino = openvino_cpu.Network(path, {
                     "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
             except Exception as exc:  # noqa: BLE001 - auto falls back to the reference runtime
                 if backend == "openvino":
                     raise QualityUnavailable(f"{BACKEND_ENV}=openvino: OpenVINO could not load DNSMOS: {exc}") from exc
                 log.warning("DNSMOS on OpenVINO unavailable (%s: %s); measuring on ONNX Runtime fp32",
                             type(exc).__name__, exc)
-        if compiled is not None:
-            self._compiled = compiled
-            self._requests = threading.local()  # an infer request serves one thread at a time
+        if self._openvino is not None:
             self.backend = "openvino"
-            self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
+            self.precision = self._openvino.precision
         else:
             import onnxruntime as ort
 
@@ -104,11 +82,8 @@ class DnsmosNetwork:
 
     def raw(self, window: np.ndarray) -> np.ndarray:
         batch = window[np.newaxis, :].astype(np.float32)
-        if self.backend == "openvino":
-            request = getattr(self._requests, "request", None)
-            if request is None:
-                request = self._requests.request = self._compiled.create_infer_request()
-            return np.array(request.infer({0: batch})[0][0], dtype=np.float64)
+        if self._openvino is not None:
+            return np.array(self._openvino({0: batch})[0][0], dtype=np.float64)
         return np.asarray(self._session.run(None, {"input_1": batch})[0][0], dtype=np.float64)
 
 
@@ -128,11 +103,8 @@ def _calibration() -> Any:
 
 @functools.cache
 def _network(backend: str) -> DnsmosNetwork:
-    """The network for one backend setting, built on first use and kept for the life of the process.
-
-    Never freed, because the indexer forks its decode workers: after an OpenVINO network had been freed,
-    a forked child that measured died or hung, and a test process that indexed later crashed. While
-    every network lives, a forked child runs the ones it inherited and builds new ones safely."""
+    """The network for one backend setting, built on first use and kept for the life of the process
+    (OpenVINO networks must outlive forks: `searchengine/openvino_cpu.py`)."""
     return DnsmosNetwork(_calibration().primary_model_path, backend)
 
 

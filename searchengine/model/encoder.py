@@ -357,12 +357,13 @@ class TextVectorCache(LruCache):
 class ClspEncoder(Encoder):
     """Encoder over one of our CLSP checkpoints (clsp-mini or anything `clsp-search train` wrote).
 
-    On CPU, texts run on ONNX Runtime (`searchengine/model/onnx_text.py`; the graph is exported on
-    first use): queries one call each, captions at indexing in length-sorted batches of
-    `ONNX_TEXT_BATCH` (benchmarks/RESULTS.md, "Text query encoding"). Torch is the reference and the
-    fallback when the export or the load fails, on other devices, and when `text_backend` (default:
-    `$CLSP_SEARCH_TEXT_BACKEND`, else "auto") is "torch". Vectors of query-sized calls are kept in an
-    LRU (`text_cache`, 4096 texts) keyed by model id, backend and text."""
+    On CPU, texts run on an exported graph (`searchengine/model/onnx_text.py`; exported on first use),
+    on OpenVINO in bf16 where the CPU has AMX, else on ONNX Runtime in fp32: queries one call each,
+    captions at indexing in length-sorted batches of `ONNX_TEXT_BATCH` (benchmarks/RESULTS.md, "Text
+    query encoding"). Torch is the reference and the fallback when the export or the load fails, on
+    other devices, and when `text_backend` (default: `$CLSP_SEARCH_TEXT_BACKEND`, else "auto") is
+    "torch"; "onnx" and "openvino" name a runtime. Vectors of query-sized calls are kept in an LRU
+    (`text_cache`, 4096 texts) keyed by model id, backend and text."""
 
     def __init__(self, model: torch.nn.Module, name: str, checksum: str, device: torch.device,
                  text_backend: str | None = None, text_cache: TextVectorCache | None = None) -> None:
@@ -381,8 +382,9 @@ class ClspEncoder(Encoder):
         self._onnx_lock = threading.Lock()
 
     def active_text_backend(self) -> str:
-        """The backend a query-sized call runs on ("onnx" or "torch"); may export the graph."""
-        return "onnx" if self._onnx_text_path() is not None else "torch"
+        """The backend a query-sized call runs on ("openvino", "onnx" or "torch"); may export the graph."""
+        onnx_text = self._onnx_text_path()
+        return "torch" if onnx_text is None else onnx_text.backend
 
     def _onnx_text_path(self) -> Any:
         if self.text_backend == "torch" or self.device.type != "cpu":
@@ -392,7 +394,7 @@ class ClspEncoder(Encoder):
                 if self._onnx_text is None:
                     from searchengine.model.onnx_text import open_text_path
 
-                    self._onnx_text = open_text_path(self.model, self.model_id) or False
+                    self._onnx_text = open_text_path(self.model, self.model_id, backend=self.text_backend) or False
         return self._onnx_text or None
 
     def encode_text(self, texts: str | Sequence[str], batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
@@ -402,7 +404,7 @@ class ClspEncoder(Encoder):
         if not texts:
             return output
         onnx_text = self._onnx_text_path()
-        backend = "torch" if onnx_text is None else "onnx"
+        backend = "torch" if onnx_text is None else onnx_text.backend
         cached_call = len(texts) <= CACHED_CALL_MAX_TEXTS
         missing: dict[str, list[int]] = {}
         for i, text in enumerate(texts):

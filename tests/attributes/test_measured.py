@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from searchengine import openvino_cpu
 from searchengine.attributes.quality import measure_quality
 
 from .conftest import spearman
@@ -138,12 +139,12 @@ def test_dnsmos_runs_on_either_runtime_and_they_agree(attr_corpus, measured, mon
         monkeypatch.setenv(quality.BACKEND_ENV, backend)
         scores[backend] = [measure_quality(x, 16000) for x in audio]
         scores[backend + " runtime"] = quality.runtime()
-    core = quality._openvino_core()
+    core = openvino_cpu.core()
     assert scores["onnxruntime runtime"] == "onnxruntime float32"
     assert scores["openvino runtime"] in ("openvino bf16", "openvino f32")
     native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert (scores["openvino runtime"] == "openvino bf16") == native
-    assert scores["auto runtime"] == ("openvino bf16" if quality.fast_bf16(core) else "onnxruntime float32")
+    assert scores["auto runtime"] == ("openvino bf16" if openvino_cpu.fast_bf16(core) else "onnxruntime float32")
     for key in ("m_dnsmos_sig", "m_dnsmos_bak", "m_dnsmos_ovrl"):
         ref = np.array([s[key] for s in scores["onnxruntime"]])
         other = np.array([s[key] for s in scores["openvino"]])
@@ -200,9 +201,8 @@ def test_forked_workers_measure_with_networks_their_parent_built_and_with_their_
     import subprocess
     import sys
 
-    from searchengine.attributes import quality
 
-    if quality._openvino_core() is None:
+    if openvino_cpu.core() is None:
         pytest.skip("OpenVINO is not installed")
     clip = str(attr_corpus / measured[0]["rec"]["path"])
     done = subprocess.run([sys.executable, "-c", FORK_SCENARIO, clip], capture_output=True, text=True, timeout=300)
@@ -215,9 +215,11 @@ def test_forked_workers_measure_with_networks_their_parent_built_and_with_their_
         assert scores == reference, backend
 
 
-def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypatch):
+def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypatch, tmp_path):
     """`auto` on a CPU with AMX whose OpenVINO cannot load the network measures on ONNX Runtime
     (a warning, not a run of empty quality columns); asking for OpenVINO by name is a clear error."""
+    import shutil
+
     from searchengine.attributes import quality
 
     class NoLoad:  # OpenVINO present, bf16 native, but the model does not load
@@ -230,9 +232,10 @@ def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypat
         def compile_model(self, model, device, config):
             raise RuntimeError("unsupported operation")
 
-    monkeypatch.setattr(quality, "_openvino_core", NoLoad)
-    monkeypatch.setattr(quality, "fast_bf16", lambda core: True)
-    path = quality._calibration().primary_model_path
+    monkeypatch.setattr(openvino_cpu, "core", NoLoad)
+    monkeypatch.setattr(openvino_cpu, "fast_bf16", lambda core: True)
+    path = str(tmp_path / "dnsmos.onnx")  # a file no network of this process was compiled from (they are kept)
+    shutil.copy(quality._calibration().primary_model_path, path)
     assert quality.DnsmosNetwork(path, "auto").backend == "onnxruntime"
     with pytest.raises(quality.QualityUnavailable, match="OpenVINO could not load DNSMOS: unsupported operation"):
         quality.DnsmosNetwork(path, "openvino")
@@ -241,7 +244,7 @@ def test_dnsmos_falls_back_to_onnxruntime_when_openvino_cannot_load_it(monkeypat
 def test_bf16_dnsmos_is_chosen_only_where_amx_was_measured(tmp_path):
     """OpenVINO counts AVX-512 BF16 alone as native bf16 too, but DNSMOS in bf16 was only measured with
     AMX, so `auto` needs both: OpenVINO's BF16 capability and the CPU's amx_bf16 flag."""
-    from searchengine.attributes.quality import fast_bf16
+    from searchengine.openvino_cpu import fast_bf16
 
     class Core:
         def __init__(self, capabilities):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from indexer.pipeline import run_index
+from searchengine import openvino_cpu
 from searchengine.store import SPEAKER_KIND, Collection
 
 N_FILES = 8
@@ -54,10 +55,9 @@ def test_summary_says_where_the_time_went(described_run):
     seconds = [float(s) for _, s, _ in stages]
     assert seconds == sorted(seconds, reverse=True)  # largest stage first
     # how DNSMOS ran, since that depends on the CPU: bf16 on OpenVINO with AMX, else fp32
-    from searchengine.attributes import quality
 
-    core = quality._openvino_core()
-    expected = "openvino bf16" if core is not None and quality.fast_bf16(core) else "onnxruntime float32"
+    core = openvino_cpu.core()
+    expected = "openvino bf16" if core is not None and openvino_cpu.fast_bf16(core) else "onnxruntime float32"
     assert summary.worker_runtimes == {"DNSMOS": {expected}}
     assert {name: how for name, _, how in stages if how} == {"DNSMOS": expected}
     assert "time in this process, s: speech" in text and "describing" in text

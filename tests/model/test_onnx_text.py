@@ -1,4 +1,5 @@
-"""The text path on ONNX Runtime gives the torch path's vectors; the text-vector cache; the fallback."""
+"""The exported text path gives the torch path's vectors: on ONNX Runtime to float rounding, on OpenVINO
+(bf16 where the CPU has AMX) to the same top 10; the text-vector cache; the fallbacks."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def cache_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundled(cache_root):
-    return load_model("clsp-mini", device="cpu")
+    """The bundled model with its text path on ONNX Runtime fp32, the exact one."""
+    encoder = load_model("clsp-mini", device="cpu")
+    return ClspEncoder(encoder.model, encoder.name, encoder.model_id.split("@")[1], encoder.device, text_backend="onnx")
 
 
 def _pair(encoder: ClspEncoder) -> ClspEncoder:
@@ -75,13 +78,13 @@ def test_exported_graph_is_reused(bundled, cache_root):
     bundled.encode_text("warm up")
     graph = bundled._onnx_text_path().path
     stamp = graph.stat().st_mtime_ns
-    again = load_model("clsp-mini", device="cpu")
+    again = load_model("clsp-mini", device="cpu")  # auto: either runtime loads the same file
     again.encode_text("a second process would load the same file")
     assert again._onnx_text_path().path == graph and graph.stat().st_mtime_ns == stamp
 
 
 def test_mean_pooling_model_matches_torch(random_clsp_mini, cache_root):
-    encoder = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"))
+    encoder = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"), text_backend="onnx")
     assert encoder.active_text_backend() == "onnx"
     got = encoder._onnx_text_path()(TEXTS)
     expected = _pair(encoder).encode_text(TEXTS)
@@ -90,8 +93,10 @@ def test_mean_pooling_model_matches_torch(random_clsp_mini, cache_root):
 
 def test_cache_is_keyed_by_model_and_returns_copies(bundled, random_clsp_mini, cache_root):
     shared = TextVectorCache(size=8)
-    a = ClspEncoder(bundled.model, "clsp-mini", bundled.model_id.split("@")[1], bundled.device, text_cache=shared)
-    b = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"), text_cache=shared)
+    a = ClspEncoder(bundled.model, "clsp-mini", bundled.model_id.split("@")[1], bundled.device, text_backend="onnx",
+                    text_cache=shared)
+    b = ClspEncoder(random_clsp_mini, "clsp-mini-random", "onnx-test", torch.device("cpu"), text_backend="onnx",
+                    text_cache=shared)
     va, vb = a.encode_text("a calm voice"), b.encode_text("a calm voice")
     assert len(shared) == 2 and not np.allclose(va, vb)
     first = a.encode_text(["a calm voice"])
@@ -133,3 +138,80 @@ def test_failed_export_falls_back_to_torch_with_a_warning(monkeypatch, random_cl
     with torch.inference_mode():
         expected = random_clsp_mini.encode_text(**random_clsp_mini.text_tower.prepare(["fast", "slow"])).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def _descriptions(n: int, seed: int, heldout: bool) -> list[str]:
+    """`n` distinct voice descriptions from the corpus caption generator."""
+    import random
+
+    from searchengine.corpus.captions import global_caption
+    from searchengine.corpus.factors import facts, sample_factors
+    from searchengine.corpus.voices import available_voices
+
+    voices, rng, seen = available_voices(), random.Random(seed), {}
+    while len(seen) < n:
+        voice = rng.choice(voices)
+        text = global_caption(facts(voice, sample_factors(rng, voice)), rng, heldout=heldout)
+        seen.setdefault(text if len(seen) % 2 else text.split(",")[0].rstrip(".") + ".", None)
+    return list(seen)
+
+
+@pytest.mark.slow
+def test_openvino_keeps_the_top_10_of_torch(bundled, cache_root):
+    """OpenVINO runs the same graph, in bf16 where the CPU has AMX (else fp32): each query vector stays
+    within cosine 0.997 of torch's, and searching 400 captions (what the caption indexes hold) with 200
+    held-out descriptions finds the same top 10 for >= 97 % of places (the issue's rule is 98 % over
+    1,000 queries; `python -m benchmarks text_query` measures that: 0.99). `auto` picks OpenVINO exactly
+    where bf16 is known to pay."""
+    from searchengine import openvino_cpu
+
+    core = openvino_cpu.core()
+    if core is None:
+        pytest.skip("OpenVINO is not installed")
+    model, checksum = bundled.model, bundled.model_id.split("@")[1]
+    openvino = ClspEncoder(model, "clsp-mini", checksum, bundled.device, text_backend="openvino",
+                           text_cache=TextVectorCache(0))
+    assert openvino.active_text_backend() == "openvino"
+    precision = openvino._onnx_text_path().precision
+    assert precision == ("bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32")
+    auto = ClspEncoder(model, "clsp-mini", checksum, bundled.device, text_backend="auto")
+    assert auto.active_text_backend() == ("openvino" if openvino_cpu.fast_bf16(core) else "onnx")
+
+    reference = _pair(bundled)
+    gallery = reference.encode_text(_descriptions(400, seed=1, heldout=False))
+    queries = _descriptions(200, seed=2, heldout=True)
+    expected = reference.encode_text(queries)
+    got = np.stack([openvino.encode_text(q)[0] for q in queries])  # one query a call, as a search makes
+    assert (got * expected).sum(axis=1).min() >= 0.997
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-3)
+    top = lambda q: np.argsort(-(q @ gallery.T), axis=1)[:, :10]  # noqa: E731
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top(got), top(expected), strict=True)])
+    assert overlap >= 0.97, overlap
+    batched = openvino._onnx_text_path()(TEXTS)  # one batch mixing 1-token and 128-token texts
+    assert (batched * reference.encode_text(TEXTS)).sum(axis=1).min() >= 0.997
+
+
+def test_auto_keeps_onnx_runtime_when_openvino_cannot_compile(monkeypatch, random_clsp_mini, cache_root, caplog):
+    """On a CPU where bf16 pays, a graph OpenVINO cannot compile leaves the text path on ONNX Runtime fp32
+    (one warning), and asking for OpenVINO by name falls back to torch, as any failed text path does."""
+    from searchengine import openvino_cpu
+
+    class NoCompile(openvino_cpu.Network):
+        def __init__(self, path, settings=None):
+            raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(openvino_cpu, "core", lambda: object())
+    monkeypatch.setattr(openvino_cpu, "fast_bf16", lambda core: True)
+    monkeypatch.setattr(openvino_cpu, "Network", NoCompile)
+    with caplog.at_level(logging.WARNING, logger=onnx_text.__name__):
+        auto = ClspEncoder(random_clsp_mini, "clsp-mini-random", "no-openvino", torch.device("cpu"))
+        assert auto.active_text_backend() == "onnx"
+        named = ClspEncoder(random_clsp_mini, "clsp-mini-random", "no-openvino", torch.device("cpu"),
+                            text_backend="openvino")
+        assert named.active_text_backend() == "torch"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("using ONNX Runtime fp32" in m and "unsupported operation" in m for m in messages) == 1
+    assert sum("using torch" in m and "unsupported operation" in m for m in messages) == 1
+    expected = _pair(auto).encode_text(["fast", "slow"])
+    for encoder in (auto, named):
+        assert (encoder.encode_text(["fast", "slow"]) * expected).sum(axis=1).min() >= 0.999

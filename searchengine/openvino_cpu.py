@@ -1,0 +1,70 @@
+"""OpenVINO on the CPU: the runtime of the networks that run in bfloat16 where the CPU has Intel AMX.
+
+Two networks run here on such CPUs, each measured against its fp32 reference first
+(benchmarks/RESULTS.md): DNSMOS (`searchengine/attributes/quality.py`, 5.6x a window) and the CLSP
+text path (`searchengine/model/onnx_text.py`, 1.4x a query, 2.5x for captions). Everywhere else they
+keep ONNX Runtime in fp32. This module holds what both need: whether bf16 is known to pay on this CPU,
+compiled networks that live as long as the process, and one infer request per thread.
+
+Compiled networks are never freed, because the indexer forks its decode workers: after an OpenVINO
+network had been freed, a forked child that ran one died (`std::system_error`) or hung, and a test
+process that indexed later crashed. While every network lives, a forked child runs the ones it
+inherited and compiles new ones safely. Networks are keyed by file and settings, so a model opened
+again (a searcher reopened, a second indexing run) shares the first one's.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import numpy as np
+
+
+def core() -> Any | None:
+    """An `openvino.Core`, or None where OpenVINO is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return ov.Core()
+
+
+def fast_bf16(ov_core: Any, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether bfloat16 is known to pay here: OpenVINO computes bf16 natively and the CPU has AMX, where
+    it was measured. AVX-512 BF16 alone also counts as native for OpenVINO, but its speed there was
+    never measured, so such CPUs keep the fp32 reference."""
+    if "BF16" not in ov_core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return False
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+@functools.cache
+def _compiled(path: str, settings: tuple[tuple[str, Any], ...]) -> Any:
+    ov_core = core()
+    if ov_core is None:
+        raise RuntimeError("OpenVINO is not installed (`pip install openvino`)")
+    return ov_core.compile_model(ov_core.read_model(path), "CPU", dict(settings))
+
+
+class Network:
+    """One compiled network (kept for the life of the process) and an infer request per thread: a
+    request shared by threads returned wrong results without an error."""
+
+    def __init__(self, path: str, settings: dict[str, Any] | None = None) -> None:
+        self.compiled = _compiled(str(path), tuple(sorted((settings or {}).items())))
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
+        self._requests = threading.local()
+
+    def __call__(self, inputs: dict[str | int, np.ndarray]) -> list[np.ndarray]:
+        """The network's outputs for `inputs` (by input name or index), as arrays this caller owns."""
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        results = request.infer(inputs)
+        return [np.array(results[i], copy=True) for i in range(len(self.compiled.outputs))]
