@@ -54,17 +54,38 @@ def _compiled(path: str, settings: tuple[tuple[str, Any], ...]) -> Any:
 
 class Network:
     """One compiled network (kept for the life of the process) and an infer request per thread: a
-    request shared by threads returned wrong results without an error."""
+    request shared by threads returned wrong results without an error.
 
-    def __init__(self, path: str, settings: dict[str, Any] | None = None) -> None:
+    With `busy_settings`, a second compilation of the same file serves the calls that arrive while
+    another call is running. A network compiled for latency spreads one call over every core but runs
+    one call at a time; one compiled for throughput runs a call per core. For the text path on 2 cores
+    the first answers a lone query in 4.1 ms against 6.0, the second 400 queries/s from 8 threads
+    against 220 (benchmarks/RESULTS.md, "Text query encoding"); choosing by what is running gets both.
+    """
+
+    def __init__(self, path: str, settings: dict[str, Any] | None = None,
+                 busy_settings: dict[str, Any] | None = None) -> None:
         self.compiled = _compiled(str(path), tuple(sorted((settings or {}).items())))
+        self.busy = None if busy_settings is None else _compiled(str(path), tuple(sorted(busy_settings.items())))
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
         self._requests = threading.local()
+        self._lock = threading.Lock()
+        self._running = 0
 
     def __call__(self, inputs: dict[str | int, np.ndarray]) -> list[np.ndarray]:
         """The network's outputs for `inputs` (by input name or index), as arrays this caller owns."""
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        results = request.infer(inputs)
-        return [np.array(results[i], copy=True) for i in range(len(self.compiled.outputs))]
+        with self._lock:
+            busy = self.busy is not None and self._running > 0
+            self._running += 1
+        try:
+            requests = getattr(self._requests, "by_network", None)
+            if requests is None:
+                requests = self._requests.by_network = {}
+            request = requests.get(busy)
+            if request is None:
+                request = requests[busy] = (self.busy if busy else self.compiled).create_infer_request()
+            results = request.infer(inputs)
+            return [np.array(results[i], copy=True) for i in range(len(self.compiled.outputs))]
+        finally:
+            with self._lock:
+                self._running -= 1

@@ -195,7 +195,8 @@ class OnnxTextPath:
             raise RuntimeError(f"{BACKEND_ENV}=openvino needs `pip install openvino`")
         if core is not None and (backend == "openvino" or openvino_cpu.fast_bf16(core)):
             try:
-                self._openvino = openvino_cpu.Network(str(self.path), {"PERFORMANCE_HINT": "LATENCY"})
+                self._openvino = openvino_cpu.Network(str(self.path), {"PERFORMANCE_HINT": "LATENCY"},
+                                                      busy_settings={"PERFORMANCE_HINT": "THROUGHPUT"})
             except Exception as exc:  # noqa: BLE001 - auto keeps ONNX Runtime
                 if backend == "openvino":
                     raise
