@@ -53,21 +53,23 @@ def _compiled(path: str, settings: tuple[tuple[str, Any], ...]) -> Any:
 
 
 class Network:
-    """One compiled network (kept for the life of the process) and an infer request per thread: a
-    request shared by threads returned wrong results without an error.
+    """One network, compiled with `settings` (kept for the life of the process), with an infer request
+    per thread: a request shared by threads returned wrong results without an error.
 
-    With `busy_settings`, a second compilation of the same file serves the calls that arrive while
-    another call is running. A network compiled for latency spreads one call over every core but runs
-    one call at a time; one compiled for throughput runs a call per core. For the text path on 2 cores
-    the first answers a lone query in 4.1 ms against 6.0, the second 400 queries/s from 8 threads
-    against 220 (benchmarks/RESULTS.md, "Text query encoding"); choosing by what is running gets both.
+    With `alone_settings`, a second compilation of the same file, made on first need, serves the calls
+    that run alone, while `settings` serves calls that arrive while another is running and `map`. For
+    the text path on 2 cores, compiled for latency (one call over both cores, one at a time) it answers
+    a lone query in 4.1 ms against 6.0, compiled for throughput (a call per core) it answers 400
+    queries/s from 8 threads against 220, and captions in two streams of batches at 1.25x the rate of
+    one (benchmarks/RESULTS.md, "Text query encoding"): choosing by what is running gets each.
     """
 
     def __init__(self, path: str, settings: dict[str, Any] | None = None,
-                 busy_settings: dict[str, Any] | None = None) -> None:
-        self.compiled = _compiled(str(path), tuple(sorted((settings or {}).items())))
-        self.busy = None if busy_settings is None else _compiled(str(path), tuple(sorted(busy_settings.items())))
+                 alone_settings: dict[str, Any] | None = None) -> None:
+        self.path = str(path)
+        self.compiled = _compiled(self.path, _key(settings))
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
+        self._alone_key = None if alone_settings is None else _key(alone_settings)
         self._requests = threading.local()
         self._lock = threading.Lock()
         self._running = 0
@@ -75,17 +77,43 @@ class Network:
     def __call__(self, inputs: dict[str | int, np.ndarray]) -> list[np.ndarray]:
         """The network's outputs for `inputs` (by input name or index), as arrays this caller owns."""
         with self._lock:
-            busy = self.busy is not None and self._running > 0
+            alone = self._alone_key is not None and self._running == 0
             self._running += 1
         try:
             requests = getattr(self._requests, "by_network", None)
             if requests is None:
                 requests = self._requests.by_network = {}
-            request = requests.get(busy)
+            request = requests.get(alone)
             if request is None:
-                request = requests[busy] = (self.busy if busy else self.compiled).create_infer_request()
-            results = request.infer(inputs)
-            return [np.array(results[i], copy=True) for i in range(len(self.compiled.outputs))]
+                compiled = _compiled(self.path, self._alone_key) if alone else self.compiled
+                request = requests[alone] = compiled.create_infer_request()
+            request.infer(inputs)
+            return self._outputs(request)
         finally:
             with self._lock:
                 self._running -= 1
+
+    def map(self, batches: list[dict[str | int, np.ndarray]]) -> list[list[np.ndarray]]:
+        """Outputs for each of `batches`, in order, run as many at a time as the compilation has
+        streams (bulk work: captions at indexing)."""
+        import openvino as ov
+
+        results: list[list[np.ndarray] | None] = [None] * len(batches)
+
+        def done(request: Any, index: int) -> None:
+            results[index] = self._outputs(request)
+
+        queue = ov.AsyncInferQueue(self.compiled)
+        queue.set_callback(done)
+        for index, batch in enumerate(batches):
+            queue.start_async(batch, index)
+        queue.wait_all()
+        return results  # type: ignore[return-value]
+
+    def _outputs(self, request: Any) -> list[np.ndarray]:
+        """Copies of a finished request's outputs (its tensors are overwritten by its next run)."""
+        return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.compiled.outputs))]
+
+
+def _key(settings: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((settings or {}).items()))
