@@ -96,9 +96,7 @@ def main() -> None:
         if onnx_path.active_text_backend() != "onnx":
             raise RuntimeError("the ONNX text path did not load")
         cached.encode_text("first query: loads the exported graph")
-        openvino_label = "(e) clsp-mini, OpenVINO " + (
-            openvino_path._onnx_text_path().precision if openvino_path.active_text_backend() == "openvino"
-            else "(unavailable: torch)")
+        openvino_label = "(e) clsp-mini, " + openvino_path.text_runtime().replace("openvino", "OpenVINO")
         naive = _naive()
         variants: dict[str, Callable[[str], object]] = {
             "(a) naive: AutoModel + mean pooling": naive,
