@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from searchengine.model import load_model
+from searchengine.model.encoder import ClspEncoder
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "clsp_mini_vectors.npz"
 TEXTS = [
@@ -40,7 +41,11 @@ def waveforms() -> list[np.ndarray]:
 
 
 def encode() -> tuple[str, np.ndarray, np.ndarray]:
-    encoder = load_model("clsp-mini", device="cpu")
+    """Speech and text vectors of the fp32 paths. Texts run on ONNX Runtime, exact to float rounding;
+    OpenVINO's bf16 (the default where the CPU has AMX) is held to torch's top 10 by
+    tests/model/test_onnx_text.py instead."""
+    loaded = load_model("clsp-mini", device="cpu")
+    encoder = ClspEncoder(loaded.model, loaded.name, loaded.model_id.split("@")[1], loaded.device, text_backend="onnx")
     return encoder.model_id, encoder.encode_speech(waveforms(), sample_rate=16000), encoder.encode_text(TEXTS)
 
 
