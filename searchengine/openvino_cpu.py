@@ -2,7 +2,7 @@
 
 Two networks run here on such CPUs, each measured against its fp32 reference first
 (benchmarks/RESULTS.md): DNSMOS (`searchengine/attributes/quality.py`, 5.6x a window) and the CLSP
-text path (`searchengine/model/onnx_text.py`, 1.4x a query, 2.5x for captions). Everywhere else they
+text path (`searchengine/model/onnx_text.py`, 1.4x a query, about 3x for captions). Everywhere else they
 keep ONNX Runtime in fp32. This module holds what both need: whether bf16 is known to pay on this CPU,
 compiled networks that live as long as the process, and one infer request per thread.
 
@@ -16,10 +16,17 @@ again (a searcher reopened, a second indexing run) shares the first one's.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class OpenVinoUnavailable(RuntimeError):
+    """OpenVINO was asked for by name and is not installed or cannot compile the network."""
 
 
 def core() -> Any | None:
@@ -42,6 +49,31 @@ def fast_bf16(ov_core: Any, cpuinfo: str = "/proc/cpuinfo") -> bool:
             return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
     except OSError:
         return False
+
+
+def network_for(path: str, backend: str, what: str, settings: dict[str, Any],
+                alone_settings: dict[str, Any] | None = None) -> Network | None:
+    """The OpenVINO network a backend setting asks for, or None where the fp32 reference runtime (ONNX
+    Runtime) should run instead. "openvino": always OpenVINO, at the CPU's own precision, and an
+    `OpenVinoUnavailable` where it cannot be had. "auto": OpenVINO only where `fast_bf16`, and ONNX
+    Runtime (with a warning naming `what`) where OpenVINO cannot compile the network. Anything else:
+    None."""
+    if backend not in ("auto", "openvino"):
+        return None
+    ov_core = core()
+    if ov_core is None:
+        if backend == "openvino":
+            raise OpenVinoUnavailable("OpenVINO is not installed (`pip install openvino`)")
+        return None
+    if backend == "auto" and not fast_bf16(ov_core):
+        return None
+    try:
+        return Network(path, settings, alone_settings)
+    except Exception as exc:  # noqa: BLE001 - auto falls back to the reference runtime
+        if backend == "openvino":
+            raise OpenVinoUnavailable(f"OpenVINO could not load {what}: {exc}") from exc
+        log.warning("OpenVINO could not load %s (%s: %s); using ONNX Runtime fp32", what, type(exc).__name__, exc)
+        return None
 
 
 @functools.cache

@@ -54,19 +54,11 @@ class DnsmosNetwork:
     """The P.835 network on one runtime: `raw(window)` -> its three uncalibrated outputs."""
 
     def __init__(self, path: str, backend: str) -> None:
-        core = openvino_cpu.core() if backend in ("auto", "openvino") else None
-        if backend == "openvino" and core is None:
-            raise QualityUnavailable(f"{BACKEND_ENV}=openvino needs `pip install openvino`")
-        self._openvino: openvino_cpu.Network | None = None
-        if core is not None and (backend == "openvino" or openvino_cpu.fast_bf16(core)):
-            try:
-                self._openvino = openvino_cpu.Network(path, {
-                    "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
-            except Exception as exc:  # noqa: BLE001 - auto falls back to the reference runtime
-                if backend == "openvino":
-                    raise QualityUnavailable(f"{BACKEND_ENV}=openvino: OpenVINO could not load DNSMOS: {exc}") from exc
-                log.warning("DNSMOS on OpenVINO unavailable (%s: %s); measuring on ONNX Runtime fp32",
-                            type(exc).__name__, exc)
+        try:
+            self._openvino = openvino_cpu.network_for(path, backend, "DNSMOS", {
+                "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+        except openvino_cpu.OpenVinoUnavailable as exc:
+            raise QualityUnavailable(f"{BACKEND_ENV}=openvino: {exc}") from exc
         if self._openvino is not None:
             self.backend = "openvino"
             self.precision = self._openvino.precision

@@ -14,7 +14,7 @@ later processes load it; only the newest `KEEP_GRAPHS` files are kept. The finge
 two in-memory models that share an id.
 
 Where the CPU has Intel AMX, the exported graph runs on OpenVINO in bfloat16 instead of ONNX Runtime in
-fp32 (`searchengine/openvino_cpu.py`): 1.4x faster a query and 2.5x for captions in batches, with the
+fp32 (`searchengine/openvino_cpu.py`): 1.4x faster a query and about 3x for captions in batches, with the
 same top-10 results for 99 % of queries (benchmarks/RESULTS.md, "Text query encoding"; the issue's
 rule for a lower-precision path is 98 %). int8 dynamic quantisation was tried and not adopted: it kept
 87-97 % of the top 10.
@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from searchengine import openvino_cpu
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +182,6 @@ class OnnxTextPath:
     always OpenVINO (an error where it cannot). `self.backend` says which runs, `self.precision` how."""
 
     def __init__(self, clsp: nn.Module, model_id: str, directory: Path | None = None, backend: str = "auto") -> None:
-        from searchengine import openvino_cpu
-
         self.tower = clsp.text_tower
         probe = self.tower.prepare(["x"])
         self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
@@ -189,19 +189,9 @@ class OnnxTextPath:
         if not self.path.exists():
             log.info("exporting the text path of %s to %s", model_id, self.path)
             export(clsp, self.path, self.input_names)
-        self._openvino: openvino_cpu.Network | None = None
-        core = openvino_cpu.core() if backend in ("auto", "openvino") else None
-        if backend == "openvino" and core is None:
-            raise RuntimeError(f"{BACKEND_ENV}=openvino needs `pip install openvino`")
-        if core is not None and (backend == "openvino" or openvino_cpu.fast_bf16(core)):
-            try:
-                self._openvino = openvino_cpu.Network(str(self.path), {"PERFORMANCE_HINT": "THROUGHPUT"},
-                                                      alone_settings={"PERFORMANCE_HINT": "LATENCY"})
-            except Exception as exc:  # noqa: BLE001 - auto keeps ONNX Runtime
-                if backend == "openvino":
-                    raise
-                log.warning("text path on OpenVINO unavailable for %s (%s: %s); using ONNX Runtime fp32",
-                            model_id, type(exc).__name__, exc)
+        self._openvino = openvino_cpu.network_for(str(self.path), backend, f"the text path of {model_id}",
+                                                  {"PERFORMANCE_HINT": "THROUGHPUT"},
+                                                  alone_settings={"PERFORMANCE_HINT": "LATENCY"})
         if self._openvino is not None:
             self.backend, self.precision = "openvino", self._openvino.precision
             return
