@@ -127,7 +127,10 @@ class Network:
 
     def map(self, batches: list[dict[str | int, np.ndarray]]) -> list[list[np.ndarray]]:
         """Outputs for each of `batches`, in order, run as many at a time as the compilation has
-        streams (bulk work: captions at indexing)."""
+        streams (bulk work: captions at indexing). A single batch is a call like any other, so it
+        runs over every core when nothing else is running."""
+        if len(batches) == 1:
+            return [self(batches[0])]
         import openvino as ov
 
         results: list[list[np.ndarray] | None] = [None] * len(batches)

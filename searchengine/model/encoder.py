@@ -457,9 +457,6 @@ def _onnx_batches(onnx_text: Any, texts: list[str], dim: int,
     output = np.zeros((len(texts), dim), dtype=np.float32)
     progress = progress_bar(len(texts), "text", "encoding text", show_progress and len(texts) > ONNX_TEXT_BATCH)
     batches = list(length_buckets([len(t) for t in texts], ONNX_TEXT_BATCH))
-    if len(batches) == 1:  # a query: one call, which runs on every core when nothing else is running
-        output[batches[0]] = _normalise(torch.from_numpy(onnx_text([texts[i] for i in batches[0]])))
-        return output
     for start in range(0, len(batches), ONNX_CALL_BATCHES):  # a few batches per call: progress, bounded memory
         group = batches[start : start + ONNX_CALL_BATCHES]
         for batch, vectors in zip(group, onnx_text.many([[texts[i] for i in b] for b in group]), strict=True):
