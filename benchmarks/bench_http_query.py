@@ -51,10 +51,10 @@ CLIENTS = 8
 TOP_K = 20
 
 
-def varied_queries(n: int, seed: int = 2026) -> list[str]:
-    """`n` distinct voice descriptions from the corpus caption generator's held-out phrasing: every
-    other one cut to its first clause, as a short query typed into a search box (~12 tokens; whole
-    captions run to ~35)."""
+def varied_queries(n: int, seed: int = 2026, heldout: bool = True) -> list[str]:
+    """`n` distinct voice descriptions from the corpus caption generator's held-out phrasing (its
+    training phrasing with `heldout=False`): every other one cut to its first clause, as a short query
+    typed into a search box (~12 tokens; whole captions run to ~35)."""
     from searchengine.corpus.captions import global_caption
     from searchengine.corpus.factors import facts, sample_factors
     from searchengine.corpus.voices import available_voices
@@ -64,7 +64,7 @@ def varied_queries(n: int, seed: int = 2026) -> list[str]:
     seen: dict[str, None] = {}
     while len(seen) < n:
         voice = rng.choice(voices)
-        caption = global_caption(facts(voice, sample_factors(rng, voice)), rng, heldout=True)
+        caption = global_caption(facts(voice, sample_factors(rng, voice)), rng, heldout=heldout)
         if len(seen) % 2:
             caption = caption.split(",")[0].rstrip(".") + "."
         seen.setdefault(caption, None)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.bench_http_query import varied_queries
 from searchengine.model import load_model, onnx_text
 from searchengine.model.encoder import CACHED_CALL_MAX_TEXTS, ONNX_TEXT_BATCH, ClspEncoder, TextVectorCache
 
@@ -140,22 +141,6 @@ def test_failed_export_falls_back_to_torch_with_a_warning(monkeypatch, random_cl
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
-def _descriptions(n: int, seed: int, heldout: bool) -> list[str]:
-    """`n` distinct voice descriptions from the corpus caption generator."""
-    import random
-
-    from searchengine.corpus.captions import global_caption
-    from searchengine.corpus.factors import facts, sample_factors
-    from searchengine.corpus.voices import available_voices
-
-    voices, rng, seen = available_voices(), random.Random(seed), {}
-    while len(seen) < n:
-        voice = rng.choice(voices)
-        text = global_caption(facts(voice, sample_factors(rng, voice)), rng, heldout=heldout)
-        seen.setdefault(text if len(seen) % 2 else text.split(",")[0].rstrip(".") + ".", None)
-    return list(seen)
-
-
 @pytest.mark.slow
 def test_openvino_keeps_the_top_10_of_torch(bundled, cache_root):
     """OpenVINO runs the same graph, in bf16 where the CPU has AMX (else fp32): each query vector stays
@@ -178,8 +163,8 @@ def test_openvino_keeps_the_top_10_of_torch(bundled, cache_root):
     assert auto.active_text_backend() == ("openvino" if openvino_cpu.fast_bf16(core) else "onnx")
 
     reference = _pair(bundled)
-    gallery = reference.encode_text(_descriptions(400, seed=1, heldout=False))
-    queries = _descriptions(200, seed=2, heldout=True)
+    gallery = reference.encode_text(varied_queries(400, seed=1, heldout=False))
+    queries = varied_queries(200, seed=2)
     expected = reference.encode_text(queries)
     got = np.stack([openvino.encode_text(q)[0] for q in queries])  # one query a call, as a search makes
     assert (got * expected).sum(axis=1).min() >= 0.997
