@@ -82,8 +82,11 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Build the CLSP described by `directory/config.json` and load its weights."""
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu",
+                    defer_text_weights: bool = False) -> torch.nn.Module:
+    """Build the CLSP described by `directory/config.json` and load its weights. `defer_text_weights`
+    leaves a referenced (frozen) text tower's transformers model unloaded until it is used; only on CPU,
+    where the deferred model is later loaded."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -102,7 +105,8 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     text_dir = directory / TEXT_TOWER_DIR if stored_text else None
     if stored_text and not (text_dir / "config.json").is_file():
         raise CheckpointError(f"{directory} stores a fine-tuned text tower but lacks {TEXT_TOWER_DIR}/config.json")
-    model = CLSP(config, text_model_dir=text_dir)
+    model = CLSP(config, text_model_dir=text_dir,
+                 defer_text_weights=defer_text_weights and torch.device(device).type == "cpu")
     expected = {k for k in model.state_dict() if _is_stored(k, config)}
     missing = sorted(expected - state.keys())
     unexpected = sorted(state.keys() - expected)

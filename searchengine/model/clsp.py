@@ -19,13 +19,17 @@ MAX_LOGIT_SCALE = 4.6052
 class CLSP(nn.Module):
     """Speech and text embeddings in one 512-d space, compared by inner product."""
 
-    def __init__(self, config: dict[str, Any], text_model_dir: str | Path | None = None) -> None:
+    def __init__(self, config: dict[str, Any], text_model_dir: str | Path | None = None,
+                 defer_text_weights: bool = False) -> None:
+        """`defer_text_weights`: a frozen text tower loads its transformers model on first use
+        (`towers.HFTextTower`), for inference that may never need it."""
         super().__init__()
         self.config = config
         embed_dim = int(config.get("embed_dim", 512))
         dropout = float(config.get("head_dropout", 0.1))
         self.speech_tower = build_speech_tower(config["speech_tower"])
-        self.text_tower = build_text_tower(config["text_tower"], model_dir=text_model_dir)
+        self.text_tower = build_text_tower(config["text_tower"], model_dir=text_model_dir,
+                                           defer_weights=defer_text_weights)
         self.speech_head = ProjectionHead(self.speech_tower.output_dim, embed_dim, dropout)
         self.text_head = ProjectionHead(self.text_tower.output_dim, embed_dim, dropout)
         # Optional linear path from the modulation-spectrum bands (the last values of the pooled vector)

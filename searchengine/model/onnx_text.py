@@ -9,7 +9,7 @@ equal the torch path's up to float rounding (checked by tests/model/test_onnx_te
 
 The graph is exported lazily, the first time a text is encoded, into a cache directory
 (`~/.cache/clsp-search/onnx/`, or `$CLSP_SEARCH_CACHE/onnx/`), one file per model id, fingerprint of
-the text-path weights and `EXPORT_VERSION`, written atomically (temporary file, fsync, rename), so
+the text-path weights (a frozen tower's by its files, so it need not be loaded) and `EXPORT_VERSION`, written atomically (temporary file, fsync, rename), so
 later processes load it; only the newest `KEEP_GRAPHS` files are kept. The fingerprint guards against
 two in-memory models that share an id.
 
@@ -39,7 +39,7 @@ from searchengine import openvino_cpu
 log = logging.getLogger(__name__)
 
 #: Bump when `TextPath` or the export settings change: older files are then ignored.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 CACHE_ENV = "CLSP_SEARCH_CACHE"
 BACKEND_ENV = "CLSP_SEARCH_TEXT_BACKEND"
 #: auto: OpenVINO bf16 where the CPU has AMX, else ONNX Runtime fp32 (torch when the graph cannot be made);
@@ -113,15 +113,23 @@ class TextPath(nn.Module):
 
 
 def fingerprint(clsp: nn.Module) -> str:
-    """A short hash of the text path's weights: the head and memory in full, a sample of the tower's
-    tensors (the first 4096 values of each), and the tower config. Cheap (tens of ms)."""
+    """A short hash of the text path's weights: the head and the token memory in full, the tower config,
+    and the tower's own weights by the files they load from (`HFTextTower.weights_identity`: a frozen
+    tower, which need not be loaded for this) or else by a sample of its tensors (the first 4096 values
+    of each). Cheap (tens of ms)."""
     digest = hashlib.blake2b(digest_size=8)
     tower = clsp.text_tower
     digest.update(repr(sorted((k, repr(v)) for k, v in getattr(tower, "config", {}).items())).encode())
+    identity = tower.weights_identity() if hasattr(tower, "weights_identity") else None
+    if identity is not None:
+        digest.update(f"tower files {identity}".encode())
     for prefix, module, full in (("head", clsp.text_head, True), ("tower", tower, False)):
         for name, tensor in sorted(module.state_dict().items()):
+            memory = name.startswith("memory.")
+            if prefix == "tower" and identity is not None and not memory:
+                continue
             flat = tensor.detach().reshape(-1)
-            if not full and not name.startswith("memory."):
+            if not full and not memory:
                 flat = flat[:4096]
             digest.update(f"{prefix}.{name}{tuple(tensor.shape)}".encode())
             digest.update(flat.float().cpu().contiguous().numpy().tobytes())

