@@ -15,7 +15,6 @@ again (a searcher reopened, a second indexing run) shares the first one's.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from typing import Any
@@ -76,35 +75,63 @@ def network_for(path: str, backend: str, what: str, settings: dict[str, Any],
         return None
 
 
-@functools.cache
+_COMPILED: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+_COMPILING = threading.Lock()
+
+
 def _compiled(path: str, settings: tuple[tuple[str, Any], ...]) -> Any:
-    ov_core = core()
-    if ov_core is None:
-        raise RuntimeError("OpenVINO is not installed (`pip install openvino`)")
-    return ov_core.compile_model(ov_core.read_model(path), "CPU", dict(settings))
+    """The network of `path` compiled with `settings`, compiled once per process (two threads asking at
+    once get the same one) and never freed."""
+    key = (path, settings)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        with _COMPILING:
+            compiled = _COMPILED.get(key)
+            if compiled is None:
+                ov_core = core()
+                if ov_core is None:
+                    raise RuntimeError("OpenVINO is not installed (`pip install openvino`)")
+                compiled = _COMPILED[key] = ov_core.compile_model(ov_core.read_model(path), "CPU", dict(settings))
+    return compiled
 
 
 class Network:
     """One network, compiled with `settings` (kept for the life of the process), with an infer request
     per thread: a request shared by threads returned wrong results without an error.
 
-    With `alone_settings`, a second compilation of the same file, made on first need, serves the calls
-    that run alone, while `settings` serves calls that arrive while another is running and `map`. For
-    the text path on 2 cores, compiled for latency (one call over both cores, one at a time) it answers
-    a lone query in 4.1 ms against 6.0, compiled for throughput (a call per core) it answers 400
-    queries/s from 8 threads against 220, and captions in two streams of batches at 1.25x the rate of
-    one (benchmarks/RESULTS.md, "Text query encoding"): choosing by what is running gets each.
+    With `alone_settings`, a second compilation of the same file serves the calls that run alone, while
+    `settings` serves calls that arrive while another is running and `map`. For the text path on 2
+    cores, compiled for latency (one call over both cores, one at a time) it answers a lone query in 4.1
+    ms against 6.0, compiled for throughput (a call per core) it answers 400 queries/s from 8 threads
+    against 220, and captions in two streams of batches at 1.25x the rate of one (benchmarks/RESULTS.md,
+    "Text query encoding"): choosing by what is running gets each. Only the compilation the first call
+    needs is made when the network is opened (the lone-call one where there are two; a command-line
+    search needs no other), the other on first need or by `compile_all` (a server at start): each costs
+    about 0.5 s and 30 MB.
     """
 
     def __init__(self, path: str, settings: dict[str, Any] | None = None,
                  alone_settings: dict[str, Any] | None = None) -> None:
         self.path = str(path)
-        self.compiled = _compiled(self.path, _key(settings))
-        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
+        self._key = _key(settings)
         self._alone_key = None if alone_settings is None else _key(alone_settings)
+        # Compiled now, so that a graph OpenVINO cannot take fails here, where callers fall back.
+        first = _compiled(self.path, self._key if self._alone_key is None else self._alone_key)
+        self.precision = first.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
         self._requests = threading.local()
         self._lock = threading.Lock()
         self._running = 0
+
+    @property
+    def compiled(self) -> Any:
+        """The compilation for concurrent calls and `map` (made on first use)."""
+        return _compiled(self.path, self._key)
+
+    def compile_all(self) -> None:
+        """Make every compilation now rather than on a first call that needs it."""
+        for key in (self._key, self._alone_key):
+            if key is not None:
+                _compiled(self.path, key)
 
     def __call__(self, inputs: dict[str | int, np.ndarray]) -> list[np.ndarray]:
         """The network's outputs for `inputs` (by input name or index), as arrays this caller owns."""
@@ -147,7 +174,7 @@ class Network:
 
     def _outputs(self, request: Any) -> list[np.ndarray]:
         """Copies of a finished request's outputs (its tensors are overwritten by its next run)."""
-        return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(len(self.compiled.outputs))]
+        return [np.array(tensor.data, copy=True) for tensor in request.output_tensors]
 
 
 def _key(settings: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:

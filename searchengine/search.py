@@ -244,9 +244,10 @@ class Searcher:
 
     def warm_up(self) -> None:
         """Make the first query as fast as the next: the text path is built on its first use (the ONNX
-        graph exported or loaded), which a server does at start rather than on a user's query."""
+        graph exported or loaded and compiled), which a server does at start rather than on a user's
+        query (`Encoder.warm_up`)."""
         if self.encoder is not None:
-            self.encoder.encode_text(["a voice"])
+            self.encoder.warm_up()
 
     # ------------------------------------------------------------------------------ embeddings
     def embed_text(self, query: str) -> np.ndarray:

@@ -274,6 +274,11 @@ class Encoder(ABC):
         progress.close()
         return output
 
+    def warm_up(self) -> None:
+        """Make the first query as fast as the next (a server does this at start): by default, encode
+        one text, which builds whatever a model builds on its first text."""
+        self.encode_text(["a voice"])
+
     def zero_shot(
         self,
         waveforms: Any,
@@ -382,6 +387,14 @@ class ClspEncoder(Encoder):
         self.text_cache = TextVectorCache() if text_cache is None else text_cache
         self._onnx_text: Any = None  # None: not tried yet; False: unavailable; else an OnnxTextPath
         self._onnx_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Build the text path and every compilation of it, so that neither the first query nor the first
+        concurrent one waits for one (a command-line search makes only the one it needs)."""
+        super().warm_up()
+        onnx_text = self._onnx_text_path()
+        if onnx_text is not None:
+            onnx_text.compile_all()
 
     def active_text_backend(self) -> str:
         """The backend a query-sized call runs on ("openvino", "onnx" or "torch"); may export the graph."""

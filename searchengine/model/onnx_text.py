@@ -214,6 +214,11 @@ class OnnxTextPath:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
+    def compile_all(self) -> None:
+        """Make every compilation of the network now (OpenVINO makes the second on first need)."""
+        if self._openvino is not None:
+            self._openvino.compile_all()
+
     def prepare(self, texts: list[str]) -> dict[str, np.ndarray]:
         batch = self.tower.prepare(texts)  # the tower's own tokenizer call: same ids as the torch path
         return {name: batch[name].numpy().astype(np.int64, copy=False) for name in self.input_names}

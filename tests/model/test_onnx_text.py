@@ -209,3 +209,26 @@ def test_auto_keeps_onnx_runtime_when_openvino_cannot_compile(monkeypatch, rando
     expected = _pair(auto).encode_text(["fast", "slow"])
     for encoder in (auto, named):
         assert (encoder.encode_text(["fast", "slow"]) * expected).sum(axis=1).min() >= 0.999
+
+
+def test_openvino_compiles_the_network_for_concurrent_calls_on_first_need(random_clsp_mini, cache_root):
+    """Opening the text path compiles the lone-call network only (all a command-line search needs); bulk
+    work compiles the other when it comes, and `warm_up` (a server at start) compiles both."""
+    pytest.importorskip("openvino")
+    from searchengine import openvino_cpu
+
+    def compiled(path: onnx_text.OnnxTextPath) -> set:
+        return {dict(settings)["PERFORMANCE_HINT"] for file, settings in openvino_cpu._COMPILED if file == str(path.path)}
+
+    encoder = ClspEncoder(random_clsp_mini, "clsp-mini-random", "lazy-compile", torch.device("cpu"), text_backend="openvino")
+    text_path = encoder._onnx_text_path()
+    assert text_path.backend == "openvino" and compiled(text_path) == {"LATENCY"}
+    alone = encoder.encode_text("one query alone")
+    assert compiled(text_path) == {"LATENCY"}
+    bulk = encoder.encode_text([f"caption number {i}" for i in range(3 * ONNX_TEXT_BATCH)] + ["one query alone"])
+    assert compiled(text_path) == {"LATENCY", "THROUGHPUT"}
+    assert float(alone[0] @ bulk[-1]) >= 0.999
+
+    other = ClspEncoder(random_clsp_mini, "clsp-mini-random", "lazy-compile-2", torch.device("cpu"), text_backend="openvino")
+    other.warm_up()
+    assert compiled(other._onnx_text_path()) == {"LATENCY", "THROUGHPUT"}
