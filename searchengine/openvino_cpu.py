@@ -51,7 +51,7 @@ def fast_bf16(ov_core: Any, cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def network_for(path: str, backend: str, what: str, settings: dict[str, Any],
-                alone_settings: dict[str, Any] | None = None) -> Network | None:
+                alone_settings: dict[str, Any] | None = None, first_alone: bool = True) -> Network | None:
     """The OpenVINO network a backend setting asks for, or None where the fp32 reference runtime (ONNX
     Runtime) should run instead. "openvino": always OpenVINO, at the CPU's own precision, and an
     `OpenVinoUnavailable` where it cannot be had. "auto": OpenVINO only where `fast_bf16`, and ONNX
@@ -67,7 +67,7 @@ def network_for(path: str, backend: str, what: str, settings: dict[str, Any],
     if backend == "auto" and not fast_bf16(ov_core):
         return None
     try:
-        return Network(path, settings, alone_settings)
+        return Network(path, settings, alone_settings, first_alone)
     except Exception as exc:  # noqa: BLE001 - auto falls back to the reference runtime
         if backend == "openvino":
             raise OpenVinoUnavailable(f"OpenVINO could not load {what}: {exc}") from exc
@@ -105,18 +105,18 @@ class Network:
     ms against 6.0, compiled for throughput (a call per core) it answers 400 queries/s from 8 threads
     against 220, and captions in two streams of batches at 1.25x the rate of one (benchmarks/RESULTS.md,
     "Text query encoding"): choosing by what is running gets each. Only the compilation the first call
-    needs is made when the network is opened (the lone-call one where there are two; a command-line
-    search needs no other), the other on first need or by `compile_all` (a server at start): each costs
-    about 0.5 s and 170-190 MB resident.
+    needs is made when the network is opened (`first_alone`: the lone-call one, all a command-line
+    search needs; else the other, all indexing needs), the other on first need or by `compile_all` (a
+    server at start): each costs about 0.5 s and 170-190 MB resident.
     """
 
     def __init__(self, path: str, settings: dict[str, Any] | None = None,
-                 alone_settings: dict[str, Any] | None = None) -> None:
+                 alone_settings: dict[str, Any] | None = None, first_alone: bool = True) -> None:
         self.path = str(path)
         self._key = _key(settings)
         self._alone_key = None if alone_settings is None else _key(alone_settings)
         # Compiled now, so that a graph OpenVINO cannot take fails here, where callers fall back.
-        first = _compiled(self.path, self._key if self._alone_key is None else self._alone_key)
+        first = _compiled(self.path, self._alone_key if self._alone_key is not None and first_alone else self._key)
         self.precision = first.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
         self._requests = threading.local()
         self._lock = threading.Lock()

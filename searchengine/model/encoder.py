@@ -406,7 +406,9 @@ class ClspEncoder(Encoder):
         onnx_text = self._onnx_text_path()
         return "torch" if onnx_text is None else f"{onnx_text.backend} {onnx_text.precision}"
 
-    def _onnx_text_path(self) -> Any:
+    def _onnx_text_path(self, for_queries: bool = True) -> Any:
+        """The exported text path (opened on first need, for the kind of call that needs it first), or
+        None where texts run on torch."""
         if self.text_backend == "torch" or self.device.type != "cpu":
             return None
         if self._onnx_text is None:
@@ -414,7 +416,8 @@ class ClspEncoder(Encoder):
                 if self._onnx_text is None:
                     from searchengine.model.onnx_text import open_text_path
 
-                    self._onnx_text = open_text_path(self.model, self.model_id, backend=self.text_backend) or False
+                    self._onnx_text = open_text_path(self.model, self.model_id, backend=self.text_backend,
+                                                     for_queries=for_queries) or False
         return self._onnx_text or None
 
     def encode_text(self, texts: str | Sequence[str], batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
@@ -423,9 +426,9 @@ class ClspEncoder(Encoder):
         output = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return output
-        onnx_text = self._onnx_text_path()
-        backend = "torch" if onnx_text is None else onnx_text.backend
         cached_call = len(texts) <= CACHED_CALL_MAX_TEXTS
+        onnx_text = self._onnx_text_path(for_queries=cached_call)
+        backend = "torch" if onnx_text is None else onnx_text.backend
         missing: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
             cached = self.text_cache.get((self.model_id, backend, text)) if cached_call else None

@@ -187,9 +187,12 @@ class OnnxTextPath:
 
     `backend` "auto" runs OpenVINO in bf16 where the CPU has AMX and ONNX Runtime in fp32 elsewhere, or
     where OpenVINO cannot compile the graph (with a warning); "onnx" always ONNX Runtime; "openvino"
-    always OpenVINO (an error where it cannot). `self.backend` says which runs, `self.precision` how."""
+    always OpenVINO (an error where it cannot). `self.backend` says which runs, `self.precision` how.
+    `for_queries` says what the first call is (a query, or bulk captions): OpenVINO compiles for that
+    at once and for the other on first need."""
 
-    def __init__(self, clsp: nn.Module, model_id: str, directory: Path | None = None, backend: str = "auto") -> None:
+    def __init__(self, clsp: nn.Module, model_id: str, directory: Path | None = None, backend: str = "auto",
+                 for_queries: bool = True) -> None:
         self.tower = clsp.text_tower
         probe = self.tower.prepare(["x"])
         self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
@@ -199,7 +202,8 @@ class OnnxTextPath:
             export(clsp, self.path, self.input_names)
         self._openvino = openvino_cpu.network_for(str(self.path), backend, f"the text path of {model_id}",
                                                   {"PERFORMANCE_HINT": "THROUGHPUT"},
-                                                  alone_settings={"PERFORMANCE_HINT": "LATENCY"})
+                                                  alone_settings={"PERFORMANCE_HINT": "LATENCY"},
+                                                  first_alone=for_queries)
         if self._openvino is not None:
             self.backend, self.precision = "openvino", self._openvino.precision
             return
@@ -240,11 +244,11 @@ _LOCK = threading.Lock()
 
 
 def open_text_path(clsp: nn.Module, model_id: str, directory: Path | None = None,
-                   backend: str = "auto") -> OnnxTextPath | None:
+                   backend: str = "auto", for_queries: bool = True) -> OnnxTextPath | None:
     """An `OnnxTextPath`, or None (with one warning) when the export or the load fails."""
     with _LOCK:  # one export at a time in this process; the rename makes it safe across processes
         try:
-            return OnnxTextPath(clsp, model_id, directory, backend)
+            return OnnxTextPath(clsp, model_id, directory, backend, for_queries)
         except Exception as exc:  # noqa: BLE001 - any failure means: use torch
             level = logging.INFO if isinstance(exc, UnsupportedModel) else logging.WARNING
             log.log(level, "ONNX text path unavailable for %s, using torch: %s: %s",

@@ -212,8 +212,9 @@ def test_auto_keeps_onnx_runtime_when_openvino_cannot_compile(monkeypatch, rando
 
 
 def test_openvino_compiles_the_network_for_concurrent_calls_on_first_need(random_clsp_mini, cache_root):
-    """Opening the text path compiles the lone-call network only (all a command-line search needs); bulk
-    work compiles the other when it comes, and `warm_up` (a server at start) compiles both."""
+    """Opening the text path compiles the network its first call needs: the lone-call one for a query (all
+    a command-line search needs), the throughput one for captions (all indexing needs); the other comes
+    on first need, and `warm_up` (a server at start) compiles both."""
     pytest.importorskip("openvino")
     from searchengine import openvino_cpu
 
@@ -232,3 +233,7 @@ def test_openvino_compiles_the_network_for_concurrent_calls_on_first_need(random
     other = ClspEncoder(random_clsp_mini, "clsp-mini-random", "lazy-compile-2", torch.device("cpu"), text_backend="openvino")
     other.warm_up()
     assert compiled(other._onnx_text_path()) == {"LATENCY", "THROUGHPUT"}
+
+    indexer = ClspEncoder(random_clsp_mini, "clsp-mini-random", "lazy-compile-3", torch.device("cpu"), text_backend="openvino")
+    indexer.encode_text([f"caption number {i}" for i in range(3 * ONNX_TEXT_BATCH)])  # captions first: no lone call
+    assert compiled(indexer._onnx_text_path()) == {"THROUGHPUT"}
