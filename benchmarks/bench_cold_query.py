@@ -75,7 +75,7 @@ def commands(collection: Path, query: str) -> dict[str, list[str]]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        collection = build_collection(Path(os.environ.get("BENCH_HTTP_DIR") or tmp))
+        collection = build_collection()
         env = {**os.environ, "CLSP_SEARCH_CACHE": str(Path(tmp) / "cache"), "HF_HUB_OFFLINE": "1"}
         first, first_mb = timed(commands(collection, QUERIES[0])["ours"], env)
         runs: dict[str, list[tuple[float, float]]] = {"naive": [], "ours": [], "torch": []}

@@ -21,9 +21,7 @@ exact search over the allowed ids.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -41,9 +39,7 @@ def real_embeddings(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     from searchengine.manifest import read_source
     from searchengine.model import load_model
 
-    directory = Path(os.environ.get("BENCH_HTTP_DIR") or tempfile.mkdtemp())
-    build_collection(directory)
-    clips = read_source(directory / "corpus" / "manifest.jsonl").items
+    clips = read_source(build_collection().parent / "corpus" / "manifest.jsonl").items
     encoder = load_model("clsp-mini", device="cpu")
     rng = np.random.default_rng(seed)
     waves, owners = [], []

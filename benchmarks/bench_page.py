@@ -39,8 +39,7 @@ def main() -> None:
     if not Path(CHROMIUM).is_file():
         raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(os.environ.get("BENCH_HTTP_DIR") or tmp)
-        collection = build_collection(directory)
+        collection = build_collection()
         queries = varied_queries(SEARCHES + WARM_UP, seed=7)
         port = _free_port()
         env = {**os.environ, "CLSP_SEARCH_CACHE": str(Path(tmp) / "cache")}

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -116,7 +114,7 @@ def main() -> None:
                 run(text)
                 times[label].append(time.perf_counter() - begin)
         agreement = float(min((onnx_path.encode_text(t) * torch_path.encode_text(t)).sum() for t in TEXTS))
-        galleries = _galleries(base, Path(cache))
+        galleries = _galleries(base)
         kept = _top10_agreement(torch_path, {"ONNX Runtime fp32": onnx_path, openvino_label[4:]: openvino_path},
                                 galleries)
         del os.environ["CLSP_SEARCH_CACHE"]
@@ -138,14 +136,12 @@ def main() -> None:
               + f" | {row['cosine']:.5f} |")
 
 
-def _galleries(encoder, scratch: Path) -> dict[str, np.ndarray]:
+def _galleries(encoder) -> dict[str, np.ndarray]:
     """Speech vectors of the sample corpus and, where built, of the real-speech development set."""
+    from benchmarks.bench_http_query import build_collection
     from searchengine.audio import load_waveform
 
-    corpus = scratch / "sample-corpus"
-    subprocess.run([sys.executable, "-m", "cli", "corpus", "generate", str(corpus), "--n", "108", "--seed", "7",
-                    "--split-by-voice", "-q"], cwd=REPO, check=True)
-    sets = {"sample corpus": corpus / "manifest.jsonl"}
+    sets = {"sample corpus": build_collection().parent / "corpus" / "manifest.jsonl"}
     if REAL_SET.exists():
         sets["real-speech set"] = REAL_SET
     galleries = {}
