@@ -9,9 +9,9 @@ equal the torch path's up to float rounding (checked by tests/model/test_onnx_te
 
 The graph is exported lazily, the first time a text is encoded, into a cache directory
 (`~/.cache/clsp-search/onnx/`, or `$CLSP_SEARCH_CACHE/onnx/`), one file per model id, fingerprint of
-the text-path weights (a frozen tower's by its files, so it need not be loaded) and `EXPORT_VERSION`, written atomically (temporary file, fsync, rename), so
-later processes load it; only the newest `KEEP_GRAPHS` files are kept. The fingerprint guards against
-two in-memory models that share an id.
+the text-path weights (a frozen tower's by its files, so it need not be loaded) and `EXPORT_VERSION`,
+written atomically (temporary file, fsync, rename), so later processes load it; only the newest
+`KEEP_GRAPHS` files are kept. The fingerprint guards against two in-memory models that share an id.
 
 Where the CPU has Intel AMX, the exported graph runs on OpenVINO in bfloat16 instead of ONNX Runtime in
 fp32 (`searchengine/openvino_cpu.py`): 1.4x faster a query and about 3x for captions in batches, with the
