@@ -403,8 +403,7 @@ class HFTextTower(nn.Module):
     def _pretrained_model(self) -> nn.Module:
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(resolve_pretrained_source(self.config["source"]))
-        return model.requires_grad_(False) if not self.trainable else model
+        return AutoModel.from_pretrained(resolve_pretrained_source(self.location))
 
     def _load_deferred(self) -> nn.Module:
         """Load a deferred tower's model (once, whichever thread asks first) on the tower's device and
@@ -412,7 +411,8 @@ class HFTextTower(nn.Module):
         with _DEFERRED_LOAD:
             if self._deferred:
                 placement = self._placement
-                self.model = self._pretrained_model().to(placement.device, placement.dtype).train(self.training)
+                model = self._pretrained_model().requires_grad_(False)  # deferred towers are frozen
+                self.model = model.to(placement.device, placement.dtype).train(self.training)
                 self._deferred = False
         return self._modules["model"]
 
@@ -433,7 +433,8 @@ class HFTextTower(nn.Module):
         if self.trainable or self._stored or not Path(self.location).is_dir():
             return None
         files = sorted(p for p in Path(self.location).iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
-        return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files) or None
+        stats = [(p.name, p.stat()) for p in files]
+        return ";".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats) or None
 
     def add_memory(self, settings: dict[str, Any]) -> TokenMemory:
         """Blend this tower's token states with a memory of training token states from here on (its
