@@ -79,13 +79,20 @@ def measure_segments(
 
 
 def measurement_runtimes() -> dict[str, str]:
-    """{"DNSMOS": "openvino bf16"} (or "onnxruntime float32"); empty where DNSMOS cannot run."""
-    from searchengine.attributes.quality import QualityUnavailable, runtime
+    """How the networks among the measurements run here: {"DNSMOS": "openvino bf16", "speaker":
+    "openvino bf16"} (or "onnxruntime float32", "torch float32"); a network that cannot run is left out."""
+    from searchengine.attributes import quality, speaker
 
+    runtimes = {}
     try:
-        return {"DNSMOS": runtime()}
-    except QualityUnavailable:
-        return {}
+        runtimes["DNSMOS"] = quality.runtime()
+    except quality.QualityUnavailable:
+        pass
+    try:
+        runtimes["speaker"] = speaker.runtime()
+    except Exception:  # noqa: BLE001 - a speaker encoder that cannot run leaves its column empty, as measuring does
+        pass
+    return runtimes
 
 
 def process(item: SourceItem, max_seconds: float = MAX_SEGMENT_SECONDS, attributes: bool = False) -> Decoded | Failed:

@@ -16,6 +16,7 @@ again (a searcher reopened, a second indexing run) shares the first one's.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -48,6 +49,25 @@ def fast_bf16(ov_core: Any, cpuinfo: str = "/proc/cpuinfo") -> bool:
             return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
     except OSError:
         return False
+
+
+def backend_setting(variable: str, choices: tuple[str, ...], default: str = "auto") -> str:
+    """The runtime an environment variable asks for (`default` when unset); an unknown name is a
+    ValueError that lists the choices."""
+    value = os.environ.get(variable, "").strip().lower() or default
+    if value not in choices:
+        raise ValueError(f"{variable}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def wanted(backend: str) -> bool:
+    """Whether a backend setting runs OpenVINO here: "openvino" always; "auto" where `fast_bf16`."""
+    if backend == "openvino":
+        return True
+    if backend != "auto":
+        return False
+    ov_core = core()
+    return ov_core is not None and fast_bf16(ov_core)
 
 
 def network_for(path: str, backend: str, what: str, settings: dict[str, Any],

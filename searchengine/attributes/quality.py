@@ -44,10 +44,10 @@ BACKENDS = ("auto", "onnxruntime", "openvino")
 
 def backend_from_env() -> str:
     """The backend `$CLSP_SEARCH_DNSMOS_BACKEND` asks for (default auto); an unknown name is an error."""
-    name = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
-    if name not in BACKENDS:
-        raise QualityUnavailable(f"{BACKEND_ENV}={name!r}: expected one of {', '.join(BACKENDS)}")
-    return name
+    try:
+        return openvino_cpu.backend_setting(BACKEND_ENV, BACKENDS)
+    except ValueError as exc:
+        raise QualityUnavailable(str(exc)) from None
 
 
 class DnsmosNetwork:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -35,12 +33,12 @@ import torch
 from torch import nn
 
 from searchengine import openvino_cpu
+from searchengine.onnx_files import CACHE_ENV, cache_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
 #: Bump when `TextPath` or the export settings change: older files are then ignored.
 EXPORT_VERSION = 2
-CACHE_ENV = "CLSP_SEARCH_CACHE"
 BACKEND_ENV = "CLSP_SEARCH_TEXT_BACKEND"
 #: auto: OpenVINO bf16 where the CPU has AMX, else ONNX Runtime fp32 (torch when the graph cannot be made);
 #: onnx: ONNX Runtime fp32 everywhere; openvino: OpenVINO at the CPU's own precision; torch: the reference.
@@ -50,17 +48,9 @@ OPSET = 17
 KEEP_GRAPHS = 8
 
 
-def cache_dir() -> Path:
-    """Where exported graphs live: `$CLSP_SEARCH_CACHE/onnx` or `~/.cache/clsp-search/onnx`."""
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "clsp-search") / "onnx"
-
-
 def backend_from_env(default: str = "auto") -> str:
-    value = os.environ.get(BACKEND_ENV, "").strip().lower() or default
-    if value not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV}={value!r}: expected one of {', '.join(BACKENDS)}")
-    return value
+    """The backend `$CLSP_SEARCH_TEXT_BACKEND` asks for; an unknown name is a ValueError."""
+    return openvino_cpu.backend_setting(BACKEND_ENV, BACKENDS, default)
 
 
 class UnsupportedModel(ValueError):
@@ -142,35 +132,20 @@ def graph_path(model_id: str, print_: str, directory: Path | None = None) -> Pat
 
 
 def export(clsp: nn.Module, path: Path, input_names: list[str]) -> Path:
-    """Export the text path of `clsp` to `path` atomically (tmp file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Export the text path of `clsp` to `path` atomically (`onnx_files.write_atomically`)."""
     wrapper = TextPath(clsp).eval()
     example = clsp.text_tower.prepare(["a calm low voice", "a breathy young woman whispering in a hall"])
     args = tuple(example[name] for name in input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     axes["embedding"] = {0: "batch"}
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.onnx", dir=path.parent)
-    os.close(handle)
-    try:
-        os.chmod(tmp, 0o644)
+
+    def write(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about the tokenizer-shaped branches of BERT
             torch.onnx.export(wrapper, args, tmp, input_names=input_names, output_names=["embedding"],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-        with open(tmp, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            folder = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-        except OSError:
-            pass
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    write_atomically(path, write)
     prune(path.parent, keep=KEEP_GRAPHS)
     return path
 

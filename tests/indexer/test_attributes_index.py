@@ -54,12 +54,13 @@ def test_summary_says_where_the_time_went(described_run):
     assert {name for name, _, _ in stages} == set(summary.worker_seconds)
     seconds = [float(s) for _, s, _ in stages]
     assert seconds == sorted(seconds, reverse=True)  # largest stage first
-    # how DNSMOS ran, since that depends on the CPU: bf16 on OpenVINO with AMX, else fp32
-
+    # how the networks ran, since that depends on the CPU: bf16 on OpenVINO with AMX, else fp32
     core = openvino_cpu.core()
-    expected = "openvino bf16" if core is not None and openvino_cpu.fast_bf16(core) else "onnxruntime float32"
-    assert summary.worker_runtimes == {"DNSMOS": {expected}}
-    assert {name: how for name, _, how in stages if how} == {"DNSMOS": expected}
+    amx = core is not None and openvino_cpu.fast_bf16(core)
+    expected = {"DNSMOS": "openvino bf16" if amx else "onnxruntime float32",
+                "speaker": "openvino bf16" if amx else "torch float32"}
+    assert summary.worker_runtimes == {name: {how} for name, how in expected.items()}
+    assert {name: how for name, _, how in stages if how} == expected
     assert "time in this process, s: speech" in text and "describing" in text
 
 
