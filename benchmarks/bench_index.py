@@ -141,7 +141,7 @@ def bench_indexing_real() -> list[str]:
 
     from indexer.cli import default_workers
     from indexer.pipeline import run_index
-    from searchengine.attributes.quality import BACKEND_ENV
+    from searchengine.attributes import quality, speaker
     from searchengine.model import load_model
 
     manifest = REAL_SPEECH / "manifest.jsonl"
@@ -158,22 +158,27 @@ def bench_indexing_real() -> list[str]:
         everything.write_text("".join(json.dumps({"path": str(REAL_SPEECH / r["path"])}) + "\n" for r in rows))
         plain_workers, attr_workers = default_workers(False), default_workers(True)
         # The one-worker run goes first: any warm-up cost falls on it, the old default (say so beside the ratio).
-        # The DNSMOS reference run (ONNX Runtime fp32, the default before OpenVINO) beside the default.
-        runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1, None),
-                (f"with attributes, {attr_workers} decoding workers, DNSMOS on ONNX Runtime fp32, {n} clips", sample,
-                 True, attr_workers, "onnxruntime"),
-                (f"with attributes, {attr_workers} decoding workers (default), {n} clips", sample, True, attr_workers,
-                 None),
+        # Beside the default, the networks on their fp32 references (read by the workers): every one (the
+        # default before OpenVINO), then the speaker encoder alone (the default before it moved to OpenVINO).
+        fp32 = {quality.BACKEND_ENV: "onnxruntime", speaker.BACKEND_ENV: "torch"}
+        runs = [(f"with attributes, 1 decoding worker, {n} clips", sample, True, 1, {}),
+                (f"with attributes, {attr_workers} decoding workers, DNSMOS on ONNX Runtime fp32 and the speaker "
+                 f"encoder on torch fp32, {n} clips", sample, True, attr_workers, fp32),
+                (f"with attributes, {attr_workers} decoding workers, the speaker encoder on torch fp32, {n} clips",
+                 sample, True, attr_workers, {speaker.BACKEND_ENV: "torch"}),
+                (f"with attributes, {attr_workers} decoding workers (default), {n} clips", sample, True, attr_workers, {}),
                 (f"`--no-attributes`, {plain_workers} decoding worker{'s' * (plain_workers > 1)} (default), all "
-                 f"{len(rows)} clips", everything, False, plain_workers, None)]
-        for k, (name, source, attributes, workers, dnsmos) in enumerate(runs):
-            with mock.patch.dict(os.environ, {BACKEND_ENV: dnsmos} if dnsmos else {}):  # read by the workers
+                 f"{len(rows)} clips", everything, False, plain_workers, {})]
+        for k, (name, source, attributes, workers, env) in enumerate(runs):
+            with mock.patch.dict(os.environ, env):
                 summary = run_index(source, Path(tmp) / f"c{k}", encoder, workers=workers, progress=False,
                                     attributes=attributes)
             out.append((name, summary))
-    default_dnsmos = " and ".join(sorted(out[2][1].worker_runtimes.get("DNSMOS", ())))  # runs[2]: the default
+    default = out[3][1].worker_runtimes  # runs[3]: the default
+    default_dnsmos, default_speaker = (" and ".join(sorted(default.get(k, ()))) for k in ("DNSMOS", "speaker"))
     lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores; "
-             f"DNSMOS by default on {default_dnsmos or 'nothing (unavailable)'}",
+             f"by default DNSMOS on {default_dnsmos or 'nothing (unavailable)'}, the speaker encoder on "
+             f"{default_speaker or 'nothing (unavailable)'}",
              "", "| run | audio s | wall s | audio s / wall s |", "|---|---|---|---|"]
     lines += [f"| {name} | {s.audio_seconds:.0f} | {s.wall_seconds:.1f} | {s.realtime_factor:.1f} |" for name, s in out]
     for name, s in out:

@@ -5,7 +5,7 @@ One module per family, each a plain function of a 16 kHz mono waveform:
   prosody.py   F0 median / spread / voiced share, speaking rate            Praat, ~100x real time
   quality.py   DNSMOS SIG / BAK / OVRL                                      ONNX model (OpenVINO bf16 or ONNX Runtime), one 9 s window per clip
   spectrum.py  upper edge of the spectrum (telephone band vs wideband)      numpy only
-  speaker.py   256-d speaker vector; gender from it and F0, with a confidence  Resemblyzer GE2E
+  speaker.py   256-d speaker vector; gender from it and F0, with a confidence  Resemblyzer GE2E (OpenVINO bf16 or torch)
   words.py     corpus-quantile bins -> words ("very slowly" .. "very fast") and captions from them
 
 Every stored column starts with `m_` so that a manifest's own fields (the generator writes
