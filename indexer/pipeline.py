@@ -424,6 +424,15 @@ def write_chunk(tx: Any, chunk: Chunk, source: Source, p: Plan, run_id: int, sum
     summary.audio_seconds += sum(d.seconds for d in chunk.decoded)
 
 
+def audio_span(seconds: float) -> str:
+    """An amount of audio as a person reads it on a progress bar: seconds, minutes or hours."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 def open_collection(path: str | Path, model_id: str, dim: int, index_factory: str | None) -> Collection:
     """Open the collection for `model_id`, creating it on first use."""
     if Collection.exists(path):
@@ -497,7 +506,11 @@ def run_index(
         # take a snapshot of (see searchengine.store.collection, "Readers beside a writer").
         waiting: list[Chunk] = []
         since_commit = 0
+        # The bar counts chunks as they arrive; `summary` counts them only when written (each commit).
+        seen_audio, seen_failed = 0.0, 0
         for chunk in chunks:
+            seen_audio += sum(d.seconds for d in chunk.decoded)
+            seen_failed += len(chunk.failed)
             for d in chunk.decoded:
                 d.waveforms = []
             waiting.append(chunk)
@@ -512,7 +525,7 @@ def run_index(
                 summary.write_seconds += time.perf_counter() - writing
             elapsed = time.perf_counter() - started
             bar.update(len(chunk.decoded) + len(chunk.failed))
-            bar.set_postfix(audio_h=f"{summary.audio_seconds / 3600:.2f}", xRT=f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}", failed=summary.files_failed)
+            bar.set_postfix(audio=audio_span(seen_audio), xRT=f"{seen_audio / max(elapsed, 1e-9):.1f}", failed=seen_failed)
         bar.close()
         writing = time.perf_counter()
         tx = coll.begin()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from indexer.pipeline import run_index
+from indexer.pipeline import audio_span, run_index
 from searchengine.store import Collection
 from searchengine.store.check import problems
 
@@ -166,6 +167,25 @@ def test_bad_files_are_recorded_and_counted(corpus, encoder, tmp_path):
     coll.close()
     again = run_index(folder, tmp_path / "coll", encoder, workers=0, progress=False)
     assert (again.files_added, again.files_failed, again.files_known_bad) == (0, 0, 5)
+
+
+def test_progress_bar_counts_audio_and_failures_as_files_arrive(corpus, encoder, tmp_path, capsys):
+    """The bar's audio, real-time factor and failures come from the files embedded so far, not from
+    what has been committed (a run shorter than one commit used to show 0 audio and 0x real time)."""
+    folder = tmp_path / "some"
+    folder.mkdir()
+    for f in sorted((corpus / "audio").glob("*.wav"))[:3]:
+        shutil.copy(f, folder / f.name)
+    (folder / "empty.wav").write_bytes(b"")
+    s = run_index(folder, tmp_path / "coll", encoder, workers=0, progress=True)
+    assert s.files_added == 3 and s.files_failed == 1
+    last = re.findall(r"audio=([0-9.]+) s, failed=(\d+), xRT=([0-9.]+)", capsys.readouterr().err)[-1]
+    assert float(last[0]) == pytest.approx(s.audio_seconds, abs=0.06)
+    assert int(last[1]) == 1 and float(last[2]) > 0
+
+
+def test_audio_span_reads_as_seconds_minutes_or_hours():
+    assert [audio_span(x) for x in (12.34, 150, 7200)] == ["12.3 s", "2.5 min", "2.00 h"]
 
 
 def test_grown_and_changed_corpus_embeds_only_new_work(corpus, encoder, tmp_path):
