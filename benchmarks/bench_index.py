@@ -63,6 +63,8 @@ def bench_indexing() -> list[str]:
     from searchengine.manifest import read_source
     from searchengine.model import load_model
 
+    load_before = os.getloadavg()[0]
+
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         subprocess.run([sys.executable, "-m", "cli", "corpus", "generate", str(corpus), "--n",
@@ -95,7 +97,7 @@ def bench_indexing() -> list[str]:
     rows = [
         f"Indexing {len(items)} generated clips, {audio_s:.0f} s of audio, {len(texts)} captions, model {encoder.model_id}, "
         f"{os.cpu_count()} CPU cores, torch threads {__import__('torch').get_num_threads()}, "
-        f"captions on {text_runtime}",
+        f"captions on {text_runtime}; load average {load_before:.2f} before it",
         "",
         "| stage | wall s | audio s / wall s |",
         "|---|---|---|",
@@ -144,6 +146,8 @@ def bench_indexing_real() -> list[str]:
     from searchengine.attributes import quality, speaker
     from searchengine.model import load_model
 
+    load_before = os.getloadavg()[0]
+
     manifest = REAL_SPEECH / "manifest.jsonl"
     if not manifest.exists():
         return ["real speech: skipped, data/real_speech is not built; build it with `python -m benchmarks.real_speech build`"]
@@ -176,7 +180,8 @@ def bench_indexing_real() -> list[str]:
             out.append((name, summary))
     default = out[3][1].worker_runtimes  # runs[3]: the default
     default_dnsmos, default_speaker = (" and ".join(sorted(default.get(k, ()))) for k in ("DNSMOS", "speaker"))
-    lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores; "
+    lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores, "
+             f"load average {load_before:.2f} before it; "
              f"by default DNSMOS on {default_dnsmos or 'nothing (unavailable)'}, the speaker encoder on "
              f"{default_speaker or 'nothing (unavailable)'}",
              "", "| run | audio s | wall s | audio s / wall s |", "|---|---|---|---|"]
