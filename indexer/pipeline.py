@@ -103,6 +103,17 @@ class Summary:
     worker_seconds: dict[str, float] = field(default_factory=dict)
     #: How a stage ran, where that depends on the machine ({"DNSMOS": {"openvino bf16"}}).
     worker_runtimes: dict[str, set[str]] = field(default_factory=dict)
+    #: How this process embedded speech and captions ("torch cpu float32", "openvino bf16"; "": none
+    #: embedded here, or not known, as on Ray's actors).
+    speech_runtime: str = ""
+    caption_runtime: str = ""
+
+    def runtimes(self) -> dict[str, Any]:
+        """How each machine-dependent stage computed its numbers, as stored in `runs.runtimes`: the
+        same corpus indexed on another machine may give slightly different vectors and scores."""
+        done = {"speech": self.speech_runtime, "captions": self.caption_runtime}
+        return {**{k: v for k, v in done.items() if v},
+                **{k: sorted(v) for k, v in sorted(self.worker_runtimes.items()) if v}}
 
     @property
     def realtime_factor(self) -> float:
@@ -153,9 +164,11 @@ class Summary:
         where = (f"time in {self.workers} worker process{'es' if self.workers != 1 else ''}, s summed"
                  if self.workers else "time decoding in this process, s")
         speech = self.embed_seconds - self.caption_seconds - self.prepare_wait_seconds
+        captions = f"captions {self.caption_seconds:.1f}" + (
+            f" ({self.caption_runtime})" if self.caption_runtime and self.caption_seconds else "")
         lines = [f"  {where}: {stages or 'none'}",
-                 f"  time in this process, s: speech {speech:.1f}, captions {self.caption_seconds:.1f}, "
-                 f"writing {self.write_seconds:.1f}" + (f", describing {self.describe_seconds:.1f}" if self.describe_seconds else "")]
+                 f"  time in this process, s: speech {speech:.1f}, {captions}, writing {self.write_seconds:.1f}"
+                 + (f", describing {self.describe_seconds:.1f}" if self.describe_seconds else "")]
         bound = self.pace_line()
         return lines + ([bound] if bound else [])
 
@@ -537,6 +550,10 @@ def run_index(
             summary.describe_seconds = time.perf_counter() - describing
         summary.input_wait_seconds, summary.embed_seconds = times.input_wait, times.embed
         summary.prepare_wait_seconds, summary.caption_seconds = times.speech.prepare_wait_seconds, times.captions
+        if backend != "ray" and summary.clips_added:
+            summary.speech_runtime = encoder.speech_runtime()
+        if backend != "ray" and (times.captions or summary.captions_generated):
+            summary.caption_runtime = encoder.text_runtime()
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
         summary.write_seconds += time.perf_counter() - writing - summary.describe_seconds
@@ -560,4 +577,5 @@ def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:
         "files_failed": s.files_failed,
         "audio_seconds": s.audio_seconds,
         "wall_seconds": time.perf_counter() - started,
+        "runtimes": json.dumps(s.runtimes(), sort_keys=True) if s.runtimes() else None,
     }

@@ -203,6 +203,15 @@ class Encoder(ABC):
         return 100.0
 
     # --------------------------------------------------------------------------------- shared API
+    def speech_runtime(self) -> str:
+        """Where and how speech runs ("torch cpu float32", "torch cuda bfloat16"): stored with each
+        indexing run, since another runtime gives slightly different vectors."""
+        return _torch_runtime(self.device)
+
+    def text_runtime(self) -> str:
+        """Where and how texts run; a model family whose texts run on another runtime says so."""
+        return _torch_runtime(self.device)
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -402,9 +411,9 @@ class ClspEncoder(Encoder):
         return "torch" if onnx_text is None else onnx_text.backend
 
     def text_runtime(self) -> str:
-        """Where and how texts run: "openvino bf16", "onnx float32" or "torch"; may export the graph."""
+        """Where and how texts run: "openvino bf16", "onnx float32" or torch's; may export the graph."""
         onnx_text = self._onnx_text_path()
-        return "torch" if onnx_text is None else f"{onnx_text.backend} {onnx_text.precision}"
+        return super().text_runtime() if onnx_text is None else f"{onnx_text.backend} {onnx_text.precision}"
 
     def _onnx_text_path(self, for_queries: bool = True) -> Any:
         """The exported text path (opened on first need, for the kind of call that needs it first), or
@@ -465,6 +474,11 @@ class ClspEncoder(Encoder):
 
     def _logit_scale(self) -> float:
         return float(self.model.scale().detach())
+
+
+def _torch_runtime(device: torch.device) -> str:
+    """How torch computes on `device` here: bf16 autocast on CUDA (`Encoder._autocast`), else fp32."""
+    return f"torch {device.type} {'bfloat16' if device.type == 'cuda' else 'float32'}"
 
 
 def _onnx_batches(onnx_text: Any, texts: list[str], dim: int,

@@ -41,6 +41,12 @@ CORE_CLIP_COLUMNS: dict[str, str] = {
     "added_at": "TIMESTAMP",
 }
 
+#: Columns of `runs` added after its first version (an older collection gets them when next opened
+#: for writing). `runtimes`: how each machine-dependent stage of the run computed its numbers, as a
+#: JSON object ({"captions": "openvino bf16", "DNSMOS": ["openvino bf16"], ...}), since bf16 and fp32
+#: give slightly different caption vectors and scores.
+LATER_RUN_COLUMNS: dict[str, str] = {"runtimes": "VARCHAR"}
+
 STATE_KEYS = ("generation", "next_clip_id", "next_caption_id", "next_error_id", "next_run_id")
 
 
@@ -68,21 +74,24 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE runs (id BIGINT NOT NULL, started TIMESTAMP, finished TIMESTAMP, source VARCHAR,"
         " model_id VARCHAR, status VARCHAR, clips_added BIGINT, clips_deleted BIGINT,"
         " files_added BIGINT, files_unchanged BIGINT, files_failed BIGINT, audio_seconds DOUBLE,"
-        " wall_seconds DOUBLE, args VARCHAR)"
+        " wall_seconds DOUBLE, args VARCHAR, " + ", ".join(f"{quote_ident(n)} {t}" for n, t in LATER_RUN_COLUMNS.items())
+        + ")"
     )
 
 
 def add_missing_core_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Give a `clips` table made by an older version the core columns it lacks (all nullable, so
-    existing rows read as 'not given'); returns their names. Runs in its own transaction."""
-    existing = table_columns(con, "clips")
-    missing = [name for name in CORE_CLIP_COLUMNS if name not in existing]
+    """Give `clips` and `runs` tables made by an older version the core columns they lack (all
+    nullable, so existing rows read as 'not given'); returns them as "table.column". Runs in its own
+    transaction."""
+    missing = [(table, name, dtype)
+               for table, columns in (("clips", CORE_CLIP_COLUMNS), ("runs", LATER_RUN_COLUMNS))
+               for name, dtype in columns.items() if name not in table_columns(con, table)]
     if missing:
         con.begin()
-        for name in missing:
-            con.execute(f"ALTER TABLE clips ADD COLUMN {quote_ident(name)} {CORE_CLIP_COLUMNS[name]}")
+        for table, name, dtype in missing:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {dtype}")
         con.commit()
-    return missing
+    return [f"{table}.{name}" for table, name, _ in missing]
 
 
 def get_state(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -81,6 +81,13 @@ def test_round_trip_counts_columns_and_search(built, corpus, encoder):
     coll.close()
 
 
+def test_the_run_row_keeps_the_runtimes_of_speech_and_captions(built, encoder):
+    coll = Collection.open(built, read_only=True)
+    stored = json.loads(coll.sql("SELECT runtimes FROM runs WHERE status = 'done'").fetchone()[0])
+    coll.close()
+    assert (stored["speech"], stored["captions"]) == ("torch cpu float32", encoder.text_runtime())
+
+
 def test_rerun_is_a_no_op(built, corpus, encoder, tmp_path):
     copy = tmp_path / "coll"
     shutil.copytree(built, copy)

@@ -48,3 +48,26 @@ def test_a_new_collection_has_them_from_the_start(tmp_path):
     assert table_columns(coll.con, "clips")["transcript"] == "VARCHAR"
     assert coll.audio_dir == (tmp_path / "c").resolve() / "audio"
     coll.close()
+
+
+def test_an_older_collection_gains_the_runtimes_column_of_runs(tmp_path):
+    path = tmp_path / "c"
+    coll = Collection.create(path, MODEL, DIM)
+    with coll.transaction() as tx:
+        run_id = tx.start_run("/corpus", MODEL, {})
+    coll.close()
+    con = duckdb.connect(str(path / "meta.duckdb"))  # as an older version made it: no runtimes column
+    con.execute('ALTER TABLE runs DROP COLUMN "runtimes"')
+    con.close()
+
+    reader = Collection.open(path, read_only=True)
+    assert "runtimes" not in table_columns(reader.con, "runs")
+    reader.close()
+
+    writer = Collection.open(path)
+    assert table_columns(writer.con, "runs")["runtimes"] == "VARCHAR"
+    assert writer.sql("SELECT id, runtimes FROM runs").fetchall() == [(run_id, None)]
+    with writer.transaction() as tx:
+        tx.update_run(run_id, runtimes='{"captions": "onnx float32"}')
+    assert writer.sql("SELECT runtimes FROM runs").fetchone() == ('{"captions": "onnx float32"}',)
+    writer.close()
