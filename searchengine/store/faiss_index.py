@@ -27,6 +27,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+BLAS_THRESHOLD = 3 * 512
+"""FAISS scans a batch of queries exactly with its own loops until the batch holds `nx * d >=
+distance_compute_blas_threshold` numbers, then as one BLAS matrix product. FAISS 1.15 sets that to
+128,000 (250 queries of 512 dims); on 2 cores BLAS won from 3 such queries (1.1-1.7x at 3, 1.8-2.8x at
+8, 5.8-12.5x at 64, 12x for batches of 100 over a million vectors) and lost at 2 (0.5-0.8x):
+benchmarks/RESULTS.md, "Index type at a million vectors". Set when this module is imported; one
+query at a time (the server's searches) is unaffected."""
+faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+
 FLAT_MAX = 1_000_000
 """Up to this many vectors an exact scan is fast enough (a few ms per query per core-GB) and exact."""
 

@@ -58,3 +58,20 @@ def test_search_groups_stops_when_the_index_is_exhausted() -> None:
     index, x, ids = _index(20, seed=2)
     best, used = fi.search_groups(index, x[0], 50, lambda found: {int(i): 1 for i in found}, allowed=ids[:4])
     assert list(best) == [1] and used == "selector"
+
+
+def test_a_batch_of_queries_takes_blas_and_answers_as_one_query_at_a_time() -> None:
+    """Batches of 3 or more 512-d queries go through BLAS (FAISS 1.15 would loop until 250), and
+    their answers equal those of the same queries asked one by one (FAISS's own loop)."""
+    import faiss
+
+    assert faiss.cvar.distance_compute_blas_threshold == fi.BLAS_THRESHOLD == 3 * 512
+    x = np.random.default_rng(5).standard_normal((4000, 512)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = fi.new_index("IDMap2,Flat", 512)
+    fi.add(index, x, np.arange(4000, dtype=np.int64))
+    queries = x[:40] + 0.05 * x[40:80]
+    scores, found = index.search(queries, 10)
+    one_by_one = [index.search(q[None], 10) for q in queries]
+    assert found.tolist() == [f[0].tolist() for _, f in one_by_one]
+    assert np.allclose(scores, np.vstack([s for s, _ in one_by_one]), atol=1e-5)
