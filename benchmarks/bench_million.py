@@ -32,6 +32,8 @@ QUERIES = 1000
 FILTER_QUERIES = 200
 AUGMENTED_COPIES = 12
 K = 10
+LONE_QUERIES = 200
+LONE_SIZES = tuple(int(x) for x in os.environ.get("BENCH_MILLION_LONE_SIZES", "50000,100000,300000").split(",") if x)
 FAISS_DEFAULT_BLAS_THRESHOLD = 128_000  # faiss 1.15's `distance_compute_blas_threshold`
 
 
@@ -122,7 +124,7 @@ def main() -> None:
     vectors = structured(N, real, owners, seed=1)
     queries = structured(QUERIES, real, owners, seed=2)
     ids = np.arange(1, N + 1, dtype=np.int64)
-    factory = fi.choose_factory(max(N, fi.FLAT_MAX + 1), vectors.shape[1])  # the type past FLAT_MAX
+    factory = fi.approximate_factory(N, vectors.shape[1])  # what choose_factory picks past FLAT_MAX
     print(f"{N:,} vectors of {vectors.shape[1]} dims drawn from {len(real)} real clsp-mini vectors "
           f"({owners.max() + 1} generated clips x {AUGMENTED_COPIES} augmentations); {QUERIES} held-out queries, top {K}")
 
@@ -162,6 +164,48 @@ def main() -> None:
             best = rows_allowed[np.argpartition(-(vectors[rows_allowed] @ q), K)[:K]] + 1
             recalls.append(len(set(got.tolist()) & set(best.tolist())) / K)
         print(f"| {share:.0%} | {', '.join(sorted(strategies))} | {FILTER_QUERIES / elapsed:.0f} | {np.mean(recalls):.3f} |")
+
+    _lone_queries(real, owners, exact, approx, choice, queries)
+
+
+def _lone_queries(real: np.ndarray, owners: np.ndarray, exact, approx, choice: dict, queries: np.ndarray) -> None:
+    """One query at a time, as the server asks: p50 latency of exact search and of the IVF type that
+    `checked_index` accepts, at sizes around `FLAT_MAX` and at the million above, and which of the two
+    `choose_factory` picks at each size."""
+    from searchengine.store import faiss_index as fi
+
+    print(f"\nOne query at a time through search_ids (as the server searches), {LONE_QUERIES} queries, the two "
+          f"indexes taking turns; `choose_factory` picks exact up to FLAT_MAX = {fi.FLAT_MAX:,}:")
+    print("| vectors | exact p50 ms | IVF | nprobe | IVF p50 ms | exact / IVF | IVF recall@10 | build s | chosen |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---|")
+    for n in LONE_SIZES:
+        vectors = structured(n, real, owners, seed=1)
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        flat = fi.new_index("IDMap2,Flat", vectors.shape[1])
+        fi.add(flat, vectors, ids)
+        started = time.perf_counter()
+        ivf, ivf_choice = fi.checked_index(fi.approximate_factory(n, vectors.shape[1]), vectors, ids, vectors.shape[1])
+        _lone_row(n, flat, ivf, ivf_choice, time.perf_counter() - started, queries)
+    _lone_row(N, exact, approx, choice, float("nan"), queries)
+
+
+def _lone_row(n: int, exact, approx, choice: dict, build_s: float, queries: np.ndarray) -> None:
+    from searchengine.store import faiss_index as fi
+
+    spent: list[list[float]] = [[], []]
+    found: list[list[np.ndarray]] = [[], []]
+    for q in queries[:LONE_QUERIES]:
+        for side, index in enumerate((exact, approx)):
+            began = time.perf_counter()
+            _, got, _ = fi.search_ids(index, q, K, None)
+            spent[side].append(time.perf_counter() - began)
+            found[side].append(got[:K])
+    exact_ms, ivf_ms = (float(np.median(t)) * 1e3 for t in spent)
+    recall = _recall(np.vstack(found[1]), np.vstack(found[0]))
+    chosen = "exact" if fi.family(fi.choose_factory(n, 512)) == "flat" else "IVF"
+    build = "-" if build_s != build_s else f"{build_s:.0f}"
+    print(f"| {n:,} | {exact_ms:.2f} | {choice['factory']} | {choice.get('nprobe', '-')} | {ivf_ms:.2f} | "
+          f"{exact_ms / ivf_ms:.0f}x | {recall:.3f} | {build} | {chosen} |")
 
 
 if __name__ == "__main__":

@@ -76,9 +76,13 @@ def nlist_for(n: int) -> int:
 
 
 def choose_factory(n: int, dim: int) -> str:
-    """The index type for `n` vectors: exact up to `FLAT_MAX`, then IVF with an HNSW coarse quantizer."""
-    if n <= FLAT_MAX:
-        return "IDMap2,Flat"
+    """The index type for `n` vectors: exact up to `FLAT_MAX`, then `approximate_factory`."""
+    return "IDMap2,Flat" if n <= FLAT_MAX else approximate_factory(n, dim)
+
+
+def approximate_factory(n: int, dim: int) -> str:
+    """The approximate type for `n` vectors: IVF with an HNSW coarse quantizer, lists from `nlist_for`,
+    codes in 8-bit scalar quantisation up to `SQ8_MAX`, product quantisation beyond."""
     nlist = nlist_for(n)
     if n <= SQ8_MAX:
         return f"IVF{nlist}_HNSW32,SQ8"
