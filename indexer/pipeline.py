@@ -533,6 +533,7 @@ def run_index(
                 with coll.transaction() as tx:
                     for c in waiting:
                         write_chunk(tx, c, src, p, run_id, summary)
+                    _note_runtimes(summary, encoder, backend, captions_embedded=times.captions > 0)
                     tx.update_run(run_id, **_run_fields(summary, started, "running"))
                 waiting, since_commit = [], 0
                 summary.write_seconds += time.perf_counter() - writing
@@ -550,10 +551,7 @@ def run_index(
             summary.describe_seconds = time.perf_counter() - describing
         summary.input_wait_seconds, summary.embed_seconds = times.input_wait, times.embed
         summary.prepare_wait_seconds, summary.caption_seconds = times.speech.prepare_wait_seconds, times.captions
-        if backend != "ray" and summary.clips_added:
-            summary.speech_runtime = encoder.speech_runtime()
-        if backend != "ray" and (times.captions or summary.captions_generated):
-            summary.caption_runtime = encoder.text_runtime()
+        _note_runtimes(summary, encoder, backend, captions_embedded=bool(times.captions or summary.captions_generated))
         tx.update_run(run_id, **_run_fields(summary, started, "done"))
         tx.commit()
         summary.write_seconds += time.perf_counter() - writing - summary.describe_seconds
@@ -562,6 +560,18 @@ def run_index(
     finally:
         coll.close()
     return summary
+
+
+def _note_runtimes(summary: Summary, encoder: Any, backend: str, captions_embedded: bool) -> None:
+    """Name how this process embedded speech and captions, once each has happened: at every commit,
+    so that the `runs` row of a run killed midway says it too. Ray's actors embed elsewhere, so
+    nothing is named for them."""
+    if backend == "ray":
+        return
+    if summary.clips_added and not summary.speech_runtime:
+        summary.speech_runtime = encoder.speech_runtime()
+    if captions_embedded and not summary.caption_runtime:
+        summary.caption_runtime = encoder.text_runtime()
 
 
 def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:

@@ -144,6 +144,8 @@ def test_kill_9_mid_run_then_resume_equals_single_run(built, corpus, tmp_path):
     assert keys == []  # no duplicates
     assert resumed.index("speech").ntotal == resumed.stats()["counts"]["clips"] == N_CLIPS
     assert resumed.sql("SELECT count(*) FROM runs WHERE status = 'interrupted'").fetchone()[0] == 1
+    killed = json.loads(resumed.sql("SELECT runtimes FROM runs WHERE status = 'interrupted'").fetchone()[0])
+    assert killed["speech"] == "torch cpu float32" and killed["captions"]  # named at its commits, before the kill
     resumed.close()
     a, b = key_vectors(built), key_vectors(coll)
     assert a.keys() == b.keys()
