@@ -7,7 +7,6 @@ measured in one run (ours against a baseline) because this machine is shared and
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import sys
 import time
@@ -33,9 +32,8 @@ def run(names: list[str], modules: dict[str, str]) -> int:
     failures = 0
     for name in names:
         module = importlib.import_module(modules[name])
-        # Figures here move with the machine's other work: the load it starts under goes with them.
-        print(f"\n=== {name} === (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at its start)",
-              flush=True)
+        # Figures here move with the machine's other work: what else ran as it started goes with them.
+        print(f"\n=== {name} === ({benchmarks.machine_load()} at its start)", flush=True)
         started = time.perf_counter()
         try:
             module.main()

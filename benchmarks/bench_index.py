@@ -13,8 +13,8 @@
    on one and on every core's decoding worker (the default), and without attributes; each run's own
    summary lines say where its time went.
 3. Search over random unit 512-d vectors: our exact Flat index against a numpy brute-force scan
-   (100k vectors), and Flat against the approximate index `choose_factory` picks past a million
-   vectors (1M vectors): queries per second, recall@10 against exact, memory per million vectors.
+   (100k vectors), and Flat against the approximate index `choose_factory` picks past `FLAT_MAX`
+   (`approximate_factory`, 1M vectors): queries per second, recall@10 against exact, memory per million vectors.
 Random vectors have no cluster structure, the worst case for IVF recall; real embeddings do better.
 """
 
@@ -56,6 +56,7 @@ def timed(fn, *args, **kwargs):
 
 
 def bench_indexing() -> list[str]:
+    from benchmarks import machine_load
     from indexer.cli import default_workers
     from indexer.decode import process
     from indexer.embedding import caption_texts
@@ -63,7 +64,7 @@ def bench_indexing() -> list[str]:
     from searchengine.manifest import read_source
     from searchengine.model import load_model
 
-    load_before = os.getloadavg()[0]
+    load_before = machine_load()
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
@@ -97,7 +98,7 @@ def bench_indexing() -> list[str]:
     rows = [
         f"Indexing {len(items)} generated clips, {audio_s:.0f} s of audio, {len(texts)} captions, model {encoder.model_id}, "
         f"{os.cpu_count()} CPU cores, torch threads {__import__('torch').get_num_threads()}, "
-        f"captions on {text_runtime}; load average {load_before:.2f} before it",
+        f"captions on {text_runtime}; before it: {load_before}",
         "",
         "| stage | wall s | audio s / wall s |",
         "|---|---|---|",
@@ -141,12 +142,13 @@ REAL_CLIPS = int(os.environ.get("BENCH_INDEX_REAL_CLIPS", "120"))
 def bench_indexing_real() -> list[str]:
     import json
 
+    from benchmarks import machine_load
     from indexer.cli import default_workers
     from indexer.pipeline import run_index
     from searchengine.attributes import quality, speaker
     from searchengine.model import load_model
 
-    load_before = os.getloadavg()[0]
+    load_before = machine_load()
 
     manifest = REAL_SPEECH / "manifest.jsonl"
     if not manifest.exists():
@@ -181,7 +183,7 @@ def bench_indexing_real() -> list[str]:
     default = out[3][1].worker_runtimes  # runs[3]: the default
     default_dnsmos, default_speaker = (" and ".join(sorted(default.get(k, ()))) for k in ("DNSMOS", "speaker"))
     lines = [f"Indexing real clips from paths only (no captions), model {encoder.model_id}, {os.cpu_count()} CPU cores, "
-             f"load average {load_before:.2f} before it; "
+             f"before it: {load_before}; "
              f"by default DNSMOS on {default_dnsmos or 'nothing (unavailable)'}, the speaker encoder on "
              f"{default_speaker or 'nothing (unavailable)'}",
              "", "| run | audio s | wall s | audio s / wall s |", "|---|---|---|---|"]
@@ -219,7 +221,7 @@ def bench_flat_vs_numpy() -> list[str]:
 
 
 def bench_ann() -> list[str]:
-    from searchengine.store.faiss_index import add, choose_factory, new_index, train
+    from searchengine.store.faiss_index import add, approximate_factory, new_index, train
 
     base = unit(ANN_N, 3)
     q = unit(QUERIES, 4)
@@ -227,7 +229,7 @@ def bench_ann() -> list[str]:
     flat = new_index("Flat", DIM)
     add(flat, base, ids)
     (_, truth), t_flat = timed(flat.search, q, 10)
-    factory = choose_factory(ANN_N + 1, DIM)
+    factory = approximate_factory(ANN_N, DIM)  # what choose_factory picks past FLAT_MAX
     ann = new_index(factory, DIM)
     _, t_train = timed(train, ann, base[: 64 * faiss.extract_index_ivf(ann).nlist])
     _, t_add = timed(add, ann, base, ids)

@@ -1,4 +1,4 @@
-"""A million clips: the index `choose_factory` picks, against exact search, with and without filters.
+"""A million clips: the approximate index past `FLAT_MAX`, against exact search, with and without filters.
 
 Vectors with the structure of real embeddings, not uniform random ones (on which no inverted index
 can work, see RESULTS.md): the sample corpus's generated clips are embedded by clsp-mini under
@@ -8,13 +8,16 @@ measured augmentation residuals (augmented vector minus its clip's mean) at rand
 re-normalised, so every vector sits where augmentation moves a clip's embedding.
 
 Measured in one run: the exact `IDMap2,Flat` and the index `faiss_index.checked_index` builds for
-`choose_factory(1,000,000)` (it checks its own recall on 500 of the vectors before it is accepted),
+`approximate_factory(1,000,000)`, the type `choose_factory` picks past `FLAT_MAX` (it checks its own
+recall on 500 of the vectors before it is accepted),
 1,000 held-out queries (vectors drawn the same way, not in the index), top 10: queries per second,
 recall@10 against exact, bytes per vector; then filters keeping 50 %, 5 % and 1 % of the clips, one
 query at a time through `search_ids` (the planner picks selector or over-fetch), recall@10 against
 exact search over the allowed ids. Both indexes are timed in batches of 100 queries, exact search
 with BLAS as `faiss_index` sets it; exact search at FAISS's own default threshold (which leaves
-batches under 250 queries of 512 dims to its loops, 12x slower here) is timed beside it.
+batches under 250 queries of 512 dims to its loops, 12x slower here) is timed beside it. Last, one
+query at a time (as the server searches): exact against the accepted IVF at 50k, 100k and 300k
+vectors (`BENCH_MILLION_LONE_SIZES`) and at the million, with which of the two `choose_factory` picks.
 
     python -m benchmarks million
     BENCH_MILLION_N=200000 python -m benchmarks million     # a smaller run
@@ -92,8 +95,9 @@ def _qps_pair(exact, approx, queries: np.ndarray, chunk: int = 100) -> tuple[flo
 
 
 def _blas_threshold_pair(exact, queries: np.ndarray, chunk: int = 100) -> tuple[float, float]:
-    """Queries/s of exact search in batches of `chunk` at our BLAS threshold and at FAISS's own
-    default (`faiss_index.BLAS_THRESHOLD`), taking turns on the same batches."""
+    """Queries/s of exact search in batches of `chunk` at our BLAS threshold
+    (`faiss_index.BLAS_THRESHOLD`) and at FAISS's own default (`FAISS_DEFAULT_BLAS_THRESHOLD`),
+    taking turns on the same batches."""
     import faiss
 
     from searchengine.store import faiss_index as fi
@@ -170,8 +174,8 @@ def main() -> None:
 
 def _lone_queries(real: np.ndarray, owners: np.ndarray, exact, approx, choice: dict, queries: np.ndarray) -> None:
     """One query at a time, as the server asks: p50 latency of exact search and of the IVF type that
-    `checked_index` accepts, at sizes around `FLAT_MAX` and at the million above, and which of the two
-    `choose_factory` picks at each size."""
+    `checked_index` accepts (Flat where it declines one), at `LONE_SIZES` and at the million of the
+    main table, and which of the two `choose_factory` picks at each size."""
     from searchengine.store import faiss_index as fi
 
     print(f"\nOne query at a time through search_ids (as the server searches), {LONE_QUERIES} queries, the two "
@@ -185,11 +189,11 @@ def _lone_queries(real: np.ndarray, owners: np.ndarray, exact, approx, choice: d
         fi.add(flat, vectors, ids)
         started = time.perf_counter()
         ivf, ivf_choice = fi.checked_index(fi.approximate_factory(n, vectors.shape[1]), vectors, ids, vectors.shape[1])
-        _lone_row(n, flat, ivf, ivf_choice, time.perf_counter() - started, queries)
-    _lone_row(N, exact, approx, choice, float("nan"), queries)
+        _lone_row(n, flat, ivf, ivf_choice, time.perf_counter() - started, queries, vectors.shape[1])
+    _lone_row(N, exact, approx, choice, float("nan"), queries, queries.shape[1])
 
 
-def _lone_row(n: int, exact, approx, choice: dict, build_s: float, queries: np.ndarray) -> None:
+def _lone_row(n: int, exact, approx, choice: dict, build_s: float, queries: np.ndarray, dim: int) -> None:
     from searchengine.store import faiss_index as fi
 
     spent: list[list[float]] = [[], []]
@@ -202,7 +206,7 @@ def _lone_row(n: int, exact, approx, choice: dict, build_s: float, queries: np.n
             found[side].append(got[:K])
     exact_ms, ivf_ms = (float(np.median(t)) * 1e3 for t in spent)
     recall = _recall(np.vstack(found[1]), np.vstack(found[0]))
-    chosen = "exact" if fi.family(fi.choose_factory(n, 512)) == "flat" else "IVF"
+    chosen = "exact" if fi.family(fi.choose_factory(n, dim)) == "flat" else "IVF"
     build = "-" if build_s != build_s else f"{build_s:.0f}"
     print(f"| {n:,} | {exact_ms:.2f} | {choice['factory']} | {choice.get('nprobe', '-')} | {ivf_ms:.2f} | "
           f"{exact_ms / ivf_ms:.0f}x | {recall:.3f} | {build} | {chosen} |")

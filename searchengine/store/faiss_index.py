@@ -33,7 +33,8 @@ distance_compute_blas_threshold` numbers, then as one BLAS matrix product. FAISS
 128,000 (250 queries of 512 dims); on 2 cores BLAS won from 3 such queries (1.1-1.7x at 3, 1.8-2.8x at
 8, 5.8-12.5x at 64, 12x for batches of 100 over a million vectors) and lost at 2 (0.5-0.8x):
 benchmarks/RESULTS.md, "Index type at a million vectors". Set when this module is imported; one
-query at a time (the server's searches) is unaffected."""
+query at a time (the server's searches) and searches with an ID selector (always FAISS's loops) are
+unaffected. Tuned for clsp's 512 dims; the rule counts numbers, so wider models reach it from 2 queries."""
 faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
 
 FLAT_MAX = 1_000_000

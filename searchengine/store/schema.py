@@ -85,7 +85,8 @@ def add_missing_core_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     transaction."""
     missing = [(table, name, dtype)
                for table, columns in (("clips", CORE_CLIP_COLUMNS), ("runs", LATER_RUN_COLUMNS))
-               for name, dtype in columns.items() if name not in table_columns(con, table)]
+               if (existing := table_columns(con, table))  # a table an old collection lacks stays absent
+               for name, dtype in columns.items() if name not in existing]
     if missing:
         con.begin()
         for table, name, dtype in missing:

@@ -38,3 +38,12 @@ INDEX_SCRIPT = (
 def index_cmd(*args: str) -> list[str]:
     """A subprocess command line running `clsp-search index ARGS` (for tests that kill it)."""
     return [sys.executable, "-c", INDEX_SCRIPT.format(repo=str(REPO)), *args]
+
+
+def expected_text_runtime() -> str:
+    """Where captions run by default on this machine: OpenVINO bf16 where the CPU has AMX, else ONNX
+    Runtime fp32 (searchengine/model/onnx_text.py); named here independently of the encoder's report."""
+    from searchengine import openvino_cpu
+
+    core = openvino_cpu.core()
+    return "openvino bf16" if core is not None and openvino_cpu.fast_bf16(core) else "onnx float32"

@@ -13,6 +13,8 @@ from indexer.pipeline import run_index
 from searchengine import openvino_cpu
 from searchengine.store import SPEAKER_KIND, Collection
 
+from .conftest import expected_text_runtime
+
 N_FILES = 8
 
 
@@ -64,14 +66,14 @@ def test_summary_says_where_the_time_went(described_run):
     assert "time in this process, s: speech" in text and "describing" in text
 
 
-def test_the_run_row_keeps_how_its_numbers_were_computed(described_run, encoder):
+def test_the_run_row_keeps_how_its_numbers_were_computed(described_run):
     """`runs.runtimes`: the networks of the measurements, the speech tower, and the text path that
     embedded the generated captions, as the summary saw them."""
     coll_dir, summary = described_run
     with Collection.open(coll_dir, read_only=True) as coll:
         stored = json.loads(coll.sql("SELECT runtimes FROM runs WHERE status = 'done'").fetchone()[0])
     assert stored == summary.runtimes()
-    assert stored["speech"] == "torch cpu float32" and stored["captions"] == encoder.text_runtime()
+    assert stored["speech"] == "torch cpu float32" and stored["captions"] == expected_text_runtime()
     assert {k: set(v) for k, v in stored.items() if k not in ("speech", "captions")} == summary.worker_runtimes
 
 
