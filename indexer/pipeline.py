@@ -577,6 +577,8 @@ def _note_runtimes(summary: Summary, encoder: Any, backend: str, captions_embedd
 def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:
     import datetime as dt
 
+    runtimes = s.runtimes()
+
     return {
         "status": status,
         "finished": dt.datetime.now(dt.UTC).replace(tzinfo=None) if status == "done" else None,
@@ -587,5 +589,5 @@ def _run_fields(s: Summary, started: float, status: str) -> dict[str, Any]:
         "files_failed": s.files_failed,
         "audio_seconds": s.audio_seconds,
         "wall_seconds": time.perf_counter() - started,
-        "runtimes": json.dumps(s.runtimes(), sort_keys=True) if s.runtimes() else None,
+        "runtimes": json.dumps(runtimes, sort_keys=True) if runtimes else None,
     }

@@ -213,9 +213,8 @@ class Encoder(ABC):
         return _torch_runtime(self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = _autocast_dtype(self.device)
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def encode_speech(
         self,
@@ -476,9 +475,16 @@ class ClspEncoder(Encoder):
         return float(self.model.scale().detach())
 
 
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The float type the towers run in under autocast on `device` (bf16 on CUDA), or None: no
+    autocast, fp32."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
 def _torch_runtime(device: torch.device) -> str:
-    """How torch computes on `device` here: bf16 autocast on CUDA (`Encoder._autocast`), else fp32."""
-    return f"torch {device.type} {'bfloat16' if device.type == 'cuda' else 'float32'}"
+    """How torch computes on `device` here, by the same rule as `Encoder._autocast`."""
+    dtype = _autocast_dtype(device) or torch.float32
+    return f"torch {device.type} {str(dtype).removeprefix('torch.')}"
 
 
 def _onnx_batches(onnx_text: Any, texts: list[str], dim: int,
